@@ -1,0 +1,155 @@
+//! The coarse clock every expiry, access time and `flush_all` deadline is measured on.
+//!
+//! Owns: "now" in whole seconds since an epoch chosen so that 0 and 1 are never a live time (0
+//! means "never expires", 1 means "already expired"), and the conversion of a client's exptime
+//! into that scale. Must not touch: timers or threads; the daemon calls [`Clock::tick`] about once
+//! a second and tests move time with [`Clock::set_now`] / [`Clock::advance`].
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// Exptimes up to this many seconds (30 days) are relative; larger ones are Unix times.
+pub const MAX_RELATIVE_EXPTIME: i64 = 60 * 60 * 24 * 30;
+
+/// Internal time at which a fresh clock starts; below it lie the sentinels 0 (never) and 1
+/// (expired).
+const START: u32 = 2;
+
+/// A shared, coarse, monotonic clock in seconds.
+#[derive(Debug)]
+pub struct Clock {
+    /// Unix time of internal second 0.
+    epoch_unix: i64,
+    started: Instant,
+    now: AtomicU32,
+}
+
+impl Clock {
+    /// A clock that starts now, at the real time.
+    pub fn new() -> Self {
+        let unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        Self::starting_at_unix(unix)
+    }
+
+    /// A clock whose current moment is the given Unix time (tests use it to pin absolute
+    /// exptimes).
+    pub fn starting_at_unix(unix_now: i64) -> Self {
+        Clock {
+            epoch_unix: unix_now - i64::from(START),
+            started: Instant::now(),
+            now: AtomicU32::new(START),
+        }
+    }
+
+    /// Re-reads the monotonic clock. Time never goes backwards, even if the wall clock does.
+    pub fn tick(&self) {
+        let elapsed = u32::try_from(self.started.elapsed().as_secs()).unwrap_or(u32::MAX - START);
+        self.now.fetch_max(START + elapsed, Ordering::Relaxed);
+    }
+
+    /// Internal seconds now (>= 2).
+    #[inline]
+    pub fn now(&self) -> u32 {
+        self.now.load(Ordering::Relaxed)
+    }
+
+    /// Moves the clock to an internal time (tests only; the daemon uses [`Clock::tick`]).
+    pub fn set_now(&self, now: u32) {
+        self.now.store(now.max(START), Ordering::Relaxed);
+    }
+
+    /// Moves the clock forward by `secs` (tests only).
+    pub fn advance(&self, secs: u32) {
+        self.now.fetch_add(secs, Ordering::Relaxed);
+    }
+
+    /// Seconds since the clock started (`stats uptime`).
+    pub fn uptime(&self) -> u32 {
+        self.now() - START
+    }
+
+    /// The Unix time of the current internal second (`stats time`).
+    pub fn unix_now(&self) -> i64 {
+        self.epoch_unix + i64::from(self.now())
+    }
+
+    /// Converts a client's exptime to an internal expiry: 0 never expires, 1 is already
+    /// expired, anything else is the internal second at which the item stops being returned
+    /// (an item is expired once `expiry <= now`). Same rules as memcached's `realtime()`.
+    pub fn expiry_of(&self, exptime: i64) -> u32 {
+        if exptime == 0 {
+            0
+        } else if exptime < 0 {
+            1
+        } else if exptime > MAX_RELATIVE_EXPTIME {
+            if exptime <= self.epoch_unix {
+                1
+            } else {
+                u32::try_from(exptime - self.epoch_unix).unwrap_or(u32::MAX)
+            }
+        } else {
+            // exptime <= 30 days always fits.
+            self.now().saturating_add(exptime as u32)
+        }
+    }
+
+    /// Seconds until `expiry`, as meta's `t` flag reports it: -1 for never.
+    pub fn ttl_of(&self, expiry: u32) -> i64 {
+        if expiry == 0 {
+            -1
+        } else {
+            i64::from(expiry) - i64::from(self.now())
+        }
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exptime_rules_match_memcached() {
+        let clock = Clock::starting_at_unix(1_700_000_000);
+        let now = clock.now();
+        assert_eq!(clock.expiry_of(0), 0, "0 never expires");
+        assert_eq!(clock.expiry_of(-1), 1, "negative is expired at once");
+        assert_eq!(clock.expiry_of(10), now + 10, "relative seconds");
+        assert_eq!(clock.expiry_of(MAX_RELATIVE_EXPTIME), now + 2_592_000);
+        assert_eq!(
+            clock.expiry_of(MAX_RELATIVE_EXPTIME + 1),
+            1,
+            "2,592,001 is an absolute time long past"
+        );
+        assert_eq!(
+            clock.expiry_of(1_700_000_100),
+            now + 100,
+            "absolute Unix time"
+        );
+        assert_eq!(
+            clock.expiry_of(1_700_000_000 - 2),
+            1,
+            "absolute time at the epoch"
+        );
+        assert!(clock.expiry_of(1) > now);
+    }
+
+    #[test]
+    fn time_moves_only_forward() {
+        let clock = Clock::starting_at_unix(1_000_000_000);
+        clock.advance(5);
+        assert_eq!(clock.uptime(), 5);
+        clock.tick();
+        assert_eq!(clock.uptime(), 5, "tick never moves a hand-set clock back");
+        assert_eq!(clock.unix_now(), 1_000_000_005);
+        assert_eq!(clock.ttl_of(0), -1);
+        assert_eq!(clock.ttl_of(clock.now() + 7), 7);
+    }
+}

@@ -1,0 +1,83 @@
+//! The engine's settings: memory limit, page and chunk sizes, item size limit, eviction and CAS.
+//!
+//! Owns: the values and their validation, and the slab class sizes they imply. Must not touch:
+//! command-line parsing (the daemon maps memcached's flags onto this struct).
+
+use crate::error::ConfigError;
+
+/// Settings of the engine, with memcached's defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StorageConfig {
+    /// Bytes of slab pages all partitions together may hold (`-m`, in MiB there).
+    pub memory_limit: usize,
+    /// Bytes per slab page (1 MiB).
+    pub page_size: usize,
+    /// Smallest chunk, header included (`-n`, default 48).
+    pub chunk_size_min: usize,
+    /// Each slab class's chunk is this much larger than the previous one (`-f`, default 1.25).
+    pub growth_factor: f64,
+    /// Largest chunk of a slab class; larger items are chained over several chunks
+    /// (`-o slab_chunk_max`, default half a page).
+    pub slab_chunk_max: usize,
+    /// Largest item, header and key included (`-I`, default 1 MiB, at most 1 GiB).
+    pub item_size_max: usize,
+    /// Evict cold items when memory runs out; `false` (`-M`) makes such stores fail instead.
+    pub evictions: bool,
+    /// Keep a CAS unique per item; `false` (`-C`) saves its bytes and reports CAS 0.
+    pub cas: bool,
+    /// Index slots each partition starts with (`-o hashpower`, spread over partitions).
+    pub index_capacity: usize,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            memory_limit: 64 << 20,
+            page_size: 1 << 20,
+            chunk_size_min: 48,
+            growth_factor: 1.25,
+            slab_chunk_max: 1 << 19,
+            item_size_max: 1 << 20,
+            evictions: true,
+            cas: true,
+            index_capacity: 1 << 16,
+        }
+    }
+}
+
+/// Memory above this cannot be addressed by the 32-bit item handles of the index.
+const MEMORY_LIMIT_MAX: usize = 128 << 30;
+
+impl StorageConfig {
+    /// Checks that the settings can work together; the message says which one is wrong.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.growth_factor.is_nan() || self.growth_factor <= 1.0 {
+            return Err(ConfigError::GrowthFactor(self.growth_factor));
+        }
+        if self.chunk_size_min < 16 {
+            return Err(ConfigError::ChunkSizeMin {
+                min: 16,
+                got: self.chunk_size_min,
+            });
+        }
+        if !(1024..=1 << 30).contains(&self.item_size_max) {
+            return Err(ConfigError::ItemSizeMax(self.item_size_max));
+        }
+        if self.item_size_max > self.memory_limit / 2 {
+            return Err(ConfigError::ItemSizeOverHalfMemory {
+                item: self.item_size_max,
+                memory: self.memory_limit,
+            });
+        }
+        if self.slab_chunk_max < self.chunk_size_min || self.slab_chunk_max > self.page_size {
+            return Err(ConfigError::SlabChunkMax {
+                chunk: self.slab_chunk_max,
+                page: self.page_size,
+            });
+        }
+        if self.memory_limit > MEMORY_LIMIT_MAX {
+            return Err(ConfigError::MemoryLimitTooLarge(self.memory_limit));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,40 @@
+//! ferrocache-storage: the cache engine that `ferrocached` runs on.
+//!
+//! Owns: items (key, value, client flags, expiry, CAS, last access) packed inline in slab chunks;
+//! the slab allocator (1 MiB pages cut into size classes); the one page pool capped by the memory
+//! limit and shared by every partition; per-partition hash indexes; CLOCK eviction; expiry and
+//! `flush_all`; the counters behind memcached's `stats`, `stats items` and `stats slabs`.
+//!
+//! Must not touch: sockets, threads, wall-clock sleeps, the wire protocol. The daemon drives it:
+//! it ticks the [`Clock`], wraps each [`Partition`] in a `parking_lot::Mutex`, routes a key to its
+//! partition with [`KeyHasher`], and calls [`Partition::maintain`] in idle slices.
+//!
+//! # Contract, in short
+//! - Every operation takes the key's 64-bit hash from [`KeyHasher::hash`] (computed once by the
+//!   caller, used both to pick the partition and inside its index) and the key bytes.
+//! - Exptimes are passed as the client sent them (`i64`): 0 never expires, 1..=2,592,000 is
+//!   relative seconds, larger is an absolute Unix time, negative is already expired.
+//! - Reads return an [`ItemRef`] that borrows the partition: the caller copies what it needs into
+//!   its reply buffer while it holds the partition lock, then drops both.
+
+mod clock;
+mod config;
+mod error;
+mod hasher;
+mod partition;
+mod pool;
+mod stats;
+
+pub use clock::{Clock, MAX_RELATIVE_EXPTIME};
+pub use config::StorageConfig;
+pub use error::{ConfigError, StoreError};
+pub use hasher::KeyHasher;
+pub use partition::{
+    ArithMode, ArithOutcome, ArithRequest, DeleteOutcome, DeleteRequest, ItemRef, MetaGetOptions,
+    MetaGetOutcome, Partition, StoreMode, StoreOutcome, StoreRequest, ValueChunks,
+};
+pub use pool::PagePool;
+pub use stats::{ClassStats, PartitionStats};
+
+/// Largest key, in bytes, that the engine stores (memcached's `KEY_MAX_LENGTH`).
+pub const KEY_MAX_LEN: usize = 250;

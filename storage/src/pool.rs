@@ -1,0 +1,123 @@
+//! The one pool of slab pages, capped by the memory limit and shared by every partition.
+//!
+//! Owns: the page budget (an atomic count against the limit) and spare pages waiting for reuse.
+//! Must not touch: what is inside a page; partitions cut pages into chunks and give whole pages
+//! back when they empty one.
+
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Slab pages for all partitions, at most `limit` of them out at once.
+#[derive(Debug)]
+pub struct PagePool {
+    page_size: usize,
+    limit_pages: AtomicUsize,
+    in_use: AtomicUsize,
+    /// Pages given back, kept to be handed out again without a new allocation.
+    spare: Mutex<Vec<Box<[u8]>>>,
+}
+
+impl PagePool {
+    /// A pool of `memory_limit / page_size` pages (at least one).
+    pub fn new(memory_limit: usize, page_size: usize) -> Self {
+        PagePool {
+            page_size,
+            limit_pages: AtomicUsize::new((memory_limit / page_size).max(1)),
+            in_use: AtomicUsize::new(0),
+            spare: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Bytes per page.
+    pub fn page_size(&self) -> usize {
+        self.page_size
+    }
+
+    /// A page, if the budget allows one more. Its contents are unspecified.
+    pub fn try_take(&self) -> Option<Box<[u8]>> {
+        self.in_use
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                (used < self.limit_pages.load(Ordering::Acquire)).then_some(used + 1)
+            })
+            .ok()?;
+        let reused = self.spare.lock().pop();
+        // A zeroed allocation comes from calloc/mmap, so a page costs RSS only once written.
+        Some(reused.unwrap_or_else(|| vec![0u8; self.page_size].into_boxed_slice()))
+    }
+
+    /// Returns a page to the pool.
+    pub fn give_back(&self, page: Box<[u8]>) {
+        debug_assert_eq!(page.len(), self.page_size);
+        let used = self.in_use.fetch_sub(1, Ordering::AcqRel) - 1;
+        let mut spare = self.spare.lock();
+        // Keep no more spares than could be handed out again under the current limit.
+        if used + spare.len() < self.limit_pages.load(Ordering::Acquire) {
+            spare.push(page);
+        }
+    }
+
+    /// Changes the memory limit (`cache_memlimit`). Lowering it takes effect as partitions
+    /// evict: pages already out stay out until given back.
+    pub fn set_limit(&self, memory_limit: usize) {
+        self.limit_pages
+            .store((memory_limit / self.page_size).max(1), Ordering::Release);
+        let excess = {
+            let mut spare = self.spare.lock();
+            let room = self.limit_pages().saturating_sub(self.pages_in_use());
+            let keep = spare.len().min(room);
+            spare.split_off(keep)
+        };
+        drop(excess);
+    }
+
+    /// Pages the limit allows.
+    pub fn limit_pages(&self) -> usize {
+        self.limit_pages.load(Ordering::Acquire)
+    }
+
+    /// The limit in bytes (`stats` `limit_maxbytes`).
+    pub fn limit_bytes(&self) -> usize {
+        self.limit_pages() * self.page_size
+    }
+
+    /// Pages handed out to partitions now.
+    pub fn pages_in_use(&self) -> usize {
+        self.in_use.load(Ordering::Acquire)
+    }
+
+    /// Whether every page the limit allows is handed out.
+    pub fn is_exhausted(&self) -> bool {
+        self.pages_in_use() >= self.limit_pages()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn never_hands_out_more_than_the_limit() {
+        let pool = PagePool::new(3 * 4096, 4096);
+        let pages: Vec<_> = std::iter::from_fn(|| pool.try_take()).take(10).collect();
+        assert_eq!(pages.len(), 3);
+        assert!(pool.is_exhausted());
+        for page in pages {
+            pool.give_back(page);
+        }
+        assert_eq!(pool.pages_in_use(), 0);
+        assert!(pool.try_take().is_some());
+    }
+
+    #[test]
+    fn lowering_the_limit_stops_new_pages() {
+        let pool = PagePool::new(4 * 4096, 4096);
+        let first = pool.try_take().unwrap();
+        let second = pool.try_take().unwrap();
+        pool.set_limit(2 * 4096);
+        assert!(pool.try_take().is_none());
+        pool.give_back(first);
+        assert!(pool.try_take().is_some());
+        pool.give_back(second);
+        assert_eq!(pool.limit_bytes(), 2 * 4096);
+    }
+}
