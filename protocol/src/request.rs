@@ -1,0 +1,212 @@
+//! Requests as the server receives them: every text-protocol and meta command, with keys and
+//! values borrowed from the input buffer.
+//!
+//! Owns: the request types and their small helpers. Must not touch: parsing (`parse`),
+//! replies (`reply`), storage semantics.
+
+use crate::meta::MetaFlags;
+
+/// Longest key memcached accepts, in bytes.
+pub const KEY_MAX_LEN: usize = 250;
+
+/// A key as the client sent it, or decoded from base64 (meta `b` flag) into inline storage, so
+/// that neither case allocates.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Key<'a> {
+    Borrowed(&'a [u8]),
+    /// A base64 key decoded: at most 187 bytes (250 base64 characters).
+    Decoded {
+        bytes: [u8; 188],
+        len: u8,
+    },
+}
+
+impl<'a> Key<'a> {
+    /// The key's bytes (decoded, for a base64 key).
+    #[inline]
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Key::Borrowed(bytes) => bytes,
+            Key::Decoded { bytes, len } => &bytes[..usize::from(*len)],
+        }
+    }
+
+    /// Whether the client sent the key in base64 (replies echo it in base64 with `b`).
+    pub fn is_base64(&self) -> bool {
+        matches!(self, Key::Decoded { .. })
+    }
+}
+
+impl std::fmt::Debug for Key<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Key({:?})", String::from_utf8_lossy(self.bytes()))
+    }
+}
+
+/// The keys of a multi-key retrieval (`get a b c`): the validated rest of the command line,
+/// split lazily so a 10,000-key get allocates nothing.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Keys<'a> {
+    /// Space-separated keys, each 1..=250 bytes (checked by the parser).
+    line: &'a [u8],
+}
+
+impl<'a> Keys<'a> {
+    /// Keys from a space-separated list. The parser checks every key before building this.
+    pub fn new(line: &'a [u8]) -> Self {
+        Keys { line }
+    }
+
+    /// The keys in request order.
+    pub fn iter(&self) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.line.split(|&b| b == b' ').filter(|k| !k.is_empty())
+    }
+
+    /// How many keys (counts; does not allocate).
+    pub fn count(&self) -> usize {
+        self.iter().count()
+    }
+}
+
+impl std::fmt::Debug for Keys<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.iter().map(String::from_utf8_lossy))
+            .finish()
+    }
+}
+
+/// The retrieval commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GetKind {
+    Get,
+    /// Replies carry the CAS unique.
+    Gets,
+    /// Get and touch.
+    Gat,
+    /// Get and touch, with CAS.
+    Gats,
+}
+
+impl GetKind {
+    /// Whether `VALUE` lines carry the CAS unique.
+    pub fn with_cas(self) -> bool {
+        matches!(self, GetKind::Gets | GetKind::Gats)
+    }
+}
+
+/// The text storage commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreCommand {
+    Set,
+    Add,
+    Replace,
+    Append,
+    Prepend,
+    /// `cas`: the request's `cas` field holds the unique to compare.
+    Cas,
+}
+
+/// `stats` and its sub-commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatsGroup<'a> {
+    /// Plain `stats`.
+    General,
+    Settings,
+    Items,
+    Slabs,
+    Sizes,
+    Conns,
+    /// `stats reset` (answers `RESET`).
+    Reset,
+    /// Anything else (`stats detail on`, `stats cachedump 1 1`, ...): the sub-command's first
+    /// token; the server decides (memcached answers `ERROR` to unknown ones).
+    Other(&'a [u8]),
+}
+
+/// One request from a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request<'a> {
+    /// `get|gets <key>+`, `gat|gats <exptime> <key>+`.
+    Get {
+        kind: GetKind,
+        /// The new exptime for `gat`/`gats` (0 for `get`/`gets`).
+        exptime: i64,
+        keys: Keys<'a>,
+    },
+    /// `set|add|replace|append|prepend <key> <flags> <exptime> <bytes> [noreply]` and
+    /// `cas <key> <flags> <exptime> <bytes> <cas> [noreply]`, with the data block.
+    Store {
+        command: StoreCommand,
+        key: &'a [u8],
+        flags: u32,
+        exptime: i64,
+        /// The data block, without its trailing `\r\n`.
+        value: &'a [u8],
+        /// The unique to compare (`cas` only; 0 otherwise).
+        cas: u64,
+        noreply: bool,
+    },
+    /// `delete <key> [0] [noreply]`.
+    Delete { key: &'a [u8], noreply: bool },
+    /// `incr|decr <key> <delta> [noreply]`.
+    Arith {
+        incr: bool,
+        key: &'a [u8],
+        delta: u64,
+        noreply: bool,
+    },
+    /// `touch <key> <exptime> [noreply]`.
+    Touch {
+        key: &'a [u8],
+        exptime: i64,
+        noreply: bool,
+    },
+    /// `flush_all [delay] [noreply]` (delay 0 when absent).
+    FlushAll { delay: i64, noreply: bool },
+    /// `version`.
+    Version,
+    /// `verbosity <level> [noreply]`.
+    Verbosity { level: u32, noreply: bool },
+    /// `quit`: close the connection without a reply.
+    Quit,
+    /// `shutdown [graceful]`.
+    Shutdown { graceful: bool },
+    /// `cache_memlimit <megabytes> [noreply]`.
+    CacheMemlimit { megabytes: u64, noreply: bool },
+    /// `stats [group]`.
+    Stats(StatsGroup<'a>),
+    /// `mg <key> <flags>*`.
+    MetaGet { key: Key<'a>, flags: MetaFlags<'a> },
+    /// `ms <key> <datalen> <flags>*`, with the data block.
+    MetaSet {
+        key: Key<'a>,
+        value: &'a [u8],
+        flags: MetaFlags<'a>,
+    },
+    /// `md <key> <flags>*`.
+    MetaDelete { key: Key<'a>, flags: MetaFlags<'a> },
+    /// `ma <key> <flags>*`.
+    MetaArith { key: Key<'a>, flags: MetaFlags<'a> },
+    /// `mn`: answers `MN`.
+    MetaNoop,
+    /// `me <key> [b]`: debug information about an item.
+    MetaDebug { key: Key<'a>, base64: bool },
+}
+
+impl Request<'_> {
+    /// Whether the client asked for no reply on success (text `noreply`; meta `q` is per
+    /// outcome, see [`MetaFlags::quiet`]).
+    pub fn noreply(&self) -> bool {
+        match self {
+            Request::Store { noreply, .. }
+            | Request::Delete { noreply, .. }
+            | Request::Arith { noreply, .. }
+            | Request::Touch { noreply, .. }
+            | Request::FlushAll { noreply, .. }
+            | Request::Verbosity { noreply, .. }
+            | Request::CacheMemlimit { noreply, .. } => *noreply,
+            _ => false,
+        }
+    }
+}
