@@ -80,4 +80,69 @@ impl StorageConfig {
         }
         Ok(())
     }
+
+    /// Chunk sizes of the slab classes, smallest first (class id = position + 1).
+    ///
+    /// Class `i` is `chunk_size_min * growth_factor^i` rounded up to 8 bytes, computed from the
+    /// unrounded power rather than from the previous rounded size, so that rounding never
+    /// compounds (48, 64, 80, 96, 120, 152, 184, 232, ... with the defaults). The ladder stops
+    /// below the largest chunk, which is `slab_chunk_max` itself (but at least
+    /// [`LARGEST_CHUNK_MIN`] so that a maximal key and header always fit, and at most a page).
+    /// At most [`MAX_SLAB_CLASSES`] classes, so a class id fits a byte.
+    pub fn slab_class_sizes(&self) -> Vec<usize> {
+        let largest = self
+            .slab_chunk_max
+            .max(LARGEST_CHUNK_MIN)
+            .min(self.page_size.max(1));
+        let factor = if self.growth_factor.is_finite() && self.growth_factor > 1.0 {
+            self.growth_factor
+        } else {
+            1.25
+        };
+        let mut sizes: Vec<usize> = Vec::new();
+        let mut power = self.chunk_size_min.max(16) as f64;
+        while sizes.len() < MAX_SLAB_CLASSES - 1 {
+            let size = (power.ceil() as usize).div_ceil(8) * 8;
+            if size >= largest {
+                break;
+            }
+            if sizes.last() != Some(&size) {
+                sizes.push(size);
+            }
+            power *= factor;
+        }
+        sizes.push(largest);
+        sizes
+    }
+}
+
+/// Most slab classes a partition has.
+pub const MAX_SLAB_CLASSES: usize = 200;
+
+/// Smallest size of the largest chunk: a chained item's head must hold its header and a
+/// 250-byte key.
+pub const LARGEST_CHUNK_MIN: usize = 512;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_ladder_rounds_each_power_not_the_previous_size() {
+        let sizes = StorageConfig::default().slab_class_sizes();
+        assert_eq!(&sizes[..8], &[48, 64, 80, 96, 120, 152, 184, 232]);
+        assert_eq!(*sizes.last().unwrap(), 1 << 19);
+        assert!(sizes.windows(2).all(|pair| pair[0] < pair[1]));
+    }
+
+    #[test]
+    fn tiny_factor_is_capped() {
+        let config = StorageConfig {
+            growth_factor: 1.0001,
+            ..StorageConfig::default()
+        };
+        let sizes = config.slab_class_sizes();
+        assert!(sizes.len() <= MAX_SLAB_CLASSES);
+        assert_eq!(*sizes.last().unwrap(), 1 << 19);
+    }
 }

@@ -21,12 +21,14 @@ mod clock;
 mod config;
 mod error;
 mod hasher;
+mod item;
 mod partition;
 mod pool;
+mod slab;
 mod stats;
 
 pub use clock::{Clock, MAX_RELATIVE_EXPTIME};
-pub use config::StorageConfig;
+pub use config::{LARGEST_CHUNK_MIN, MAX_SLAB_CLASSES, StorageConfig};
 pub use error::{ConfigError, StoreError};
 pub use hasher::KeyHasher;
 pub use partition::{

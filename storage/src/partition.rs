@@ -4,12 +4,31 @@
 //! [`PagePool`], and the semantics of each operation (memcached's). Must not touch: other
 //! partitions, locks (the daemon wraps a partition in a `parking_lot::Mutex`; every method
 //! takes `&mut self`), or the wire format.
+//!
+//! # Design
+//! - Index: hashbrown's `HashTable<u32>` of item handles (about 5 bytes a slot); lookups
+//!   compare the key in place in the item's chunk, so keys are stored once.
+//! - Eviction: CLOCK per slab class. Reads set the item's accessed bit (no list, no global
+//!   lock); a store that finds no free chunk runs the class's hand, which clears set bits and
+//!   frees the first dead item or the first item whose bit is already clear.
+//! - Memory: a class with no free chunk first takes a page from the shared pool, then runs its
+//!   hand, then empties a page of the class with the most pages. `maintain` gives empty pages
+//!   back, gives a page to a starving partition when over its fair share, and moves a page from
+//!   a cold class to one that evicts young items (memcached's slab_automove).
+//! - Expiry and `flush_all`: checked on every lookup against the item's expiry and last-access
+//!   time; dead items are reclaimed when found, by the allocating hand, or by the crawler in
+//!   `maintain`.
 
 use crate::clock::Clock;
 use crate::config::StorageConfig;
 use crate::error::StoreError;
+use crate::hasher::KeyHasher;
+use crate::item::{self, CONTINUATION_HEADER, Header, NO_HANDLE};
 use crate::pool::PagePool;
+use crate::slab::Slabs;
 use crate::stats::{ClassStats, PartitionStats};
+use crate::KEY_MAX_LEN;
+use hashbrown::HashTable;
 use std::sync::Arc;
 
 /// How a store treats an existing (or missing) item.
@@ -223,179 +242,1473 @@ pub enum MetaGetOutcome<'a> {
 }
 
 /// A live item, borrowed from its partition while the caller holds the partition's lock.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct ItemRef<'a> {
-    _partition: &'a Partition,
+    partition: &'a Partition,
+    handle: u32,
+    header: Header,
+}
+
+impl std::fmt::Debug for ItemRef<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ItemRef")
+            .field("key", &String::from_utf8_lossy(self.key()))
+            .field("flags", &self.flags())
+            .field("cas", &self.cas())
+            .field("value_len", &self.value_len())
+            .finish()
+    }
 }
 
 impl<'a> ItemRef<'a> {
     /// The key.
     pub fn key(&self) -> &'a [u8] {
-        todo!()
+        item::key_of(
+            self.partition.slabs.chunk(self.handle),
+            self.partition.cas_enabled,
+        )
     }
 
     /// Client flags.
     pub fn flags(&self) -> u32 {
-        todo!()
+        self.header.flags
     }
 
     /// CAS unique (0 when CAS is disabled).
     pub fn cas(&self) -> u64 {
-        todo!()
+        self.header.cas
     }
 
     /// Length of the value in bytes.
     pub fn value_len(&self) -> usize {
-        todo!()
+        self.header.value_len as usize
     }
 
     /// The value, as one slice per chunk it is stored in (one for all but chained items).
     pub fn value(&self) -> ValueChunks<'a> {
-        todo!()
+        let partition = self.partition;
+        let chunk = partition.slabs.chunk(self.handle);
+        let start = self.header.len(partition.cas_enabled) + usize::from(self.header.key_len);
+        let total = self.value_len();
+        let first_len = total.min(chunk.len() - start);
+        ValueChunks {
+            partition,
+            first: Some(&chunk[start..start + first_len]),
+            next: self.header.next,
+            remaining: total - first_len,
+        }
     }
 
     /// Seconds left to live, -1 for never.
     pub fn ttl(&self) -> i64 {
-        todo!()
+        self.partition.clock.ttl_of(self.header.expiry)
     }
 
     /// Seconds since the last access.
     pub fn last_access(&self) -> u32 {
-        todo!()
+        self.partition.clock.now().saturating_sub(self.header.time)
     }
 
     /// Whether the item has been fetched since it was stored.
     pub fn fetched(&self) -> bool {
-        todo!()
+        self.header.bits & item::FETCHED != 0
     }
 
     /// The slab class id of the item's first chunk (meta `me` `cls=`).
     pub fn class_id(&self) -> u8 {
-        todo!()
+        (self.partition.slabs.class_of(self.handle) + 1) as u8
     }
 
     /// Bytes the item takes: header, key and value (meta `me` `size=`).
     pub fn total_size(&self) -> usize {
-        todo!()
+        item_size(&self.header, self.partition.cas_enabled)
     }
 }
 
 /// The chunks of a value, in order.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ValueChunks<'a> {
-    _partition: &'a Partition,
+    partition: &'a Partition,
+    first: Option<&'a [u8]>,
+    next: u32,
+    remaining: usize,
+}
+
+impl std::fmt::Debug for ValueChunks<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ValueChunks")
+            .field("remaining", &self.remaining)
+            .finish()
+    }
 }
 
 impl<'a> Iterator for ValueChunks<'a> {
     type Item = &'a [u8];
 
     fn next(&mut self) -> Option<&'a [u8]> {
-        todo!()
+        if let Some(first) = self.first.take() {
+            return Some(first);
+        }
+        if self.remaining == 0 || self.next == NO_HANDLE {
+            return None;
+        }
+        let chunk = self.partition.slabs.chunk(self.next);
+        let len = self.remaining.min(chunk.len() - CONTINUATION_HEADER);
+        self.remaining -= len;
+        self.next = item::continuation_next(chunk);
+        Some(&chunk[CONTINUATION_HEADER..CONTINUATION_HEADER + len])
     }
 }
 
-/// One partition of the cache.
-#[derive(Debug)]
-pub struct Partition {
-    _config: Arc<StorageConfig>,
-    _pool: Arc<PagePool>,
-    _clock: Arc<Clock>,
+/// Bytes an item asks for: header, key and value.
+fn item_size(header: &Header, cas_enabled: bool) -> usize {
+    header.len(cas_enabled) + usize::from(header.key_len) + header.value_len as usize
 }
+
+/// How the index hashes keys. The caller's hash is only usable inside the index if the
+/// partition can recompute it when the table grows, which needs the caller's [`KeyHasher`].
+enum IndexHasher {
+    /// The partition hashes keys itself (one extra hash per operation).
+    Own(ahash::RandomState),
+    /// The index uses the hash the caller passes, recomputed with the same hasher on growth.
+    Caller(KeyHasher),
+}
+
+impl IndexHasher {
+    #[inline]
+    fn hash_stored(&self, key: &[u8]) -> u64 {
+        match self {
+            IndexHasher::Own(state) => state.hash_one(key),
+            IndexHasher::Caller(hasher) => hasher.hash(key),
+        }
+    }
+}
+
+/// Why an item found in the index is not live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Death {
+    Expired,
+    Flushed,
+}
+
+/// `flush_all` state, compared against each item's last-access time (memcached's
+/// `oldest_live`): an item whose `time` is below an effective stamp is dead.
+#[derive(Debug, Default, Clone, Copy)]
+struct FlushState {
+    /// Items last touched before this second are dead (0: no flush yet).
+    stamp: u32,
+    /// A delayed flush: from this second on, items last touched before it are dead.
+    pending: Option<u32>,
+}
+
+/// One partition of the cache.
+pub struct Partition {
+    config: Arc<StorageConfig>,
+    pool: Arc<PagePool>,
+    clock: Arc<Clock>,
+    cas_enabled: bool,
+    /// Item head handles, found by comparing keys in place in their chunks.
+    index: HashTable<u32>,
+    index_hasher: IndexHasher,
+    slabs: Slabs,
+    next_cas: u64,
+    flush: FlushState,
+    /// Counters; gauges are filled in by [`Partition::stats`].
+    counters: PartitionStats,
+    items: u64,
+    bytes: u64,
+    /// Crawler position: page slot and chunk.
+    crawl_page: usize,
+    crawl_chunk: usize,
+    /// This partition told the pool it needs a page.
+    starving: bool,
+}
+
+impl std::fmt::Debug for Partition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Partition")
+            .field("items", &self.items)
+            .field("bytes", &self.bytes)
+            .field("slabs", &self.slabs)
+            .finish()
+    }
+}
+
+/// Chunks the allocator's CLOCK hand looks at for an expired item when evictions are off.
+const RECLAIM_SCAN_WITHOUT_EVICTIONS: usize = 256;
 
 impl Partition {
     /// An empty partition drawing pages from `pool`. `config` must have passed
     /// [`StorageConfig::validate`].
+    ///
+    /// Its index hashes keys itself; [`Partition::with_key_hasher`] saves that hash.
     pub fn new(config: Arc<StorageConfig>, pool: Arc<PagePool>, clock: Arc<Clock>) -> Self {
+        Self::build(config, pool, clock, IndexHasher::Own(ahash::RandomState::new()))
+    }
+
+    /// An empty partition whose index uses the hash every operation is given, which must come
+    /// from `hasher` (the same one the caller routes keys with).
+    pub fn with_key_hasher(
+        config: Arc<StorageConfig>,
+        pool: Arc<PagePool>,
+        clock: Arc<Clock>,
+        hasher: KeyHasher,
+    ) -> Self {
+        Self::build(config, pool, clock, IndexHasher::Caller(hasher))
+    }
+
+    fn build(
+        config: Arc<StorageConfig>,
+        pool: Arc<PagePool>,
+        clock: Arc<Clock>,
+        index_hasher: IndexHasher,
+    ) -> Self {
+        pool.register_partition();
+        let slabs = Slabs::new(&config.slab_class_sizes(), pool.page_size());
         Partition {
-            _config: config,
-            _pool: pool,
-            _clock: clock,
+            cas_enabled: config.cas,
+            index: HashTable::with_capacity(config.index_capacity),
+            index_hasher,
+            slabs,
+            next_cas: 1,
+            flush: FlushState::default(),
+            counters: PartitionStats::default(),
+            items: 0,
+            bytes: 0,
+            crawl_page: 0,
+            crawl_chunk: 0,
+            starving: false,
+            config,
+            pool,
+            clock,
         }
     }
 
+    // ----- operations ---------------------------------------------------------------------
+
     /// `get`/`gets`: the live item, counted as a hit and marked accessed; `None` counts a miss
     /// (an expired or flushed item found here is reclaimed).
-    pub fn get(&mut self, _hash: u64, _key: &[u8]) -> Option<ItemRef<'_>> {
-        todo!()
+    pub fn get(&mut self, hash: u64, key: &[u8]) -> Option<ItemRef<'_>> {
+        self.counters.cmd_get += 1;
+        let Some((handle, mut header)) = self.lookup_counting_misses(hash, key) else {
+            self.counters.get_misses += 1;
+            return None;
+        };
+        self.counters.get_hits += 1;
+        self.class_counters(handle).get_hits += 1;
+        self.bump(handle, &mut header);
+        Some(self.item_ref(handle, header))
     }
 
     /// `gat`/`gats`: [`Partition::get`] that also sets a new exptime on a hit.
-    pub fn get_and_touch(&mut self, _hash: u64, _key: &[u8], _exptime: i64) -> Option<ItemRef<'_>> {
-        todo!()
+    pub fn get_and_touch(&mut self, hash: u64, key: &[u8], exptime: i64) -> Option<ItemRef<'_>> {
+        self.counters.cmd_get += 1;
+        self.counters.cmd_touch += 1;
+        let Some((handle, mut header)) = self.lookup_counting_misses(hash, key) else {
+            self.counters.get_misses += 1;
+            self.counters.touch_misses += 1;
+            return None;
+        };
+        self.counters.get_hits += 1;
+        self.counters.touch_hits += 1;
+        let class = self.class_counters(handle);
+        class.get_hits += 1;
+        class.touch_hits += 1;
+        header.expiry = self.clock.expiry_of(exptime);
+        self.bump(handle, &mut header);
+        Some(self.item_ref(handle, header))
     }
 
     /// `mg`.
     pub fn meta_get(
         &mut self,
-        _hash: u64,
-        _key: &[u8],
-        _options: &MetaGetOptions,
+        hash: u64,
+        key: &[u8],
+        options: &MetaGetOptions,
     ) -> MetaGetOutcome<'_> {
-        todo!()
+        // memcached counts an `mg` with `T` as a touch, any other as a get.
+        if options.touch.is_some() {
+            self.counters.cmd_touch += 1;
+        } else {
+            self.counters.cmd_get += 1;
+        }
+        let mut created = false;
+        let found = match self.lookup_counting_misses(hash, key) {
+            Some(found) => Some(found),
+            None => match options.vivify {
+                Some(exptime) => {
+                    created = true;
+                    self.vivify(hash, key, &[], exptime)
+                }
+                None => None,
+            },
+        };
+        let Some((handle, mut header)) = found else {
+            if options.touch.is_some() {
+                self.counters.touch_misses += 1;
+            } else {
+                self.counters.get_misses += 1;
+            }
+            return MetaGetOutcome::Miss;
+        };
+        if options.touch.is_some() {
+            self.counters.touch_hits += 1;
+            self.class_counters(handle).touch_hits += 1;
+        } else {
+            self.counters.get_hits += 1;
+            self.class_counters(handle).get_hits += 1;
+        }
+        let now = self.clock.now();
+        let hit_before = header.bits & item::FETCHED != 0;
+        let last_access = now.saturating_sub(header.time);
+        if let Some(exptime) = options.touch {
+            header.expiry = self.clock.expiry_of(exptime);
+        }
+        let win_sent = header.bits & item::WIN_SENT != 0;
+        let stale = header.bits & item::STALE != 0;
+        let mut win = created;
+        if let Some(below) = options.recache_below {
+            // memcached: the item expires before `R` seconds from now and no token went out.
+            if !win_sent && !created && header.expiry != 0 {
+                win |= header.expiry < self.clock.expiry_of(below);
+            }
+        }
+        if stale && !win_sent {
+            win = true;
+        }
+        if win {
+            header.bits |= item::WIN_SENT;
+        }
+        if options.bump {
+            self.bump(handle, &mut header);
+        } else {
+            self.write_header_fields(handle, &header);
+        }
+        MetaGetOutcome::Hit {
+            item: self.item_ref(handle, header),
+            hit_before,
+            last_access,
+            win,
+            stale,
+            win_sent,
+        }
     }
 
     /// The live item without counting or marking an access (meta `me`).
-    pub fn peek(&mut self, _hash: u64, _key: &[u8]) -> Option<ItemRef<'_>> {
-        todo!()
+    pub fn peek(&mut self, hash: u64, key: &[u8]) -> Option<ItemRef<'_>> {
+        let (handle, header) = self.lookup(hash, key).ok()?;
+        Some(self.item_ref(handle, header))
     }
 
     /// `set`/`add`/`replace`/`append`/`prepend`/`cas`/`ms`.
-    pub fn store(&mut self, _request: &StoreRequest<'_>) -> Result<StoreOutcome, StoreError> {
-        todo!()
+    pub fn store(&mut self, request: &StoreRequest<'_>) -> Result<StoreOutcome, StoreError> {
+        self.counters.cmd_set += 1;
+        if !valid_key(request.key) {
+            return Ok(StoreOutcome::NotStored);
+        }
+        let old = self.lookup(request.hash, request.key).ok();
+        let compare = request.compare_cas;
+        // Text `cas` and `ms` with `C` in set mode: the CAS decides.
+        let cas_mode = compare.is_some() && request.mode == StoreMode::Set;
+
+        let Some((old_handle, old_header)) = old else {
+            if cas_mode {
+                self.counters.cas_misses += 1;
+                return Ok(StoreOutcome::NotFound);
+            }
+            let exptime = match request.mode {
+                StoreMode::Set | StoreMode::Add => request.exptime,
+                StoreMode::Replace => return Ok(StoreOutcome::NotStored),
+                StoreMode::Append | StoreMode::Prepend => match request.vivify_exptime {
+                    Some(exptime) => exptime,
+                    None => return Ok(StoreOutcome::NotStored),
+                },
+            };
+            let header = self.new_header(
+                request.key,
+                request.flags,
+                self.clock.expiry_of(exptime),
+                request.new_cas,
+            );
+            return self
+                .write_and_link(request.hash, request.key, header, &[request.value])
+                .map(|(_, header)| StoreOutcome::Stored { cas: header.cas });
+        };
+
+        // memcached: a zero CAS to compare against means "no CAS given".
+        let cas_matches = match compare {
+            None | Some(0) => None,
+            Some(cas) => Some(cas == old_header.cas),
+        };
+        let stale_store = request.invalidate
+            && compare.is_some_and(|cas| cas != 0 && cas < old_header.cas)
+            && (cas_mode || request.mode == StoreMode::Replace);
+        let mut header;
+        let mut copied_value = Vec::new();
+        let parts: [&[u8]; 2];
+        match request.mode {
+            StoreMode::Add => {
+                // Like memcached, a failed add counts as a use of the existing item.
+                self.set_bits(old_handle, item::ACCESSED);
+                return Ok(StoreOutcome::NotStored);
+            }
+            StoreMode::Set | StoreMode::Replace => {
+                let cas_checked = cas_mode || (compare.is_some() && request.mode == StoreMode::Replace);
+                if cas_checked && !stale_store && cas_matches != Some(true) {
+                    self.counters.cas_badval += 1;
+                    self.class_counters(old_handle).cas_badval += 1;
+                    return Ok(StoreOutcome::Exists);
+                }
+                if cas_checked {
+                    self.counters.cas_hits += 1;
+                    self.class_counters(old_handle).cas_hits += 1;
+                }
+                header = self.new_header(
+                    request.key,
+                    request.flags,
+                    self.clock.expiry_of(request.exptime),
+                    request.new_cas,
+                );
+                if stale_store {
+                    // memcached keeps the TTL and the stale and token-sent marks.
+                    header.expiry = old_header.expiry;
+                    header.bits |= item::STALE | (old_header.bits & item::WIN_SENT);
+                }
+                parts = [request.value, &[]];
+            }
+            StoreMode::Append | StoreMode::Prepend => {
+                if cas_matches == Some(false) {
+                    return Ok(StoreOutcome::Exists);
+                }
+                header = self.new_header(
+                    request.key,
+                    old_header.flags,
+                    old_header.expiry,
+                    request.new_cas,
+                );
+                // The old value is copied out: making room for the new item may evict it.
+                copied_value = self.copy_value(old_handle, &old_header);
+                parts = if request.mode == StoreMode::Append {
+                    [&copied_value, request.value]
+                } else {
+                    [request.value, &copied_value]
+                };
+            }
+        }
+        let result = self.write_and_link(request.hash, request.key, header, &parts);
+        drop(copied_value);
+        match result {
+            Ok((_, stored)) => Ok(StoreOutcome::Stored { cas: stored.cas }),
+            Err(error) => {
+                // memcached drops the old value of a failed set rather than serve stale data.
+                if request.mode == StoreMode::Set {
+                    if let Ok((handle, _)) = self.lookup(request.hash, request.key) {
+                        self.unlink(handle);
+                    }
+                }
+                Err(error)
+            }
+        }
     }
 
     /// `delete`/`md`.
-    pub fn delete(&mut self, _request: &DeleteRequest<'_>) -> DeleteOutcome {
-        todo!()
+    pub fn delete(&mut self, request: &DeleteRequest<'_>) -> DeleteOutcome {
+        let Ok((handle, mut header)) = self.lookup(request.hash, request.key) else {
+            self.counters.delete_misses += 1;
+            return DeleteOutcome::NotFound;
+        };
+        if request.compare_cas.is_some_and(|cas| cas != header.cas) {
+            self.counters.delete_misses += 1;
+            return DeleteOutcome::Exists;
+        }
+        match request.invalidate {
+            Some(exptime) => {
+                if let Some(exptime) = exptime {
+                    header.expiry = self.clock.expiry_of(exptime);
+                }
+                // Stale, and the next reader may win the recache again.
+                header.bits = (header.bits | item::STALE) & !item::WIN_SENT;
+                header.cas = self.fresh_cas(request.new_cas);
+                self.rewrite_header(request.hash, handle, header);
+            }
+            None => {
+                self.counters.delete_hits += 1;
+                self.class_counters(handle).delete_hits += 1;
+                self.unlink(handle);
+            }
+        }
+        DeleteOutcome::Deleted
     }
 
     /// `incr`/`decr`/`ma`.
-    pub fn arith(&mut self, _request: &ArithRequest<'_>) -> Result<ArithOutcome, StoreError> {
-        todo!()
+    pub fn arith(&mut self, request: &ArithRequest<'_>) -> Result<ArithOutcome, StoreError> {
+        let incr = request.mode == ArithMode::Incr;
+        let Ok((handle, old_header)) = self.lookup(request.hash, request.key) else {
+            if let Some((initial, exptime)) = request.vivify {
+                let digits = initial.to_string();
+                let exptime = request.exptime.unwrap_or(exptime);
+                let header = self.new_header(
+                    request.key,
+                    0,
+                    self.clock.expiry_of(exptime),
+                    request.new_cas,
+                );
+                let (_, header) = self.write_and_link(
+                    request.hash,
+                    request.key,
+                    header,
+                    &[digits.as_bytes()],
+                )?;
+                return Ok(ArithOutcome::Updated {
+                    value: initial,
+                    cas: header.cas,
+                    ttl: self.clock.ttl_of(header.expiry),
+                });
+            }
+            if incr {
+                self.counters.incr_misses += 1;
+            } else {
+                self.counters.decr_misses += 1;
+            }
+            return Ok(ArithOutcome::NotFound);
+        };
+        if old_header.is_chained() || old_header.value_len == 0 {
+            return Ok(ArithOutcome::NonNumeric);
+        }
+        if let Some(cas) = request.compare_cas {
+            if cas != 0 && cas != old_header.cas {
+                return Ok(ArithOutcome::Exists);
+            }
+        }
+        let old_len = old_header.value_len as usize;
+        let Some(current) = parse_counter(self.value_slice(handle, &old_header)) else {
+            return Ok(ArithOutcome::NonNumeric);
+        };
+        let value = if incr {
+            current.wrapping_add(request.delta)
+        } else {
+            current.saturating_sub(request.delta)
+        };
+        if incr {
+            self.counters.incr_hits += 1;
+            self.class_counters(handle).incr_hits += 1;
+        } else {
+            self.counters.decr_hits += 1;
+            self.class_counters(handle).decr_hits += 1;
+        }
+        let digits = value.to_string();
+        let mut header = old_header;
+        if let Some(exptime) = request.exptime {
+            header.expiry = self.clock.expiry_of(exptime);
+        }
+        header.cas = self.fresh_cas(request.new_cas);
+        let header = if digits.len() <= old_len {
+            // In place, padded with spaces to the old length (memcached keeps the length).
+            let start = header.len(self.cas_enabled) + usize::from(header.key_len);
+            let chunk = self.slabs.chunk_mut(handle);
+            let value_bytes = &mut chunk[start..start + old_len];
+            value_bytes[..digits.len()].copy_from_slice(digits.as_bytes());
+            value_bytes[digits.len()..].fill(b' ');
+            header.bits |= item::ACCESSED;
+            header.time = self.access_time();
+            self.rewrite_header(request.hash, handle, header)
+        } else {
+            let fresh = self.new_header(request.key, header.flags, header.expiry, Some(header.cas));
+            self.write_and_link(request.hash, request.key, fresh, &[digits.as_bytes()])?
+                .1
+        };
+        Ok(ArithOutcome::Updated {
+            value,
+            cas: header.cas,
+            ttl: self.clock.ttl_of(header.expiry),
+        })
     }
 
     /// `touch`: sets a new exptime; false if there is no live item.
-    pub fn touch(&mut self, _hash: u64, _key: &[u8], _exptime: i64) -> bool {
-        todo!()
+    pub fn touch(&mut self, hash: u64, key: &[u8], exptime: i64) -> bool {
+        self.counters.cmd_touch += 1;
+        let Some((handle, mut header)) = self.lookup_counting_misses(hash, key) else {
+            self.counters.touch_misses += 1;
+            return false;
+        };
+        self.counters.touch_hits += 1;
+        self.class_counters(handle).touch_hits += 1;
+        header.expiry = self.clock.expiry_of(exptime);
+        self.bump(handle, &mut header);
+        true
     }
 
     /// `flush_all [delay]`: every item stored before the moment `exptime` names (now, for 0 or
     /// a negative value) stops being returned from that moment.
-    pub fn flush_all(&mut self, _exptime: i64) {
-        todo!()
+    pub fn flush_all(&mut self, exptime: i64) {
+        let now = self.clock.now();
+        let moment = if exptime <= 0 {
+            now
+        } else {
+            self.clock.expiry_of(exptime).max(now)
+        };
+        if moment <= now {
+            // Items touched up to this second are dead; items stored later in the same second
+            // are stamped with the next second (see `access_time`) and live.
+            self.flush.stamp = self.flush.stamp.max(now.saturating_add(1));
+            self.flush.pending = None;
+        } else {
+            // As in memcached, the latest flush_all replaces a pending one.
+            self.flush.pending = Some(moment);
+        }
     }
 
     /// Background work in a slice of about `budget` chunks: reclaims expired and flushed items,
     /// carries out a due delayed flush, and moves pages between slab classes where one class's
     /// evictions are much hotter than another's. Returns the chunks examined; the owner calls it
     /// when its event loop is idle and about once a second.
-    pub fn maintain(&mut self, _budget: usize) -> usize {
-        todo!()
+    pub fn maintain(&mut self, budget: usize) -> usize {
+        let now = self.clock.now();
+        if let Some(moment) = self.flush.pending {
+            if now >= moment {
+                self.flush.stamp = self.flush.stamp.max(moment);
+                self.flush.pending = None;
+            }
+        }
+        let examined = self.crawl(budget);
+        self.release_empty_pages();
+        self.give_pages_to_pool();
+        self.rebalance();
+        examined
     }
 
     /// Item counters of this partition.
     pub fn stats(&self) -> PartitionStats {
-        todo!()
+        let mut stats = self.counters.clone();
+        stats.curr_items = self.items;
+        stats.bytes = self.bytes;
+        stats.total_pages = self.slabs.page_count() as u64;
+        stats.hash_bytes = self.index.allocation_size() as u64;
+        stats.hash_capacity = self.index.capacity() as u64;
+        stats
     }
 
     /// Counters of each slab class that has ever held a page, by class id (1-based, as
     /// memcached numbers them).
     pub fn class_stats(&self) -> Vec<(u8, ClassStats)> {
-        todo!()
+        let now = self.clock.now();
+        (0..self.slabs.classes.len())
+            .filter(|&class| self.slabs.classes[class].ever_had_pages)
+            .map(|class| {
+                let slab = &self.slabs.classes[class];
+                let mut stats = slab.counters.clone();
+                stats.chunk_size = slab.chunk_size as u64;
+                stats.chunks_per_page = slab.chunks_per_page as u64;
+                stats.total_pages = slab.pages.len() as u64;
+                stats.total_chunks = slab.total_chunks() as u64;
+                stats.used_chunks = slab.used_chunks as u64;
+                stats.free_chunks = slab.free_chunks() as u64;
+                stats.free_chunks_end = slab.fresh_chunks() as u64;
+                stats.mem_requested = slab.mem_requested;
+                stats.items = slab.items as u64;
+                stats.age = u64::from(self.class_age(class, now));
+                ((class + 1) as u8, stats)
+            })
+            .collect()
     }
 
     /// `stats reset`: zeroes the counters (not the gauges: items, bytes, pages).
     pub fn reset_stats(&mut self) {
-        todo!()
+        self.counters = PartitionStats::default();
+        for class in &mut self.slabs.classes {
+            class.counters = ClassStats::default();
+            class.evicted_checkpoint = 0;
+        }
     }
 
     /// Live and not-yet-reclaimed items.
     pub fn len(&self) -> usize {
-        todo!()
+        self.items as usize
     }
 
     /// Whether the partition holds no items.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Slab pages this partition holds now.
+    pub fn pages(&self) -> usize {
+        self.slabs.page_count()
+    }
+
+    // ----- index and liveness ---------------------------------------------------------------
+
+    #[inline]
+    fn index_hash(&self, hash: u64, key: &[u8]) -> u64 {
+        match &self.index_hasher {
+            IndexHasher::Own(state) => state.hash_one(key),
+            IndexHasher::Caller(hasher) => {
+                debug_assert_eq!(hash, hasher.hash(key), "hash from another KeyHasher");
+                hash
+            }
+        }
+    }
+
+    /// The key's item if it is live; a dead one is reclaimed and reported.
+    fn lookup(&mut self, hash: u64, key: &[u8]) -> Result<(u32, Header), Option<Death>> {
+        if !valid_key(key) {
+            return Err(None);
+        }
+        let index_hash = self.index_hash(hash, key);
+        let (slabs, cas_enabled) = (&self.slabs, self.cas_enabled);
+        let handle = *self
+            .index
+            .find(index_hash, |&handle| {
+                item::key_of(slabs.chunk(handle), cas_enabled) == key
+            })
+            .ok_or(None)?;
+        let header = Header::read(self.slabs.chunk(handle), self.cas_enabled);
+        match self.death(&header, self.clock.now()) {
+            None => Ok((handle, header)),
+            Some(death) => {
+                self.reclaim(handle, &header, death);
+                Err(Some(death))
+            }
+        }
+    }
+
+    /// [`Partition::lookup`] for reads, counting `get_expired` / `get_flushed`.
+    fn lookup_counting_misses(&mut self, hash: u64, key: &[u8]) -> Option<(u32, Header)> {
+        match self.lookup(hash, key) {
+            Ok(found) => Some(found),
+            Err(Some(Death::Expired)) => {
+                self.counters.get_expired += 1;
+                None
+            }
+            Err(Some(Death::Flushed)) => {
+                self.counters.get_flushed += 1;
+                None
+            }
+            Err(None) => None,
+        }
+    }
+
+    #[inline]
+    fn death(&self, header: &Header, now: u32) -> Option<Death> {
+        if header.expiry != 0 && header.expiry <= now {
+            return Some(Death::Expired);
+        }
+        let flushed = header.time < self.flush.stamp
+            || self
+                .flush
+                .pending
+                .is_some_and(|moment| now >= moment && header.time < moment);
+        flushed.then_some(Death::Flushed)
+    }
+
+    /// The time to record for an access now: after an immediate flush in this second, the next
+    /// second, so that the item is not mistaken for one stored before the flush.
+    #[inline]
+    fn access_time(&self) -> u32 {
+        self.clock.now().max(self.flush.stamp)
+    }
+
+    fn item_ref(&self, handle: u32, header: Header) -> ItemRef<'_> {
+        ItemRef {
+            partition: self,
+            handle,
+            header,
+        }
+    }
+
+    fn class_counters(&mut self, handle: u32) -> &mut ClassStats {
+        let class = self.slabs.class_of(handle);
+        &mut self.slabs.classes[class].counters
+    }
+
+    /// Marks an access: CLOCK bit, fetched bit, last-access time.
+    fn bump(&mut self, handle: u32, header: &mut Header) {
+        header.bits |= item::ACCESSED | item::FETCHED;
+        header.time = self.access_time();
+        self.write_header_fields(handle, header);
+    }
+
+    /// Writes bits, expiry and time in place (fields whose size never changes).
+    fn write_header_fields(&mut self, handle: u32, header: &Header) {
+        let chunk = self.slabs.chunk_mut(handle);
+        chunk[0] = header.bits;
+        item::write_u32(chunk, 5, header.expiry);
+        item::write_u32(chunk, 9, header.time);
+    }
+
+    fn set_bits(&mut self, handle: u32, bits: u8) {
+        self.slabs.chunk_mut(handle)[0] |= bits;
+    }
+
+    /// Writes a changed header; when its size changed (a CAS that needs 8 bytes now), the item
+    /// is rewritten into a new chunk. Returns the header stored (the old one's if the rewrite
+    /// found no memory, in which case the item is dropped).
+    fn rewrite_header(&mut self, hash: u64, handle: u32, mut header: Header) -> Header {
+        let old_bits = self.slabs.chunk(handle)[0];
+        header.fix_layout_bits();
+        if item::header_len(old_bits, self.cas_enabled) == header.len(self.cas_enabled)
+            && !header.is_chained()
+        {
+            header.write(self.slabs.chunk_mut(handle), self.cas_enabled);
+            return header;
+        }
+        if header.is_chained() && (old_bits & item::WIDE_CAS) == (header.bits & item::WIDE_CAS) {
+            header.write(self.slabs.chunk_mut(handle), self.cas_enabled);
+            return header;
+        }
+        let old = Header::read(self.slabs.chunk(handle), self.cas_enabled);
+        let key = item::key_of(self.slabs.chunk(handle), self.cas_enabled).to_vec();
+        let value = self.copy_value(handle, &old);
+        header.bits &= !item::CHAINED;
+        header.next = NO_HANDLE;
+        match self.write_and_link(hash, &key, header, &[&value]) {
+            Ok((_, stored)) => stored,
+            Err(_) => {
+                if let Ok((handle, _)) = self.lookup(hash, &key) {
+                    self.unlink(handle);
+                }
+                old
+            }
+        }
+    }
+
+    fn fresh_cas(&mut self, requested: Option<u64>) -> u64 {
+        if !self.cas_enabled {
+            return 0;
+        }
+        match requested {
+            Some(cas) => cas,
+            None => {
+                let cas = self.next_cas;
+                self.next_cas = self.next_cas.wrapping_add(1).max(1);
+                cas
+            }
+        }
+    }
+
+    fn new_header(&mut self, key: &[u8], flags: u32, expiry: u32, cas: Option<u64>) -> Header {
+        let cas = self.fresh_cas(cas);
+        Header::new(key.len() as u8, 0, flags, expiry, self.access_time(), cas)
+    }
+
+    /// The value of an unchained item.
+    fn value_slice(&self, handle: u32, header: &Header) -> &[u8] {
+        let start = header.len(self.cas_enabled) + usize::from(header.key_len);
+        &self.slabs.chunk(handle)[start..start + header.value_len as usize]
+    }
+
+    fn copy_value(&self, handle: u32, header: &Header) -> Vec<u8> {
+        let mut value = Vec::with_capacity(header.value_len as usize);
+        for part in self.item_ref(handle, *header).value() {
+            value.extend_from_slice(part);
+        }
+        value
+    }
+
+    /// A new empty-or-given item made on a miss (meta `N`).
+    fn vivify(
+        &mut self,
+        hash: u64,
+        key: &[u8],
+        value: &[u8],
+        exptime: i64,
+    ) -> Option<(u32, Header)> {
+        if !valid_key(key) {
+            return None;
+        }
+        let header = self.new_header(key, 0, self.clock.expiry_of(exptime), None);
+        self.write_and_link(hash, key, header, &[value]).ok()
+    }
+
+    // ----- writing items --------------------------------------------------------------------
+
+    /// Writes a new item (value = `parts` concatenated) and links it in place of any item
+    /// with the same key.
+    fn write_and_link(
+        &mut self,
+        hash: u64,
+        key: &[u8],
+        header: Header,
+        parts: &[&[u8]],
+    ) -> Result<(u32, Header), StoreError> {
+        let (handle, header) = match self.write_item(header, key, parts) {
+            Ok(written) => written,
+            Err(error) => {
+                match error {
+                    StoreError::TooLarge => self.counters.store_too_large += 1,
+                    StoreError::OutOfMemory => self.counters.store_no_memory += 1,
+                }
+                return Err(error);
+            }
+        };
+        self.link(hash, key, handle, &header);
+        Ok((handle, header))
+    }
+
+    /// Allocates chunks and writes header, key and value; the item is not in the index yet.
+    fn write_item(
+        &mut self,
+        mut header: Header,
+        key: &[u8],
+        parts: &[&[u8]],
+    ) -> Result<(u32, Header), StoreError> {
+        let value_len: usize = parts.iter().map(|part| part.len()).sum();
+        header.key_len = key.len() as u8;
+        header.value_len = u32::try_from(value_len).map_err(|_| StoreError::TooLarge)?;
+        header.bits &= !item::CHAINED;
+        header.next = NO_HANDLE;
+        header.fix_layout_bits();
+        let cas_enabled = self.cas_enabled;
+        let needed = header.len(cas_enabled) + key.len() + value_len;
+        if needed > self.config.item_size_max {
+            return Err(StoreError::TooLarge);
+        }
+        let largest = self.slabs.largest_class();
+        let largest_chunk = self.slabs.classes[largest].chunk_size;
+        if needed <= largest_chunk && value_len <= item::UNCHAINED_VALUE_MAX {
+            let class = self.slabs.class_for(needed).unwrap_or(largest);
+            let handle = self.alloc_chunk(class)?;
+            let chunk = self.slabs.chunk_mut(handle);
+            header.write(chunk, cas_enabled);
+            let mut at = header.len(cas_enabled);
+            chunk[at..at + key.len()].copy_from_slice(key);
+            at += key.len();
+            for part in parts {
+                chunk[at..at + part.len()].copy_from_slice(part);
+                at += part.len();
+            }
+            return Ok((handle, header));
+        }
+
+        // Chained: a head chunk and continuations, all in the largest class.
+        header.bits |= item::CHAINED;
+        let head_len = header.len(cas_enabled) + key.len();
+        let continuation_room = largest_chunk.saturating_sub(CONTINUATION_HEADER);
+        if head_len > largest_chunk || continuation_room == 0 {
+            return Err(StoreError::TooLarge);
+        }
+        let head_room = largest_chunk - head_len;
+        let continuations = value_len
+            .saturating_sub(head_room)
+            .div_ceil(continuation_room);
+        // Reserve every chunk first (marked as continuations, so the CLOCK hand skips them),
+        // so that a failure part-way leaves nothing half written.
+        let mut chunks: Vec<u32> = Vec::with_capacity(continuations + 1);
+        for _ in 0..=continuations {
+            match self.alloc_chunk(largest) {
+                Ok(handle) => {
+                    item::write_continuation(self.slabs.chunk_mut(handle), NO_HANDLE, NO_HANDLE);
+                    chunks.push(handle);
+                }
+                Err(error) => {
+                    for handle in chunks {
+                        self.slabs.release_chunk(handle);
+                    }
+                    return Err(error);
+                }
+            }
+        }
+        let head = chunks[0];
+        header.next = chunks.get(1).copied().unwrap_or(NO_HANDLE);
+        let mut writer = ChainWriter {
+            parts,
+            part: 0,
+            offset: 0,
+        };
+        let chunk = self.slabs.chunk_mut(head);
+        header.write(chunk, cas_enabled);
+        chunk[head_len - key.len()..head_len].copy_from_slice(key);
+        writer.fill(&mut chunk[head_len..]);
+        for at in 1..chunks.len() {
+            let next = chunks.get(at + 1).copied().unwrap_or(NO_HANDLE);
+            let chunk = self.slabs.chunk_mut(chunks[at]);
+            item::write_continuation(chunk, head, next);
+            writer.fill(&mut chunk[CONTINUATION_HEADER..]);
+        }
+        Ok((head, header))
+    }
+
+    /// Puts a written item in the index, replacing (and freeing) the key's previous item.
+    fn link(&mut self, hash: u64, key: &[u8], handle: u32, header: &Header) {
+        let index_hash = self.index_hash(hash, key);
+        let (slabs, cas_enabled) = (&self.slabs, self.cas_enabled);
+        let replaced = match self.index.find_mut(index_hash, |&other| {
+            item::key_of(slabs.chunk(other), cas_enabled) == key
+        }) {
+            Some(slot) => Some(std::mem::replace(slot, handle)),
+            None => {
+                let hasher = &self.index_hasher;
+                self.index.insert_unique(index_hash, handle, |&other| {
+                    hasher.hash_stored(item::key_of(slabs.chunk(other), cas_enabled))
+                });
+                None
+            }
+        };
+        if let Some(old) = replaced {
+            self.forget(old);
+        }
+        let size = item_size(header, cas_enabled) as u64;
+        self.items += 1;
+        self.bytes += size;
+        self.counters.total_items += 1;
+        let class = self.slabs.class_of(handle);
+        let class = &mut self.slabs.classes[class];
+        class.items += 1;
+        class.mem_requested += size;
+        class.counters.cmd_set += 1;
+    }
+
+    /// Removes an item from the index and frees it.
+    fn unlink(&mut self, handle: u32) {
+        let key = item::key_of(self.slabs.chunk(handle), self.cas_enabled);
+        let index_hash = self.index_hasher.hash_stored(key);
+        if let Ok(entry) = self.index.find_entry(index_hash, |&other| other == handle) {
+            entry.remove();
+        }
+        self.forget(handle);
+    }
+
+    /// Frees an item that is no longer in the index and takes it off the gauges.
+    fn forget(&mut self, handle: u32) {
+        let header = Header::read(self.slabs.chunk(handle), self.cas_enabled);
+        let size = item_size(&header, self.cas_enabled) as u64;
+        self.items -= 1;
+        self.bytes -= size;
+        let class = self.slabs.class_of(handle);
+        let class = &mut self.slabs.classes[class];
+        class.items -= 1;
+        class.mem_requested -= size;
+        let mut next = header.next;
+        self.slabs.release_chunk(handle);
+        while header.is_chained() && self.slabs.is_valid(next) {
+            let following = item::continuation_next(self.slabs.chunk(next));
+            self.slabs.release_chunk(next);
+            next = following;
+        }
+    }
+
+    /// Frees a dead item found by a lookup or the allocator's hand.
+    fn reclaim(&mut self, handle: u32, header: &Header, death: Death) {
+        self.counters.reclaimed += 1;
+        let unfetched = death == Death::Expired && header.bits & item::FETCHED == 0;
+        if unfetched {
+            self.counters.expired_unfetched += 1;
+        }
+        let class = self.class_counters(handle);
+        class.reclaimed += 1;
+        if unfetched {
+            class.expired_unfetched += 1;
+        }
+        self.unlink(handle);
+    }
+
+    // ----- memory ---------------------------------------------------------------------------
+
+    /// A free chunk of `class`: a free one, a new page from the pool, a chunk freed by the
+    /// class's CLOCK hand, or a page taken from another class. Fails only when none of these
+    /// works (evictions off, or the partition has no page to give).
+    fn alloc_chunk(&mut self, class: usize) -> Result<u32, StoreError> {
+        loop {
+            if let Some(handle) = self.slabs.take_free_chunk(class) {
+                return Ok(handle);
+            }
+            if self.take_pool_page(class) || self.evict_in_class(class) || self.steal_page(class)
+            {
+                continue;
+            }
+            self.slabs.classes[class].counters.outofmemory += 1;
+            if !self.starving && self.pool.is_exhausted() {
+                self.starving = true;
+                self.pool.want_page();
+            }
+            return Err(StoreError::OutOfMemory);
+        }
+    }
+
+    fn take_pool_page(&mut self, class: usize) -> bool {
+        if !self.slabs.can_add_page() {
+            return false;
+        }
+        // Leave the last free pages to partitions that are starving.
+        let wanted = self.pool.pages_wanted();
+        if wanted > 0 && !self.starving && self.pool.free_pages() <= wanted {
+            return false;
+        }
+        let Some(page) = self.pool.try_take() else {
+            return false;
+        };
+        self.slabs.add_page(class, page);
+        if self.starving {
+            self.starving = false;
+            self.pool.page_wanted_no_more();
+        }
+        true
+    }
+
+    /// Runs the class's CLOCK hand until it frees a chunk: the first dead item, or the first
+    /// item whose accessed bit is clear (clearing set bits on the way). Without evictions only
+    /// dead items are freed.
+    fn evict_in_class(&mut self, class: usize) -> bool {
+        let total = self.slabs.classes[class].total_chunks();
+        if total == 0 {
+            return false;
+        }
+        let evictions = self.config.evictions;
+        let steps = if evictions {
+            2 * total + 1
+        } else {
+            total.min(RECLAIM_SCAN_WITHOUT_EVICTIONS)
+        };
+        let now = self.clock.now();
+        for _ in 0..steps {
+            let pos = self.slabs.classes[class].hand % total;
+            self.slabs.classes[class].hand = (pos + 1) % total;
+            let handle = self.slabs.handle_at(class, pos);
+            let chunk = self.slabs.chunk(handle);
+            if !item::is_head(chunk) {
+                continue;
+            }
+            let header = Header::read(chunk, self.cas_enabled);
+            if let Some(death) = self.death(&header, now) {
+                self.reclaim(handle, &header, death);
+                return true;
+            }
+            if !evictions {
+                continue;
+            }
+            if header.bits & item::ACCESSED != 0 {
+                self.slabs.chunk_mut(handle)[0] &= !item::ACCESSED;
+                continue;
+            }
+            self.evict(handle, &header, now);
+            return true;
+        }
+        false
+    }
+
+    /// Evicts a live item, counting it.
+    fn evict(&mut self, handle: u32, header: &Header, now: u32) {
+        let age = now.saturating_sub(header.time);
+        let unfetched = header.bits & item::FETCHED == 0;
+        self.counters.evictions += 1;
+        if unfetched {
+            self.counters.evicted_unfetched += 1;
+        }
+        let class = self.slabs.class_of(handle);
+        let slab = &mut self.slabs.classes[class];
+        slab.counters.evicted += 1;
+        slab.counters.evicted_time = u64::from(age);
+        slab.last_evicted_age = age;
+        if header.expiry != 0 {
+            slab.counters.evicted_nonzero += 1;
+        }
+        if unfetched {
+            slab.counters.evicted_unfetched += 1;
+        }
+        self.unlink(handle);
+    }
+
+    /// Empties one page of another class and gives it to `class` (the class has no page or
+    /// nothing its hand can free). Prefers the class holding the most pages.
+    fn steal_page(&mut self, class: usize) -> bool {
+        let Some(donor) = (0..self.slabs.classes.len())
+            .filter(|&other| other != class && !self.slabs.classes[other].pages.is_empty())
+            .max_by_key(|&other| self.slabs.classes[other].pages.len())
+        else {
+            return false;
+        };
+        let Some(page) = self.empty_a_page(donor) else {
+            return false;
+        };
+        let data = self.slabs.remove_page(page);
+        self.slabs.add_page(class, data);
+        self.counters.slabs_moved += 1;
+        true
+    }
+
+    /// Frees every item touching one page of `class` (the page under its CLOCK hand, where
+    /// the coldest items are) and returns the page id. Without evictions only an already
+    /// empty page is chosen.
+    fn empty_a_page(&mut self, class: usize) -> Option<u32> {
+        let slab = &self.slabs.classes[class];
+        if slab.pages.is_empty() {
+            return None;
+        }
+        if let Some(&empty) = slab
+            .pages
+            .iter()
+            .find(|&&page| self.slabs.page_used(page) == 0)
+        {
+            return Some(empty);
+        }
+        if !self.config.evictions {
+            return None;
+        }
+        let at = (slab.hand / slab.chunks_per_page).min(slab.pages.len() - 1);
+        let page = slab.pages[at];
+        let now = self.clock.now();
+        for handle in self.slabs.page_handles(page) {
+            let chunk = self.slabs.chunk(handle);
+            let head = if item::is_head(chunk) {
+                handle
+            } else if item::is_continuation(chunk) {
+                item::continuation_head(chunk)
+            } else {
+                continue;
+            };
+            if !self.slabs.is_valid(head) || !item::is_head(self.slabs.chunk(head)) {
+                // A chunk reserved by a chain being written: cannot empty this page.
+                return None;
+            }
+            let header = Header::read(self.slabs.chunk(head), self.cas_enabled);
+            match self.death(&header, now) {
+                Some(death) => self.reclaim(head, &header, death),
+                None => self.evict(head, &header, now),
+            }
+        }
+        (self.slabs.page_used(page) == 0).then_some(page)
+    }
+
+    /// Seconds since the last access of the item at (or soon after) the class's hand: an
+    /// estimate of how cold the class's eviction candidates are.
+    fn class_age(&self, class: usize, now: u32) -> u32 {
+        let slab = &self.slabs.classes[class];
+        let total = slab.total_chunks();
+        for step in 0..total.min(64) {
+            let handle = self.slabs.handle_at(class, (slab.hand + step) % total);
+            let chunk = self.slabs.chunk(handle);
+            if item::is_head(chunk) {
+                return now.saturating_sub(item::read_u32(chunk, 9));
+            }
+        }
+        0
+    }
+
+    /// The crawler: examines up to `budget` chunks from where it stopped, reclaiming dead items.
+    fn crawl(&mut self, budget: usize) -> usize {
+        if self.slabs.page_count() == 0 {
+            return 0;
+        }
+        let now = self.clock.now();
+        let mut examined = 0;
+        let mut empty_slots = 0;
+        while examined < budget && empty_slots <= self.slabs.page_slots() {
+            if self.crawl_page >= self.slabs.page_slots() {
+                self.crawl_page = 0;
+                self.crawl_chunk = 0;
+            }
+            if !self.slabs.has_page(self.crawl_page) {
+                self.crawl_page += 1;
+                self.crawl_chunk = 0;
+                empty_slots += 1;
+                continue;
+            }
+            let handles: Vec<u32> = self
+                .slabs
+                .page_handles(self.crawl_page as u32)
+                .skip(self.crawl_chunk)
+                .take(budget - examined)
+                .collect();
+            if handles.is_empty() {
+                self.crawl_page += 1;
+                self.crawl_chunk = 0;
+                continue;
+            }
+            for handle in handles {
+                examined += 1;
+                self.crawl_chunk += 1;
+                let chunk = self.slabs.chunk(handle);
+                if !item::is_head(chunk) {
+                    continue;
+                }
+                self.counters.crawler_items_checked += 1;
+                let header = Header::read(chunk, self.cas_enabled);
+                if let Some(death) = self.death(&header, now) {
+                    self.counters.crawler_reclaimed += 1;
+                    let unfetched = death == Death::Expired && header.bits & item::FETCHED == 0;
+                    if unfetched {
+                        self.counters.expired_unfetched += 1;
+                    }
+                    let class = self.class_counters(handle);
+                    class.crawler_reclaimed += 1;
+                    if unfetched {
+                        class.expired_unfetched += 1;
+                    }
+                    self.unlink(handle);
+                }
+            }
+        }
+        examined
+    }
+
+    /// Gives empty pages back to the pool, keeping about one page of free chunks per class.
+    fn release_empty_pages(&mut self) {
+        for class in 0..self.slabs.classes.len() {
+            loop {
+                let slab = &self.slabs.classes[class];
+                if slab.free_chunks() < 2 * slab.chunks_per_page {
+                    break;
+                }
+                let Some(&page) = slab
+                    .pages
+                    .iter()
+                    .find(|&&page| self.slabs.page_used(page) == 0)
+                else {
+                    break;
+                };
+                let data = self.slabs.remove_page(page);
+                self.pool.give_back(data);
+            }
+        }
+    }
+
+    /// Gives a page back when the pool is over its limit (lowered with `cache_memlimit`) or a
+    /// starving partition waits while this one holds more than its fair share.
+    fn give_pages_to_pool(&mut self) {
+        let over_limit = self.pool.pages_in_use() > self.pool.limit_pages();
+        let others_starve = self.pool.pages_wanted() > 0
+            && !self.starving
+            && self.slabs.page_count() > self.pool.fair_share();
+        if !(over_limit || others_starve) || self.slabs.page_count() == 0 {
+            return;
+        }
+        let Some(donor) = (0..self.slabs.classes.len())
+            .filter(|&class| !self.slabs.classes[class].pages.is_empty())
+            .max_by_key(|&class| self.slabs.classes[class].pages.len())
+        else {
+            return;
+        };
+        if let Some(page) = self.empty_a_page(donor) {
+            let data = self.slabs.remove_page(page);
+            self.pool.give_back(data);
+        }
+    }
+
+    /// memcached's slab_automove, for CLOCK: the class that evicted most since the last look
+    /// takes one page from a class that evicted nothing and whose eviction candidates are at
+    /// least twice as old as the items the needy class is evicting.
+    fn rebalance(&mut self) {
+        let now = self.clock.now();
+        let mut needy: Option<(usize, u64)> = None;
+        for (class, slab) in self.slabs.classes.iter().enumerate() {
+            let recent = slab.counters.evicted.saturating_sub(slab.evicted_checkpoint);
+            // A quarter page of evictions since the last move: enough demand to pay for one.
+            let threshold = (slab.chunks_per_page as u64 / 4).max(1);
+            if recent >= threshold && needy.is_none_or(|(_, most)| recent > most) {
+                needy = Some((class, recent));
+            }
+        }
+        let Some((needy, _)) = needy else {
+            return;
+        };
+        let needy_age = self.slabs.classes[needy].last_evicted_age;
+        let donor = (0..self.slabs.classes.len())
+            .filter(|&class| {
+                let slab = &self.slabs.classes[class];
+                class != needy
+                    && !slab.pages.is_empty()
+                    && slab.counters.evicted == slab.evicted_checkpoint
+            })
+            .map(|class| (class, self.class_age(class, now)))
+            .filter(|&(_, age)| age >= needy_age.saturating_mul(2))
+            .max_by_key(|&(_, age)| age);
+        for slab in &mut self.slabs.classes {
+            slab.evicted_checkpoint = slab.counters.evicted;
+        }
+        let Some((donor, _)) = donor else {
+            return;
+        };
+        if let Some(page) = self.empty_a_page(donor) {
+            let data = self.slabs.remove_page(page);
+            self.slabs.add_page(needy, data);
+            self.counters.slabs_moved += 1;
+        }
+    }
+}
+
+impl Drop for Partition {
+    fn drop(&mut self) {
+        for page in self.slabs.drain_pages() {
+            self.pool.give_back(page);
+        }
+        if self.starving {
+            self.pool.page_wanted_no_more();
+        }
+        self.pool.unregister_partition();
+    }
+}
+
+/// Copies a value given in parts into consecutive chunks.
+struct ChainWriter<'p> {
+    parts: &'p [&'p [u8]],
+    part: usize,
+    offset: usize,
+}
+
+impl ChainWriter<'_> {
+    /// Fills `room` with the next bytes (or as many as are left).
+    fn fill(&mut self, room: &mut [u8]) {
+        let mut at = 0;
+        while at < room.len() && self.part < self.parts.len() {
+            let part = self.parts[self.part];
+            let take = (part.len() - self.offset).min(room.len() - at);
+            room[at..at + take].copy_from_slice(&part[self.offset..self.offset + take]);
+            at += take;
+            self.offset += take;
+            if self.offset == part.len() {
+                self.part += 1;
+                self.offset = 0;
+            }
+        }
+    }
+}
+
+fn valid_key(key: &[u8]) -> bool {
+    !key.is_empty() && key.len() <= KEY_MAX_LEN
+}
+
+/// Reads a counter the way memcached's `safe_strtoull` does on a value followed by `\r\n`:
+/// leading whitespace, an optional sign, decimal digits; what follows must be whitespace or the
+/// end; overflow and negative numbers are refused.
+fn parse_counter(value: &[u8]) -> Option<u64> {
+    let is_space = |byte: u8| matches!(byte, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r');
+    let mut at = value.iter().take_while(|&&byte| is_space(byte)).count();
+    let negative = match value.get(at) {
+        Some(b'-') => {
+            at += 1;
+            true
+        }
+        Some(b'+') => {
+            at += 1;
+            false
+        }
+        _ => false,
+    };
+    let digits_start = at;
+    let mut number: u64 = 0;
+    while let Some(&byte) = value.get(at).filter(|byte| byte.is_ascii_digit()) {
+        number = number.checked_mul(10)?.checked_add(u64::from(byte - b'0'))?;
+        at += 1;
+    }
+    if at == digits_start {
+        // strtoull parsed nothing: its end pointer is the value's start.
+        return match value.first() {
+            Some(&byte) if is_space(byte) => Some(0),
+            _ => None,
+        };
+    }
+    if let Some(&byte) = value.get(at) {
+        if !is_space(byte) {
+            return None;
+        }
+    }
+    if negative && number != 0 {
+        // strtoull negates; memcached then refuses anything that reads as a negative i64.
+        let negated = number.wrapping_neg();
+        if (negated as i64) < 0 {
+            return None;
+        }
+        return Some(negated);
+    }
+    Some(number)
 }

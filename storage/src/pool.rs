@@ -1,8 +1,11 @@
 //! The one pool of slab pages, capped by the memory limit and shared by every partition.
 //!
-//! Owns: the page budget (an atomic count against the limit) and spare pages waiting for reuse.
+//! Owns: the page budget (an atomic count against the limit), spare pages waiting for reuse,
+//! and the signals that let memory flow between partitions: how many partitions share the pool
+//! (their fair share of pages) and how many are starving (need a page while the pool is spent).
 //! Must not touch: what is inside a page; partitions cut pages into chunks and give whole pages
-//! back when they empty one.
+//! back when they empty one, or when a starving partition asks and they hold more than their
+//! share.
 
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,6 +18,10 @@ pub struct PagePool {
     in_use: AtomicUsize,
     /// Pages given back, kept to be handed out again without a new allocation.
     spare: Mutex<Vec<Box<[u8]>>>,
+    /// Partitions drawing from this pool.
+    partitions: AtomicUsize,
+    /// Partitions that needed a page and found none.
+    wanted: AtomicUsize,
 }
 
 impl PagePool {
@@ -25,6 +32,8 @@ impl PagePool {
             limit_pages: AtomicUsize::new((memory_limit / page_size).max(1)),
             in_use: AtomicUsize::new(0),
             spare: Mutex::new(Vec::new()),
+            partitions: AtomicUsize::new(0),
+            wanted: AtomicUsize::new(0),
         }
     }
 
@@ -88,6 +97,45 @@ impl PagePool {
     /// Whether every page the limit allows is handed out.
     pub fn is_exhausted(&self) -> bool {
         self.pages_in_use() >= self.limit_pages()
+    }
+
+    /// Pages that could be handed out now.
+    pub fn free_pages(&self) -> usize {
+        self.limit_pages().saturating_sub(self.pages_in_use())
+    }
+
+    /// Counts a partition drawing from the pool (its fair share shrinks).
+    pub fn register_partition(&self) {
+        self.partitions.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Undoes [`PagePool::register_partition`].
+    pub fn unregister_partition(&self) {
+        let _ = self
+            .partitions
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+    }
+
+    /// Pages each registered partition may hold before it must give pages to starving ones.
+    pub fn fair_share(&self) -> usize {
+        (self.limit_pages() / self.partitions.load(Ordering::Acquire).max(1)).max(1)
+    }
+
+    /// A partition needs a page and found the pool spent.
+    pub fn want_page(&self) {
+        self.wanted.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// A starving partition got its page (or went away).
+    pub fn page_wanted_no_more(&self) {
+        let _ = self
+            .wanted
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+    }
+
+    /// Partitions starving for a page.
+    pub fn pages_wanted(&self) -> usize {
+        self.wanted.load(Ordering::Acquire)
     }
 }
 

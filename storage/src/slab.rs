@@ -1,0 +1,335 @@
+//! A partition's slab memory: the pages it holds, their division into chunks per slab class,
+//! free chunks, and 32-bit chunk handles.
+//!
+//! Owns: page bookkeeping (which class a page serves, how many of its chunks are in use), the
+//! free chunks of each class (a list of recycled handles plus the never-used tail of the newest
+//! page), each class's CLOCK hand position, and the mapping handle <-> (page, chunk). Must not
+//! touch: item semantics, the index, or the pool (the partition takes and returns pages and
+//! decides what to evict; this module only cuts and accounts).
+//!
+//! A handle is `page_id << chunk_bits | chunk_index`, where `chunk_bits` is enough for the
+//! smallest class's chunks per page; page ids are local to the partition and reused.
+
+use crate::item::{self, NO_HANDLE};
+use crate::stats::ClassStats;
+
+/// One page held by the partition.
+struct Page {
+    data: Box<[u8]>,
+    class: u8,
+    chunk_size: u32,
+    /// Chunks of this page that hold (part of) an item or are reserved for one.
+    used: u32,
+}
+
+/// One slab class of a partition.
+#[derive(Debug)]
+pub(crate) struct SlabClass {
+    pub chunk_size: usize,
+    pub chunks_per_page: usize,
+    /// Ids of the pages cut for this class; the CLOCK hand walks them in this order.
+    pub pages: Vec<u32>,
+    /// Recycled free chunks.
+    free: Vec<u32>,
+    /// The page being cut for the first time, and its next unused chunk.
+    fresh: Option<(u32, u32)>,
+    /// CLOCK hand: position over `pages.len() * chunks_per_page` chunks.
+    pub hand: usize,
+    pub used_chunks: usize,
+    /// Items whose head chunk is in this class.
+    pub items: usize,
+    /// Bytes those items asked for.
+    pub mem_requested: u64,
+    /// Counters (the gauge fields of [`ClassStats`] are filled in when reported).
+    pub counters: ClassStats,
+    /// `counters.evicted` when the rebalancer last looked.
+    pub evicted_checkpoint: u64,
+    /// Seconds since last access of the most recently evicted item.
+    pub last_evicted_age: u32,
+    /// Whether the class ever held a page (it is reported from then on).
+    pub ever_had_pages: bool,
+}
+
+impl SlabClass {
+    /// Free chunks: recycled ones plus the uncut tail of the fresh page.
+    pub fn free_chunks(&self) -> usize {
+        self.free.len() + self.fresh_chunks()
+    }
+
+    /// Chunks of the fresh page not cut yet (`free_chunks_end`).
+    pub fn fresh_chunks(&self) -> usize {
+        self.fresh
+            .map_or(0, |(_, next)| self.chunks_per_page - next as usize)
+    }
+
+    pub fn total_chunks(&self) -> usize {
+        self.pages.len() * self.chunks_per_page
+    }
+}
+
+/// The pages and slab classes of one partition.
+pub(crate) struct Slabs {
+    pub classes: Vec<SlabClass>,
+    pages: Vec<Option<Page>>,
+    spare_ids: Vec<u32>,
+    chunk_bits: u32,
+    max_pages: usize,
+    page_count: usize,
+}
+
+impl std::fmt::Debug for Slabs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Slabs")
+            .field("classes", &self.classes.len())
+            .field("pages", &self.page_count)
+            .finish()
+    }
+}
+
+impl Slabs {
+    pub fn new(class_sizes: &[usize], page_size: usize) -> Self {
+        let smallest = class_sizes.first().copied().unwrap_or(page_size).max(1);
+        let max_chunks = (page_size / smallest).max(1);
+        let chunk_bits = (usize::BITS - (max_chunks - 1).leading_zeros()).max(1);
+        // The all-ones handle is NO_HANDLE, so the last page id is never used.
+        let max_pages = (1usize << (32 - chunk_bits).min(31)) - 1;
+        let classes = class_sizes
+            .iter()
+            .map(|&chunk_size| SlabClass {
+                chunk_size,
+                chunks_per_page: (page_size / chunk_size).max(1),
+                pages: Vec::new(),
+                free: Vec::new(),
+                fresh: None,
+                hand: 0,
+                used_chunks: 0,
+                items: 0,
+                mem_requested: 0,
+                counters: ClassStats::default(),
+                evicted_checkpoint: 0,
+                last_evicted_age: 0,
+                ever_had_pages: false,
+            })
+            .collect();
+        Slabs {
+            classes,
+            pages: Vec::new(),
+            spare_ids: Vec::new(),
+            chunk_bits,
+            max_pages,
+            page_count: 0,
+        }
+    }
+
+    /// The smallest class whose chunks hold `size` bytes.
+    pub fn class_for(&self, size: usize) -> Option<usize> {
+        let at = self.classes.partition_point(|class| class.chunk_size < size);
+        (at < self.classes.len()).then_some(at)
+    }
+
+    /// Index of the largest class (chained items live there).
+    pub fn largest_class(&self) -> usize {
+        self.classes.len() - 1
+    }
+
+    pub fn page_count(&self) -> usize {
+        self.page_count
+    }
+
+    /// Whether another page can be addressed by the handles.
+    pub fn can_add_page(&self) -> bool {
+        self.page_count < self.max_pages
+    }
+
+    #[inline]
+    fn split(&self, handle: u32) -> (usize, usize) {
+        (
+            (handle >> self.chunk_bits) as usize,
+            (handle & ((1 << self.chunk_bits) - 1)) as usize,
+        )
+    }
+
+    #[inline]
+    fn handle(&self, page: usize, chunk: usize) -> u32 {
+        ((page as u32) << self.chunk_bits) | chunk as u32
+    }
+
+    #[inline]
+    fn page(&self, page: usize) -> &Page {
+        self.pages[page]
+            .as_ref()
+            .expect("a live handle names a page the partition holds")
+    }
+
+    #[inline]
+    fn page_mut(&mut self, page: usize) -> &mut Page {
+        self.pages[page]
+            .as_mut()
+            .expect("a live handle names a page the partition holds")
+    }
+
+    /// The bytes of a chunk.
+    #[inline]
+    pub fn chunk(&self, handle: u32) -> &[u8] {
+        let (page, chunk) = self.split(handle);
+        let page = self.page(page);
+        let size = page.chunk_size as usize;
+        &page.data[chunk * size..(chunk + 1) * size]
+    }
+
+    #[inline]
+    pub fn chunk_mut(&mut self, handle: u32) -> &mut [u8] {
+        let (page, chunk) = self.split(handle);
+        let page = self.page_mut(page);
+        let size = page.chunk_size as usize;
+        &mut page.data[chunk * size..(chunk + 1) * size]
+    }
+
+    /// The class a chunk belongs to.
+    #[inline]
+    pub fn class_of(&self, handle: u32) -> usize {
+        usize::from(self.page(self.split(handle).0).class)
+    }
+
+    /// A free chunk of `class`, now counted as used; the caller writes its header.
+    pub fn take_free_chunk(&mut self, class: usize) -> Option<u32> {
+        let handle = match self.classes[class].free.pop() {
+            Some(handle) => handle,
+            None => {
+                let (page, next) = self.classes[class].fresh?;
+                let cut = self.classes[class].chunks_per_page as u32;
+                self.classes[class].fresh = (next + 1 < cut).then_some((page, next + 1));
+                self.handle(page as usize, next as usize)
+            }
+        };
+        self.classes[class].used_chunks += 1;
+        let page = self.split(handle).0;
+        self.page_mut(page).used += 1;
+        Some(handle)
+    }
+
+    /// Gives a chunk back to its class's free chunks.
+    pub fn release_chunk(&mut self, handle: u32) {
+        item::mark_free(self.chunk_mut(handle));
+        let (page, _) = self.split(handle);
+        let page = self.page_mut(page);
+        page.used -= 1;
+        let class = usize::from(page.class);
+        self.classes[class].used_chunks -= 1;
+        self.classes[class].free.push(handle);
+    }
+
+    /// Adds a page to `class`; its chunks are cut as they are needed.
+    pub fn add_page(&mut self, class: usize, mut data: Box<[u8]>) {
+        let chunk_size = self.classes[class].chunk_size;
+        let chunks = self.classes[class].chunks_per_page;
+        // Pages are reused: every chunk must read as free before the CLOCK hand passes it.
+        for chunk in 0..chunks {
+            item::mark_free(&mut data[chunk * chunk_size..]);
+        }
+        let page = Page {
+            data,
+            class: class as u8,
+            chunk_size: chunk_size as u32,
+            used: 0,
+        };
+        let id = match self.spare_ids.pop() {
+            Some(id) => {
+                self.pages[id as usize] = Some(page);
+                id
+            }
+            None => {
+                self.pages.push(Some(page));
+                (self.pages.len() - 1) as u32
+            }
+        };
+        self.page_count += 1;
+        let class = &mut self.classes[class];
+        class.pages.push(id);
+        class.ever_had_pages = true;
+        if let Some((old_fresh, next)) = class.fresh.take() {
+            // Not expected (a page is only added when nothing is free), but keep the tail.
+            for chunk in next as usize..class.chunks_per_page {
+                class
+                    .free
+                    .push(((old_fresh) << self.chunk_bits) | chunk as u32);
+            }
+        }
+        class.fresh = Some((id, 0));
+    }
+
+    /// Removes an empty page (no chunk in use) from its class and returns its memory.
+    pub fn remove_page(&mut self, id: u32) -> Box<[u8]> {
+        let page = self.pages[id as usize]
+            .take()
+            .expect("only held pages are removed");
+        debug_assert_eq!(page.used, 0, "only empty pages are removed");
+        let chunk_bits = self.chunk_bits;
+        let class = &mut self.classes[usize::from(page.class)];
+        class.free.retain(|&handle| handle >> chunk_bits != id);
+        if class.fresh.is_some_and(|(fresh, _)| fresh == id) {
+            class.fresh = None;
+        }
+        if let Some(at) = class.pages.iter().position(|&page| page == id) {
+            class.pages.remove(at);
+            let total = class.total_chunks();
+            if at * class.chunks_per_page < class.hand {
+                class.hand = class.hand.saturating_sub(class.chunks_per_page);
+            }
+            if class.hand >= total {
+                class.hand = 0;
+            }
+        }
+        self.spare_ids.push(id);
+        self.page_count -= 1;
+        page.data
+    }
+
+    /// Chunks in use in a page.
+    pub fn page_used(&self, id: u32) -> u32 {
+        self.page(id as usize).used
+    }
+
+    /// The handle at position `pos` of a class's CLOCK order.
+    #[inline]
+    pub fn handle_at(&self, class: usize, pos: usize) -> u32 {
+        let class = &self.classes[class];
+        let page = class.pages[pos / class.chunks_per_page];
+        self.handle(page as usize, pos % class.chunks_per_page)
+    }
+
+    /// Handles of every chunk of a page.
+    pub fn page_handles(&self, id: u32) -> impl Iterator<Item = u32> + use<> {
+        let chunks = self.classes[usize::from(self.page(id as usize).class)].chunks_per_page;
+        let base = id << self.chunk_bits;
+        (0..chunks as u32).map(move |chunk| base | chunk)
+    }
+
+    /// Page id slots (some empty), for the crawler's cursor.
+    pub fn page_slots(&self) -> usize {
+        self.pages.len()
+    }
+
+    /// Whether a page slot holds a page.
+    pub fn has_page(&self, id: usize) -> bool {
+        self.pages.get(id).is_some_and(Option::is_some)
+    }
+
+    /// Every page held, for giving them all back.
+    pub fn drain_pages(&mut self) -> Vec<Box<[u8]>> {
+        self.page_count = 0;
+        for class in &mut self.classes {
+            class.pages.clear();
+            class.free.clear();
+            class.fresh = None;
+            class.hand = 0;
+            class.used_chunks = 0;
+        }
+        self.spare_ids.clear();
+        self.pages.drain(..).flatten().map(|page| page.data).collect()
+    }
+
+    pub fn is_valid(&self, handle: u32) -> bool {
+        handle != NO_HANDLE && self.has_page(self.split(handle).0)
+    }
+}
