@@ -1,1 +1,162 @@
-fn main() {}
+//! ferrocached: a memcached-compatible, multi-threaded, sharded cache daemon.
+//!
+//! Owns: start-up and shutdown order: command line, logging, process setup (limits, daemon,
+//! privileges), binding, the storage partitions, one worker thread per partition, the acceptor
+//! on the main thread, and the exit status. Must not touch: request handling (`session`),
+//! connection I/O (`connection`), item semantics (the storage crate).
+
+mod acceptor;
+mod buffer;
+mod cache;
+mod cli;
+mod connection;
+mod counters;
+mod listener;
+mod logging;
+mod os;
+mod session;
+mod shared;
+mod stats;
+mod systemd;
+mod worker;
+
+use acceptor::Acceptor;
+use cache::Cache;
+use cli::{CliOutcome, EXIT_USAGE, Settings};
+use ferrocache_storage::Clock;
+use shared::{ListenerInfo, Shared};
+use std::process::ExitCode;
+use std::sync::Arc;
+use worker::Worker;
+
+/// The version `version` and `stats` report: memcached's protocol level first, so clients that
+/// compare versions treat this server as memcached 1.6.18, then who it really is.
+pub const VERSION: &str = concat!("1.6.18-ferrocache-", env!("CARGO_PKG_VERSION"));
+
+/// Exit status when the daemon cannot start (sysexits.h EX_OSERR).
+const EXIT_CANNOT_START: u8 = 71;
+
+fn main() -> ExitCode {
+    let settings = match cli::parse_args(std::env::args_os()) {
+        Ok(settings) => settings,
+        Err(CliOutcome::Print(text)) => {
+            print!("{text}");
+            return ExitCode::SUCCESS;
+        }
+        Err(CliOutcome::Usage(line)) => {
+            eprintln!("{line}");
+            return ExitCode::from(EXIT_USAGE as u8);
+        }
+    };
+    logging::init(settings.verbosity);
+    match run(settings) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            log::error!("{message}");
+            ExitCode::from(EXIT_CANNOT_START)
+        }
+    }
+}
+
+fn run(settings: Settings) -> Result<(), String> {
+    prepare_process(&settings)?;
+    let listeners =
+        listener::bind_all(&settings.listen, settings.backlog).map_err(|e| e.to_string())?;
+    become_user(&settings)?;
+    if let Some(path) = &settings.pidfile {
+        std::fs::write(path, format!("{}\n", std::process::id()))
+            .map_err(|e| format!("cannot write pid file {}: {e}", path.display()))?;
+    }
+
+    let listener_info: Vec<ListenerInfo> = listeners
+        .iter()
+        .map(|l| ListenerInfo {
+            fd: l.raw_fd(),
+            name: l.describe(),
+        })
+        .collect();
+    let addresses = listener_info
+        .iter()
+        .map(|l| l.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let clock = Arc::new(Clock::new());
+    let cache = Cache::new(settings.storage.clone(), settings.threads, clock);
+    let (poll, acceptor_waker) = Acceptor::poll_and_waker().map_err(|e| e.to_string())?;
+    let shared = Arc::new(Shared::new(settings, cache, listener_info, acceptor_waker));
+
+    let mut handles = Vec::new();
+    let mut threads = Vec::new();
+    for id in 0..shared.settings.threads {
+        let (worker, handle) = Worker::new(id, Arc::clone(&shared)).map_err(|e| e.to_string())?;
+        let thread = std::thread::Builder::new()
+            .name(format!("ferrocache-worker-{id}"))
+            .spawn(move || worker.run())
+            .map_err(|e| format!("cannot start worker thread: {e}"))?;
+        handles.push(handle);
+        threads.push(thread);
+    }
+    let notifier = systemd::Notifier::from_env();
+    let settings = &shared.settings;
+    log::info!(
+        "ferrocached {VERSION} listening on {addresses}; {} threads, {} MiB memory limit, {} connections max",
+        settings.threads,
+        settings.storage.memory_limit >> 20,
+        settings.conn_limit
+    );
+    let acceptor = Acceptor::new(poll, listeners, Arc::clone(&shared), handles, notifier)
+        .map_err(|e| format!("cannot start accepting: {e}"))?;
+    acceptor.ready(&addresses);
+    let _handles = acceptor.run();
+    for thread in threads {
+        let _ = thread.join();
+    }
+    if let Some(path) = &shared.settings.pidfile {
+        let _ = std::fs::remove_file(path);
+    }
+    log::info!("stopped");
+    Ok(())
+}
+
+/// Limits, core dumps, memory locking and detaching, before any thread starts.
+fn prepare_process(settings: &Settings) -> Result<(), String> {
+    // Room for every client, the listeners, and the connections refused over the limit.
+    let wanted = settings.conn_limit as u64 + 64;
+    match os::raise_open_files_limit(wanted) {
+        Ok(limit) if limit < wanted => log::warn!(
+            "open files limit is {limit}, below the {wanted} that -c {} needs; raise it (LimitNOFILE=)",
+            settings.conn_limit
+        ),
+        Ok(_) => {}
+        Err(e) => log::warn!("cannot read the open files limit: {e}"),
+    }
+    if settings.enable_coredumps {
+        os::enable_coredumps().map_err(|e| format!("cannot enable core dumps: {e}"))?;
+    }
+    if settings.daemonize {
+        os::daemonize(settings.verbosity > 0).map_err(|e| format!("cannot daemonize: {e}"))?;
+    }
+    if settings.lock_memory
+        && let Err(e) = os::lock_memory()
+    {
+        log::warn!("cannot lock memory (-k): {e}");
+    }
+    Ok(())
+}
+
+/// `-u`: drop root for the named user. As root without `-u`, warn and go on (memcached refuses,
+/// which would break the README's start command wherever the user is root).
+fn become_user(settings: &Settings) -> Result<(), String> {
+    if !os::is_root() {
+        return Ok(());
+    }
+    match &settings.user {
+        Some(user) => {
+            os::drop_privileges(user).map_err(|e| format!("cannot assume user {user}: {e}"))
+        }
+        None => {
+            log::warn!("running as root; use -u <user> to drop privileges");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! The cache as the daemon sees it: one storage partition per worker thread, each behind its
+//! own `parking_lot::Mutex`, and the key-to-partition routing.
+//!
+//! Owns: building the partitions over one shared page pool and clock, locating a key's
+//! partition, and operations that span every partition (flush, sums of counters). Must not
+//! touch: item semantics (the storage crate's) or sockets.
+
+use ferrocache_storage::{
+    ClassStats, Clock, KeyHasher, PagePool, Partition, PartitionStats, StorageConfig,
+};
+use parking_lot::{Mutex, MutexGuard};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Keeps each partition's lock on its own cache lines, so threads taking different partitions
+/// do not slow each other.
+#[derive(Debug)]
+#[repr(align(128))]
+struct Padded<T>(T);
+
+#[derive(Debug)]
+pub struct Cache {
+    pub clock: Arc<Clock>,
+    pub pool: Arc<PagePool>,
+    pub config: Arc<StorageConfig>,
+    hasher: KeyHasher,
+    partitions: Box<[Padded<Mutex<Partition>>]>,
+}
+
+impl Cache {
+    /// `partitions` partitions over one pool of `config.memory_limit` bytes.
+    pub fn new(config: StorageConfig, partitions: usize, clock: Arc<Clock>) -> Self {
+        let config = Arc::new(config);
+        let pool = Arc::new(PagePool::new(config.memory_limit, config.page_size));
+        let hasher = KeyHasher::new(partitions);
+        let partitions = (0..partitions)
+            .map(|_| {
+                Padded(Mutex::new(Partition::new(
+                    Arc::clone(&config),
+                    Arc::clone(&pool),
+                    Arc::clone(&clock),
+                )))
+            })
+            .collect();
+        Cache {
+            clock,
+            pool,
+            config,
+            hasher,
+            partitions,
+        }
+    }
+
+    /// The key's hash and its partition, locked.
+    #[inline]
+    pub fn lock_key(&self, key: &[u8]) -> (u64, MutexGuard<'_, Partition>) {
+        let hash = self.hasher.hash(key);
+        let index = self.hasher.partition_of(hash);
+        (hash, self.partitions[index].0.lock())
+    }
+
+    /// Partition `index`, for the worker that runs its maintenance.
+    pub fn partition(&self, index: usize) -> &Mutex<Partition> {
+        &self.partitions[index].0
+    }
+
+    /// `flush_all`: every partition.
+    pub fn flush_all(&self, exptime: i64) {
+        for partition in self.partitions.iter() {
+            partition.0.lock().flush_all(exptime);
+        }
+    }
+
+    /// Item counters summed over partitions.
+    pub fn stats(&self) -> PartitionStats {
+        let mut total = PartitionStats::default();
+        for partition in self.partitions.iter() {
+            total.add(&partition.0.lock().stats());
+        }
+        total
+    }
+
+    /// Per-class counters summed over partitions, by class id.
+    pub fn class_stats(&self) -> BTreeMap<u8, ClassStats> {
+        let mut classes: BTreeMap<u8, ClassStats> = BTreeMap::new();
+        for partition in self.partitions.iter() {
+            for (id, stats) in partition.0.lock().class_stats() {
+                classes.entry(id).or_default().merge(&stats);
+            }
+        }
+        classes
+    }
+
+    /// `stats reset` of item counters.
+    pub fn reset_stats(&self) {
+        for partition in self.partitions.iter() {
+            partition.0.lock().reset_stats();
+        }
+    }
+}

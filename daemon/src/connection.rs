@@ -1,0 +1,380 @@
+//! One client connection: its socket, the bytes it has sent that are not yet served, the
+//! replies not yet written, and the rules for moving bytes between them.
+//!
+//! Owns: reading (into the worker's shared scratch buffer when the connection has nothing
+//! carried over, so an idle connection holds no heap), writing all the replies of one read with
+//! one `write`, back-pressure (no reading while too much output is unsent), `-R` fairness, and
+//! the decision to close. Must not touch: protocol or storage: the [`Session`] serves requests.
+//!
+//! mio is edge-triggered: a readable edge is not repeated, so the connection remembers whether
+//! the socket may still hold data (`may_read`) and whether its carried-over input may still hold
+//! complete requests (`input_ready`), and the worker calls [`Connection::serve`] again until both
+//! are spent.
+
+use crate::buffer::InputBuffer;
+use crate::listener::Stream;
+use crate::session::{ServeContext, Session, Stop};
+use std::io::{self, Read, Write};
+
+/// Stop taking input from a connection while more than this is waiting to be written: a client
+/// that sends requests and never reads cannot grow the server's memory beyond it (plus one
+/// reply, and a multi-get pauses between keys at this mark too).
+pub const OUTPUT_HIGH_WATER: usize = 1 << 20;
+
+/// Bytes asked of the socket per read when the size of what is coming is unknown.
+pub const READ_CHUNK: usize = 16 << 10;
+
+/// Size of the worker's scratch buffers.
+const SCRATCH: usize = 64 << 10;
+
+/// A leftover larger than this moves into the connection with the scratch buffer holding it,
+/// rather than being copied out of it.
+const HAND_OVER: usize = 4 << 10;
+
+/// Why serving stopped, for the worker's bookkeeping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Nothing more to do until the next readiness event.
+    Idle,
+    /// Served `-R` requests with more input waiting: serve again after the other connections.
+    Yielded,
+    /// The connection must be closed (peer gone, `quit`, an error that closes, an I/O error).
+    Close,
+}
+
+/// Buffers a worker lends to the connection it is serving, so that idle connections own none.
+#[derive(Debug)]
+pub struct Scratch {
+    input: InputBuffer,
+    output: Vec<u8>,
+}
+
+impl Scratch {
+    pub fn new() -> Self {
+        Scratch {
+            input: InputBuffer::with_capacity(SCRATCH),
+            output: Vec::with_capacity(SCRATCH),
+        }
+    }
+
+    /// Gives back memory that a huge request or reply made the scratch buffers grow to.
+    pub fn trim(&mut self) {
+        if self.input.capacity() > SCRATCH * 4 {
+            self.input = InputBuffer::with_capacity(SCRATCH);
+        }
+        if self.output.capacity() > SCRATCH * 4 {
+            self.output = Vec::with_capacity(SCRATCH);
+        }
+    }
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[derive(Debug)]
+pub struct Connection {
+    pub stream: Stream,
+    pub session: Session,
+    /// Bytes received and not yet served (empty, owning nothing, while the connection idles).
+    input: InputBuffer,
+    /// Replies not yet written, from `output_sent` on.
+    output: Vec<u8>,
+    output_sent: usize,
+    /// The socket may hold unread bytes: a readable edge came and no read has drained it.
+    may_read: bool,
+    /// The carried-over input may hold complete requests: serving stopped for fairness or
+    /// back-pressure, not for lack of bytes.
+    input_ready: bool,
+    /// Bytes the next request needs in all, when the session knows (a data block on its way).
+    input_needed: usize,
+    /// Close once the output is written (a reply that ends the connection, or shutdown).
+    closing: bool,
+    /// The peer has closed its side.
+    peer_closed: bool,
+}
+
+impl Connection {
+    pub fn new(stream: Stream, session: Session) -> Self {
+        Connection {
+            stream,
+            session,
+            input: InputBuffer::new(),
+            output: Vec::new(),
+            output_sent: 0,
+            may_read: true,
+            input_ready: false,
+            input_needed: 0,
+            closing: false,
+            peer_closed: false,
+        }
+    }
+
+    /// Records a readable event.
+    pub fn on_readable(&mut self) {
+        self.may_read = true;
+    }
+
+    /// Bytes of replies waiting to be written.
+    pub fn pending_output(&self) -> usize {
+        self.output.len() - self.output_sent
+    }
+
+    /// Whether a request is partly received.
+    pub fn has_partial_input(&self) -> bool {
+        !self.input.is_empty() && !self.input_ready
+    }
+
+    /// Whether a data block is on its way (`stats conns` state `conn_nread`).
+    pub fn awaiting_data(&self) -> bool {
+        self.has_partial_input() && self.input_needed > 0
+    }
+
+    /// Stop serving new input; close once the output is written (graceful shutdown).
+    pub fn close_after_flush(&mut self) {
+        self.closing = true;
+    }
+
+    /// Whether nothing remains to do but close.
+    pub fn finished(&self) -> bool {
+        self.closing && self.pending_output() == 0
+    }
+
+    /// Whether serving again now, without a new event, would make progress.
+    pub fn wants_service(&self) -> bool {
+        !self.closing
+            && self.pending_output() <= OUTPUT_HIGH_WATER
+            && (self.input_ready || (self.may_read && !self.peer_closed))
+    }
+
+    /// Serves what is available (carried-over input first, then what the socket has) up to
+    /// `budget` requests, then writes the replies with one `write`.
+    pub fn serve(
+        &mut self,
+        scratch: &mut Scratch,
+        budget: usize,
+        context: &mut ServeContext<'_>,
+    ) -> Verdict {
+        let mut budget = budget;
+        // Replies go to the scratch buffer unless older replies are still unsent: order matters.
+        let to_scratch = self.pending_output() == 0;
+        if !to_scratch && self.output_sent > 0 {
+            // The session measures its output against the high-water mark: only unsent bytes.
+            self.output.drain(..self.output_sent);
+            self.output_sent = 0;
+        }
+        scratch.output.clear();
+        loop {
+            if self.closing || budget == 0 {
+                break;
+            }
+            let unsent = if to_scratch {
+                scratch.output.len()
+            } else {
+                self.pending_output()
+            };
+            if unsent > OUTPUT_HIGH_WATER {
+                break; // Resumed by a writable event once the client reads.
+            }
+            let progressed = if self.input_ready {
+                let out = if to_scratch {
+                    &mut scratch.output
+                } else {
+                    &mut self.output
+                };
+                let (consumed, stop) =
+                    self.session
+                        .serve(self.input.bytes(), out, &mut budget, context);
+                self.input.consume(consumed);
+                self.apply(stop)
+            } else if self.may_read && !self.peer_closed {
+                match self.read_and_serve(scratch, to_scratch, &mut budget, context) {
+                    Ok(progressed) => progressed,
+                    Err(_) => return Verdict::Close,
+                }
+            } else {
+                false
+            };
+            if !progressed {
+                break;
+            }
+        }
+        if to_scratch {
+            if self.take_scratch_output(scratch, context).is_err() {
+                return Verdict::Close;
+            }
+        } else if self.flush_pending(context).is_err() {
+            return Verdict::Close;
+        }
+        if self.peer_closed && !self.input_ready {
+            // Nothing more will come; what was asked for is still owed (a client that shuts
+            // down its sending side and then reads, as `nc -N` does).
+            self.closing = true;
+        }
+        if self.finished() {
+            return Verdict::Close;
+        }
+        self.release_idle_buffers();
+        let more = self.input_ready || (self.may_read && !self.peer_closed);
+        if budget == 0 && more && !self.closing && self.pending_output() <= OUTPUT_HIGH_WATER {
+            Verdict::Yielded
+        } else {
+            Verdict::Idle
+        }
+    }
+
+    /// Records why serving stopped; true if serving may go on at once.
+    fn apply(&mut self, stop: Stop) -> bool {
+        match stop {
+            Stop::NeedInput { total } => {
+                self.input_ready = false;
+                self.input_needed = total;
+                true
+            }
+            Stop::Budget | Stop::Backpressure => {
+                self.input_ready = true;
+                false
+            }
+            Stop::Close => {
+                self.closing = true;
+                self.input_ready = false;
+                false
+            }
+        }
+    }
+
+    /// One read, then serving the requests it completed. Ok(false): nothing more to read now.
+    fn read_and_serve(
+        &mut self,
+        scratch: &mut Scratch,
+        to_scratch: bool,
+        budget: &mut usize,
+        context: &mut ServeContext<'_>,
+    ) -> io::Result<bool> {
+        // A partial request reads straight behind itself, with room for all of a data block
+        // whose size is known, so a large value is copied once; otherwise the scratch buffer.
+        let carried = !self.input.is_empty();
+        let buffer = if carried {
+            &mut self.input
+        } else {
+            scratch.input.clear();
+            &mut scratch.input
+        };
+        let want = self
+            .input_needed
+            .saturating_sub(buffer.len())
+            .max(READ_CHUNK);
+        let room = buffer.spare(want);
+        let asked = room.len();
+        let n = match self.stream.read(room) {
+            Ok(0) => {
+                self.peer_closed = true;
+                self.may_read = false;
+                return Ok(false);
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.may_read = false;
+                return Ok(false);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(true),
+            Err(e) => return Err(e),
+        };
+        buffer.filled(n);
+        context.stats.bytes_read.add(n as u64);
+        // A short read drained the socket and the next edge says when more arrives: skipping
+        // the read that would only return WouldBlock saves a syscall per request.
+        if n < asked {
+            self.may_read = false;
+        }
+        let out = if to_scratch {
+            &mut scratch.output
+        } else {
+            &mut self.output
+        };
+        let buffer = if carried {
+            &mut self.input
+        } else {
+            &mut scratch.input
+        };
+        let (consumed, stop) = self.session.serve(buffer.bytes(), out, budget, context);
+        buffer.consume(consumed);
+        if !carried && !scratch.input.is_empty() {
+            if scratch.input.len() > HAND_OVER {
+                self.input =
+                    std::mem::replace(&mut scratch.input, InputBuffer::with_capacity(SCRATCH));
+            } else {
+                self.input.extend_from_slice(scratch.input.bytes());
+                scratch.input.clear();
+            }
+        }
+        Ok(self.apply(stop))
+    }
+
+    /// Writes the replies made in the scratch buffer; keeps whatever the socket refused.
+    fn take_scratch_output(
+        &mut self,
+        scratch: &mut Scratch,
+        context: &mut ServeContext<'_>,
+    ) -> io::Result<()> {
+        if scratch.output.is_empty() {
+            return Ok(());
+        }
+        let written = write_some(&mut self.stream, &scratch.output)?;
+        context.stats.bytes_written.add(written as u64);
+        if written < scratch.output.len() {
+            if scratch.output.len() - written > HAND_OVER {
+                self.output = std::mem::replace(&mut scratch.output, Vec::with_capacity(SCRATCH));
+                self.output_sent = written;
+            } else {
+                self.output.extend_from_slice(&scratch.output[written..]);
+                self.output_sent = 0;
+            }
+        }
+        scratch.output.clear();
+        Ok(())
+    }
+
+    /// Writes as much of the unsent output as the socket takes (also on a writable event).
+    pub fn flush_pending(&mut self, context: &mut ServeContext<'_>) -> io::Result<()> {
+        if self.pending_output() == 0 {
+            return Ok(());
+        }
+        let written = write_some(&mut self.stream, &self.output[self.output_sent..])?;
+        context.stats.bytes_written.add(written as u64);
+        self.output_sent += written;
+        if self.output_sent == self.output.len() {
+            self.output.clear();
+            self.output_sent = 0;
+        }
+        Ok(())
+    }
+
+    /// Idle connections keep no heap: drop drained buffers.
+    fn release_idle_buffers(&mut self) {
+        if self.pending_output() == 0 && self.output.capacity() > 0 {
+            self.output = Vec::new();
+            self.output_sent = 0;
+        }
+        if self.input.is_empty() && self.input.capacity() > 0 {
+            self.input = InputBuffer::new();
+        }
+    }
+}
+
+/// Writes what the socket takes now, retrying on EINTR; WouldBlock ends it early.
+fn write_some(stream: &mut Stream, bytes: &[u8]) -> io::Result<usize> {
+    let mut written = 0;
+    while written < bytes.len() {
+        match stream.write(&bytes[written..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => written += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(written)
+}

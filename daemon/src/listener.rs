@@ -1,0 +1,250 @@
+//! Listening sockets and the streams they accept: TCP and UNIX, bound here or inherited.
+//!
+//! Owns: binding with memcached's socket options (SO_REUSEADDR, the `-b` backlog, the `-a`
+//! mask on a UNIX socket), accepting without blocking, and per-stream options (TCP_NODELAY).
+//! Must not touch: what is read or written on a stream.
+
+use crate::cli::ListenSpec;
+use mio::event::Source;
+use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use mio::{Interest, Registry, Token};
+use socket2::{Domain, Socket, Type};
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsRawFd, RawFd};
+use std::path::PathBuf;
+
+/// A socket that accepts connections.
+#[derive(Debug)]
+pub enum Listener {
+    Tcp(TcpListener),
+    Unix {
+        listener: UnixListener,
+        path: Option<PathBuf>,
+    },
+}
+
+/// A client connection.
+#[derive(Debug)]
+pub enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Listener {
+    /// Accepts one pending connection; `WouldBlock` when there is none. The text is the peer's
+    /// address as `stats conns` prints it.
+    pub fn accept(&self) -> io::Result<(Stream, String)> {
+        match self {
+            Listener::Tcp(listener) => {
+                let (stream, peer) = listener.accept()?;
+                // Replies go out in one write per batch; Nagle would only delay them.
+                stream.set_nodelay(true)?;
+                Ok((Stream::Tcp(stream), format!("tcp:{peer}")))
+            }
+            Listener::Unix { listener, path } => {
+                let (stream, _) = listener.accept()?;
+                let name = path
+                    .as_ref()
+                    .map_or_else(|| "unix:".to_string(), |p| format!("unix:{}", p.display()));
+                Ok((Stream::Unix(stream), name))
+            }
+        }
+    }
+
+    /// The address as `stats conns` and the start-up line print it.
+    pub fn describe(&self) -> String {
+        match self {
+            Listener::Tcp(listener) => listener
+                .local_addr()
+                .map_or_else(|_| "tcp:?".to_string(), |a| format!("tcp:{a}")),
+            Listener::Unix { path, .. } => path
+                .as_ref()
+                .map_or_else(|| "unix:".to_string(), |p| format!("unix:{}", p.display())),
+        }
+    }
+
+    /// Removes a UNIX socket's file (at shutdown), as memcached leaves none behind.
+    pub fn remove_socket_file(&self) {
+        if let Listener::Unix {
+            path: Some(path), ..
+        } = self
+        {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+
+    pub fn raw_fd(&self) -> RawFd {
+        match self {
+            Listener::Tcp(listener) => listener.as_raw_fd(),
+            Listener::Unix { listener, .. } => listener.as_raw_fd(),
+        }
+    }
+}
+
+/// Binds every address the settings name.
+pub fn bind_all(specs: &[ListenSpec], backlog: i32) -> io::Result<Vec<Listener>> {
+    let mut listeners = Vec::new();
+    for spec in specs {
+        match spec {
+            ListenSpec::Tcp(address) => {
+                let addresses: Vec<SocketAddr> = address
+                    .to_socket_addrs()
+                    .map_err(|e| io::Error::new(e.kind(), format!("{address}: {e}")))?
+                    .collect();
+                if addresses.is_empty() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::NotFound,
+                        format!("{address}: no such address"),
+                    ));
+                }
+                for addr in addresses {
+                    listeners.push(Listener::Tcp(bind_tcp(addr, backlog).map_err(|e| {
+                        io::Error::new(e.kind(), format!("failed to listen on TCP {addr}: {e}"))
+                    })?));
+                }
+            }
+            ListenSpec::Unix { path, mask } => {
+                listeners.push(bind_unix(path, *mask, backlog).map_err(|e| {
+                    io::Error::new(
+                        e.kind(),
+                        format!("failed to listen on UNIX socket {}: {e}", path.display()),
+                    )
+                })?);
+            }
+        }
+    }
+    Ok(listeners)
+}
+
+fn bind_tcp(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        // As memcached: an IPv6 listener does not also take IPv4, so both can be listed.
+        socket.set_only_v6(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(backlog)?;
+    Ok(TcpListener::from_std(socket.into()))
+}
+
+fn bind_unix(path: &PathBuf, mask: u32, backlog: i32) -> io::Result<Listener> {
+    // A socket file left by a previous run would make bind fail; memcached removes it too.
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        use std::os::unix::fs::FileTypeExt;
+        if meta.file_type().is_socket() {
+            std::fs::remove_file(path)?;
+        }
+    }
+    let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+    socket.set_nonblocking(true)?;
+    // The mask applies to the file bind creates; umask is process-wide, which is why listeners
+    // are bound before any worker thread starts.
+    let bound = crate::os::with_umask(mask, || socket.bind(&socket2::SockAddr::unix(path)?));
+    bound?;
+    socket.listen(backlog)?;
+    let std_listener: std::os::unix::net::UnixListener = socket.into();
+    Ok(Listener::Unix {
+        listener: UnixListener::from_std(std_listener),
+        path: Some(path.clone()),
+    })
+}
+
+impl Source for Listener {
+    fn register(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interests: Interest,
+    ) -> io::Result<()> {
+        match self {
+            Listener::Tcp(l) => l.register(registry, token, interests),
+            Listener::Unix { listener, .. } => listener.register(registry, token, interests),
+        }
+    }
+
+    fn reregister(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interests: Interest,
+    ) -> io::Result<()> {
+        match self {
+            Listener::Tcp(l) => l.reregister(registry, token, interests),
+            Listener::Unix { listener, .. } => listener.reregister(registry, token, interests),
+        }
+    }
+
+    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
+        match self {
+            Listener::Tcp(l) => l.deregister(registry),
+            Listener::Unix { listener, .. } => listener.deregister(registry),
+        }
+    }
+}
+
+impl Stream {
+    pub fn raw_fd(&self) -> RawFd {
+        match self {
+            Stream::Tcp(s) => s.as_raw_fd(),
+            Stream::Unix(s) => s.as_raw_fd(),
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(buf),
+            Stream::Unix(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Source for Stream {
+    fn register(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interests: Interest,
+    ) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.register(registry, token, interests),
+            Stream::Unix(s) => s.register(registry, token, interests),
+        }
+    }
+
+    fn reregister(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interests: Interest,
+    ) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.reregister(registry, token, interests),
+            Stream::Unix(s) => s.reregister(registry, token, interests),
+        }
+    }
+
+    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.deregister(registry),
+            Stream::Unix(s) => s.deregister(registry),
+        }
+    }
+}

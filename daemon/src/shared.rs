@@ -1,0 +1,150 @@
+//! State every thread of the daemon reads: settings, the cache, counters, the registry of open
+//! connections for `stats conns`, and the flags that coordinate shutdown.
+//!
+//! Owns: the one `Arc` the acceptor and workers share. Must not touch: per-connection buffers
+//! (each worker owns its connections).
+
+use crate::cache::Cache;
+use crate::cli::Settings;
+use crate::counters::{Baseline, BaselineValues, ConnectionStats, ThreadStats, ThreadTotals};
+use mio::Waker;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering};
+
+/// What `stats conns` shows of a connection; the owning worker updates it.
+#[derive(Debug)]
+pub struct ConnInfo {
+    pub fd: i32,
+    pub peer: String,
+    /// Clock second of the last request.
+    pub last_cmd: AtomicU32,
+    pub state: AtomicU8,
+}
+
+/// `ConnInfo::state` values, named as memcached's connection states.
+pub mod conn_state {
+    pub const WAITING: u8 = 0;
+    pub const NREAD: u8 = 1;
+    pub const WRITE: u8 = 2;
+    pub const CLOSING: u8 = 3;
+
+    pub fn name(state: u8) -> &'static str {
+        match state {
+            NREAD => "conn_nread",
+            WRITE => "conn_mwrite",
+            CLOSING => "conn_closing",
+            _ => "conn_waiting",
+        }
+    }
+}
+
+/// The connections one worker holds, by its connection key.
+#[derive(Debug, Default)]
+pub struct ConnRegistry {
+    conns: Mutex<HashMap<usize, Arc<ConnInfo>>>,
+}
+
+impl ConnRegistry {
+    pub fn insert(&self, key: usize, info: Arc<ConnInfo>) {
+        self.conns.lock().insert(key, info);
+    }
+
+    pub fn remove(&self, key: usize) {
+        self.conns.lock().remove(&key);
+    }
+
+    pub fn snapshot(&self) -> Vec<Arc<ConnInfo>> {
+        self.conns.lock().values().cloned().collect()
+    }
+}
+
+/// A listening socket as `stats conns` shows it.
+#[derive(Debug, Clone)]
+pub struct ListenerInfo {
+    pub fd: i32,
+    pub name: String,
+}
+
+#[derive(Debug)]
+pub struct Shared {
+    pub settings: Settings,
+    pub cache: Cache,
+    pub connections: ConnectionStats,
+    pub threads: Box<[ThreadStats]>,
+    pub baseline: Baseline,
+    pub registries: Box<[ConnRegistry]>,
+    pub listeners: Vec<ListenerInfo>,
+    /// Clock second at which each worker last went round its loop (the watchdog reads it).
+    pub heartbeats: Box<[AtomicU32]>,
+    pub verbosity: AtomicU8,
+    /// Set once shutdown begins; workers finish what is in flight and exit.
+    pub stopping: AtomicBool,
+    /// Set by the `shutdown` command; the acceptor starts the shutdown.
+    pub shutdown_requested: AtomicBool,
+    /// Wakes the acceptor (for `shutdown`).
+    pub acceptor_waker: Arc<Waker>,
+}
+
+impl Shared {
+    pub fn new(
+        settings: Settings,
+        cache: Cache,
+        listeners: Vec<ListenerInfo>,
+        acceptor_waker: Arc<Waker>,
+    ) -> Self {
+        let threads = settings.threads;
+        Shared {
+            verbosity: AtomicU8::new(settings.verbosity),
+            settings,
+            cache,
+            connections: ConnectionStats::default(),
+            threads: (0..threads).map(|_| ThreadStats::default()).collect(),
+            baseline: Baseline::default(),
+            registries: (0..threads).map(|_| ConnRegistry::default()).collect(),
+            listeners,
+            heartbeats: (0..threads).map(|_| AtomicU32::new(0)).collect(),
+            stopping: AtomicBool::new(false),
+            shutdown_requested: AtomicBool::new(false),
+            acceptor_waker,
+        }
+    }
+
+    /// Thread counters summed, since the last `stats reset`.
+    pub fn thread_totals(&self) -> ThreadTotals {
+        let mut totals = ThreadTotals::default();
+        for stats in self.threads.iter() {
+            totals.add(stats);
+        }
+        totals.since(&self.baseline.get().threads)
+    }
+
+    /// `stats reset`: counters start again from zero (gauges such as items do not).
+    pub fn reset_stats(&self) {
+        let mut totals = ThreadTotals::default();
+        for stats in self.threads.iter() {
+            totals.add(stats);
+        }
+        self.baseline.set(BaselineValues {
+            threads: totals,
+            total_connections: self.connections.total_connections.load(Ordering::Relaxed),
+            rejected_connections: self
+                .connections
+                .rejected_connections
+                .load(Ordering::Relaxed),
+            listen_disabled_num: self.connections.listen_disabled_num.load(Ordering::Relaxed),
+        });
+        self.cache.reset_stats();
+    }
+
+    /// Asks the acceptor to shut the server down (the `shutdown` command).
+    pub fn request_shutdown(&self) {
+        self.shutdown_requested.store(true, Ordering::Release);
+        let _ = self.acceptor_waker.wake();
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+}

@@ -1,0 +1,384 @@
+//! What `stats`, `stats settings`, `stats items`, `stats slabs` and `stats conns` report:
+//! memcached's names with memcached's meanings, gathered from the cache, the counters and the
+//! settings.
+//!
+//! Owns: the list of names and where each value comes from. Must not touch: the wire format
+//! (the session writes each pair as a `STAT` line) or any counter's upkeep.
+
+use crate::shared::{Shared, conn_state};
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+
+/// A stat's value as it is printed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Number(u64),
+    Signed(i64),
+    Text(String),
+    Static(&'static str),
+}
+
+impl From<u64> for Value {
+    fn from(n: u64) -> Self {
+        Value::Number(n)
+    }
+}
+
+impl From<usize> for Value {
+    fn from(n: usize) -> Self {
+        Value::Number(n as u64)
+    }
+}
+
+impl From<u32> for Value {
+    fn from(n: u32) -> Self {
+        Value::Number(u64::from(n))
+    }
+}
+
+impl From<u16> for Value {
+    fn from(n: u16) -> Self {
+        Value::Number(u64::from(n))
+    }
+}
+
+impl From<&'static str> for Value {
+    fn from(text: &'static str) -> Self {
+        Value::Static(text)
+    }
+}
+
+impl From<String> for Value {
+    fn from(text: String) -> Self {
+        Value::Text(text)
+    }
+}
+
+impl From<bool> for Value {
+    fn from(flag: bool) -> Self {
+        Value::Number(u64::from(flag))
+    }
+}
+
+impl Value {
+    /// The bytes after the name on the `STAT` line.
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        match self {
+            Value::Number(n) => out.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes()),
+            Value::Signed(n) => out.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes()),
+            Value::Text(text) => out.extend_from_slice(text.as_bytes()),
+            Value::Static(text) => out.extend_from_slice(text.as_bytes()),
+        }
+    }
+}
+
+pub type Stats = Vec<(String, Value)>;
+
+fn push(stats: &mut Stats, name: &str, value: impl Into<Value>) {
+    stats.push((name.to_string(), value.into()));
+}
+
+/// `seconds.microseconds`, as memcached prints rusage.
+fn seconds(time: (i64, i64)) -> String {
+    format!("{}.{:06}", time.0, time.1)
+}
+
+/// `stats`: the general statistics.
+pub fn general(shared: &Shared) -> Stats {
+    let clock = &shared.cache.clock;
+    let items = shared.cache.stats();
+    let threads = shared.thread_totals();
+    let baseline = shared.baseline.get();
+    let connections = &shared.connections;
+    let (user, system) = crate::os::cpu_times();
+    let pool = &shared.cache.pool;
+    let hash_capacity = items.hash_capacity.max(1);
+    let mut stats = Stats::with_capacity(72);
+    push(&mut stats, "pid", std::process::id());
+    push(&mut stats, "uptime", clock.uptime());
+    push(&mut stats, "time", Value::Signed(clock.unix_now()));
+    push(&mut stats, "version", crate::VERSION);
+    push(&mut stats, "pointer_size", (usize::BITS) as u64);
+    push(&mut stats, "rusage_user", seconds(user));
+    push(&mut stats, "rusage_system", seconds(system));
+    push(&mut stats, "max_connections", shared.settings.conn_limit);
+    push(
+        &mut stats,
+        "curr_connections",
+        connections.curr_connections.load(Ordering::Relaxed),
+    );
+    push(
+        &mut stats,
+        "total_connections",
+        connections.total_connections.load(Ordering::Relaxed) - baseline.total_connections,
+    );
+    push(
+        &mut stats,
+        "rejected_connections",
+        connections.rejected_connections.load(Ordering::Relaxed) - baseline.rejected_connections,
+    );
+    push(
+        &mut stats,
+        "connection_structures",
+        connections.connection_structures.load(Ordering::Relaxed),
+    );
+    push(&mut stats, "cmd_get", items.cmd_get);
+    push(&mut stats, "cmd_set", items.cmd_set);
+    push(&mut stats, "cmd_flush", threads.cmd_flush);
+    push(&mut stats, "cmd_touch", items.cmd_touch);
+    push(&mut stats, "cmd_meta", threads.cmd_meta);
+    push(&mut stats, "get_hits", items.get_hits);
+    push(&mut stats, "get_misses", items.get_misses);
+    push(&mut stats, "get_expired", items.get_expired);
+    push(&mut stats, "get_flushed", items.get_flushed);
+    push(&mut stats, "delete_misses", items.delete_misses);
+    push(&mut stats, "delete_hits", items.delete_hits);
+    push(&mut stats, "incr_misses", items.incr_misses);
+    push(&mut stats, "incr_hits", items.incr_hits);
+    push(&mut stats, "decr_misses", items.decr_misses);
+    push(&mut stats, "decr_hits", items.decr_hits);
+    push(&mut stats, "cas_misses", items.cas_misses);
+    push(&mut stats, "cas_hits", items.cas_hits);
+    push(&mut stats, "cas_badval", items.cas_badval);
+    push(&mut stats, "touch_hits", items.touch_hits);
+    push(&mut stats, "touch_misses", items.touch_misses);
+    push(&mut stats, "store_too_large", items.store_too_large);
+    push(&mut stats, "store_no_memory", items.store_no_memory);
+    push(&mut stats, "auth_cmds", 0u64);
+    push(&mut stats, "auth_errors", 0u64);
+    push(&mut stats, "idle_kicks", threads.idle_kicks);
+    push(&mut stats, "bytes_read", threads.bytes_read);
+    push(&mut stats, "bytes_written", threads.bytes_written);
+    push(&mut stats, "limit_maxbytes", pool.limit_bytes());
+    push(
+        &mut stats,
+        "accepting_conns",
+        connections.accepting.load(Ordering::Relaxed),
+    );
+    push(
+        &mut stats,
+        "listen_disabled_num",
+        connections.listen_disabled_num.load(Ordering::Relaxed) - baseline.listen_disabled_num,
+    );
+    push(&mut stats, "threads", shared.settings.threads);
+    push(&mut stats, "conn_yields", threads.conn_yields);
+    // memcached's hash table has 2^power buckets; ours are one table per partition.
+    push(
+        &mut stats,
+        "hash_power_level",
+        u64::from(63 - hash_capacity.leading_zeros()),
+    );
+    push(&mut stats, "hash_bytes", items.hash_bytes);
+    push(&mut stats, "hash_is_expanding", false);
+    push(&mut stats, "slab_reassign_running", false);
+    push(&mut stats, "slabs_moved", items.slabs_moved);
+    push(&mut stats, "bytes", items.bytes);
+    push(&mut stats, "curr_items", items.curr_items);
+    push(&mut stats, "total_items", items.total_items);
+    push(&mut stats, "expired_unfetched", items.expired_unfetched);
+    push(&mut stats, "evicted_unfetched", items.evicted_unfetched);
+    push(&mut stats, "evicted_active", items.evicted_active);
+    push(&mut stats, "evictions", items.evictions);
+    push(&mut stats, "reclaimed", items.reclaimed);
+    push(&mut stats, "crawler_reclaimed", items.crawler_reclaimed);
+    push(
+        &mut stats,
+        "crawler_items_checked",
+        items.crawler_items_checked,
+    );
+    stats
+}
+
+/// `stats settings`.
+pub fn settings(shared: &Shared) -> Stats {
+    let settings = &shared.settings;
+    let storage = &shared.cache.config;
+    let mut stats = Stats::new();
+    let on_off = |flag: bool| if flag { "yes" } else { "no" };
+    push(&mut stats, "maxbytes", shared.cache.pool.limit_bytes());
+    push(&mut stats, "maxconns", settings.conn_limit);
+    push(&mut stats, "tcpport", settings.port);
+    push(&mut stats, "udpport", settings.udp_port);
+    let interfaces: Vec<String> = settings.listen.iter().map(ToString::to_string).collect();
+    push(&mut stats, "inter", interfaces.join(","));
+    push(
+        &mut stats,
+        "verbosity",
+        u64::from(shared.verbosity.load(Ordering::Relaxed)),
+    );
+    push(&mut stats, "oldest", 0u64);
+    push(
+        &mut stats,
+        "evictions",
+        if storage.evictions { "on" } else { "off" },
+    );
+    let unix = settings.listen.iter().find_map(|l| match l {
+        crate::cli::ListenSpec::Unix { path, .. } => Some(path.display().to_string()),
+        crate::cli::ListenSpec::Tcp(_) => None,
+    });
+    push(
+        &mut stats,
+        "domain_socket",
+        unix.unwrap_or_else(|| "NULL".to_string()),
+    );
+    push(&mut stats, "umask", format!("{:o}", settings.unix_mask));
+    push(
+        &mut stats,
+        "shutdown_command",
+        on_off(settings.shutdown_enabled),
+    );
+    push(
+        &mut stats,
+        "growth_factor",
+        format!("{:.2}", storage.growth_factor),
+    );
+    push(&mut stats, "chunk_size", storage.chunk_size_min);
+    push(&mut stats, "num_threads", settings.threads);
+    push(&mut stats, "stat_key_prefix", ":");
+    push(&mut stats, "detail_enabled", "no");
+    push(&mut stats, "reqs_per_event", settings.reqs_per_event);
+    push(&mut stats, "cas_enabled", on_off(storage.cas));
+    push(&mut stats, "tcp_backlog", settings.backlog as u64);
+    push(&mut stats, "binding_protocol", "ascii");
+    push(&mut stats, "auth_enabled_sasl", "no");
+    push(&mut stats, "auth_enabled_ascii", "no");
+    push(&mut stats, "item_size_max", storage.item_size_max);
+    push(&mut stats, "maxconns_fast", "yes");
+    push(
+        &mut stats,
+        "hashpower_init",
+        u64::from(settings.hashpower_init),
+    );
+    push(&mut stats, "slab_reassign", "yes");
+    push(&mut stats, "slab_automove", 1u64);
+    push(&mut stats, "slab_chunk_max", storage.slab_chunk_max);
+    push(
+        &mut stats,
+        "lru_crawler",
+        on_off(settings.background_reclaim),
+    );
+    push(&mut stats, "idle_timeout", settings.idle_timeout);
+    push(&mut stats, "flush_enabled", on_off(settings.flush_enabled));
+    push(&mut stats, "page_size", storage.page_size);
+    stats
+}
+
+/// `stats items`: per slab class, `items:<class>:<name>`.
+pub fn items(shared: &Shared) -> Stats {
+    let mut stats = Stats::new();
+    for (id, class) in shared.cache.class_stats() {
+        if class.items == 0 && class.evicted == 0 && class.outofmemory == 0 {
+            continue;
+        }
+        let mut item = |name: &str, value: u64| {
+            stats.push((format!("items:{id}:{name}"), Value::Number(value)));
+        };
+        item("number", class.items);
+        item("age", class.age);
+        item("evicted", class.evicted);
+        item("evicted_nonzero", class.evicted_nonzero);
+        item("evicted_time", class.evicted_time);
+        item("outofmemory", class.outofmemory);
+        item("tailrepairs", 0);
+        item("reclaimed", class.reclaimed);
+        item("expired_unfetched", class.expired_unfetched);
+        item("evicted_unfetched", class.evicted_unfetched);
+        item("evicted_active", class.evicted_active);
+        item("crawler_reclaimed", class.crawler_reclaimed);
+        item("mem_requested", class.mem_requested);
+    }
+    stats
+}
+
+/// `stats slabs`: per slab class `<class>:<name>`, then totals.
+pub fn slabs(shared: &Shared) -> Stats {
+    let mut stats = Stats::new();
+    let mut active = 0u64;
+    for (id, class) in shared.cache.class_stats() {
+        if class.total_pages == 0 {
+            continue;
+        }
+        active += 1;
+        let mut slab = |name: &str, value: u64| {
+            stats.push((format!("{id}:{name}"), Value::Number(value)));
+        };
+        slab("chunk_size", class.chunk_size);
+        slab("chunks_per_page", class.chunks_per_page);
+        slab("total_pages", class.total_pages);
+        slab("total_chunks", class.total_chunks);
+        slab("used_chunks", class.used_chunks);
+        slab("free_chunks", class.free_chunks);
+        slab("free_chunks_end", class.free_chunks_end);
+        slab("get_hits", class.get_hits);
+        slab("cmd_set", class.cmd_set);
+        slab("delete_hits", class.delete_hits);
+        slab("incr_hits", class.incr_hits);
+        slab("decr_hits", class.decr_hits);
+        slab("cas_hits", class.cas_hits);
+        slab("cas_badval", class.cas_badval);
+        slab("touch_hits", class.touch_hits);
+        slab("mem_requested", class.mem_requested);
+    }
+    push(&mut stats, "active_slabs", active);
+    let pool = &shared.cache.pool;
+    push(
+        &mut stats,
+        "total_malloced",
+        pool.pages_in_use() * pool.page_size(),
+    );
+    stats
+}
+
+/// `stats conns`: each listener and connection, `<fd>:<name>`.
+pub fn conns(shared: &Shared) -> Stats {
+    let now = shared.cache.clock.now();
+    let mut stats = Stats::new();
+    let mut line = |fd: i32, name: &str, value: Value| {
+        let mut key = String::new();
+        let _ = write!(key, "{fd}:{name}");
+        stats.push((key, value));
+    };
+    if !shared.is_stopping() {
+        for listener in &shared.listeners {
+            line(listener.fd, "addr", Value::Text(listener.name.clone()));
+            line(listener.fd, "state", Value::Static("conn_listening"));
+        }
+    }
+    let mut all: Vec<_> = shared
+        .registries
+        .iter()
+        .flat_map(|r| r.snapshot())
+        .collect();
+    all.sort_by_key(|info| info.fd);
+    for info in all {
+        line(info.fd, "addr", Value::Text(info.peer.clone()));
+        line(
+            info.fd,
+            "listen_addr",
+            Value::Text(listen_name(shared, &info.peer)),
+        );
+        line(
+            info.fd,
+            "state",
+            Value::Static(conn_state::name(info.state.load(Ordering::Relaxed))),
+        );
+        let idle = now.saturating_sub(info.last_cmd.load(Ordering::Relaxed));
+        line(
+            info.fd,
+            "secs_since_last_cmd",
+            Value::Number(u64::from(idle)),
+        );
+    }
+    stats
+}
+
+/// The listener a connection came in on, as far as the peer's family tells (memcached prints
+/// the listening address).
+fn listen_name(shared: &Shared, peer: &str) -> String {
+    let unix = peer.starts_with("unix:");
+    shared
+        .listeners
+        .iter()
+        .find(|l| l.name.starts_with("unix:") == unix)
+        .map_or_else(String::new, |l| l.name.clone())
+}

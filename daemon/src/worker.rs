@@ -1,0 +1,318 @@
+//! A worker thread: one mio event loop that owns a set of connections and one storage
+//! partition's housekeeping.
+//!
+//! Owns: the connections the acceptor hands it (in a `slab::Slab`), their readiness events,
+//! fair turns between them (`-R`), closing idle ones (`idle_timeout`), background maintenance
+//! of its own partition in short slices, its heartbeat for the systemd watchdog, and its part of
+//! a graceful shutdown. Must not touch: other workers' connections; other partitions are reached
+//! only through their locks, by the requests its connections make.
+
+use crate::connection::{Connection, Scratch, Verdict};
+use crate::listener::Stream;
+use crate::session::{ServeContext, Session};
+use crate::shared::{ConnInfo, Shared, conn_state};
+use crossbeam_channel::{Receiver, Sender};
+use mio::{Events, Interest, Poll, Token, Waker};
+use slab::Slab;
+use std::collections::VecDeque;
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+const WAKER: Token = Token(usize::MAX);
+
+/// How long the loop sleeps with nothing to do: the pace of maintenance and idle checks.
+const TICK: Duration = Duration::from_millis(100);
+
+/// Chunks of its partition a worker examines per maintenance slice when busy, and when idle.
+const MAINTENANCE_BUSY: usize = 64;
+const MAINTENANCE_IDLE: usize = 1024;
+
+/// How long a graceful shutdown waits for replies in flight to be written.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(700);
+
+/// A connection handed from the acceptor to a worker.
+#[derive(Debug)]
+pub struct Handoff {
+    pub stream: Stream,
+    pub peer: String,
+}
+
+/// What the acceptor keeps to reach a worker.
+#[derive(Debug)]
+pub struct WorkerHandle {
+    pub sender: Sender<Handoff>,
+    pub waker: Arc<Waker>,
+}
+
+struct Slot {
+    connection: Connection,
+    info: Arc<ConnInfo>,
+    /// In the ready queue (yielded, to be served again this turn).
+    queued: bool,
+}
+
+pub struct Worker {
+    id: usize,
+    poll: Poll,
+    shared: Arc<Shared>,
+    receiver: Receiver<Handoff>,
+    connections: Slab<Slot>,
+    scratch: Scratch,
+    /// Connections that yielded after `-R` requests, served again after this turn's events.
+    ready: VecDeque<usize>,
+    last_second: u32,
+    last_maintenance: Instant,
+}
+
+impl Worker {
+    /// A worker and the handle the acceptor uses to pass it connections.
+    pub fn new(id: usize, shared: Arc<Shared>) -> io::Result<(Worker, WorkerHandle)> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let (sender, receiver) = crossbeam_channel::unbounded();
+        Ok((
+            Worker {
+                id,
+                poll,
+                shared,
+                receiver,
+                connections: Slab::new(),
+                scratch: Scratch::new(),
+                ready: VecDeque::new(),
+                last_second: 0,
+                last_maintenance: Instant::now(),
+            },
+            WorkerHandle { sender, waker },
+        ))
+    }
+
+    /// Runs the event loop until shutdown.
+    pub fn run(mut self) {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let timeout = if self.ready.is_empty() {
+                TICK
+            } else {
+                Duration::ZERO
+            };
+            if let Err(error) = self.poll.poll(&mut events, Some(timeout))
+                && error.kind() != io::ErrorKind::Interrupted
+            {
+                log::error!("worker {}: poll failed: {error}", self.id);
+                break;
+            }
+            let idle = events.is_empty() && self.ready.is_empty();
+            for event in events.iter() {
+                match event.token() {
+                    WAKER => self.take_handoffs(),
+                    Token(key) => self.on_event(
+                        key,
+                        event.is_readable() || event.is_read_closed() || event.is_error(),
+                        event.is_writable(),
+                    ),
+                }
+            }
+            self.serve_ready();
+            self.housekeeping(idle);
+            if self.shared.is_stopping() {
+                self.drain(&mut events);
+                return;
+            }
+        }
+    }
+
+    fn take_handoffs(&mut self) {
+        while let Ok(Handoff { mut stream, peer }) = self.receiver.try_recv() {
+            let entry = self.connections.vacant_entry();
+            let key = entry.key();
+            // Readable and writable once, edge-triggered: no re-registration as output comes
+            // and goes. A socket that already holds a request reports it at once.
+            if let Err(error) = self.poll.registry().register(
+                &mut stream,
+                Token(key),
+                Interest::READABLE | Interest::WRITABLE,
+            ) {
+                log::warn!(
+                    "worker {}: cannot watch connection from {peer}: {error}",
+                    self.id
+                );
+                self.shared.connections.closed();
+                continue;
+            }
+            log::debug!("worker {}: new connection {key} from {peer}", self.id);
+            let info = Arc::new(ConnInfo {
+                fd: stream.raw_fd(),
+                peer,
+                last_cmd: AtomicU32::new(self.shared.cache.clock.now()),
+                state: AtomicU8::new(conn_state::WAITING),
+            });
+            self.shared.registries[self.id].insert(key, Arc::clone(&info));
+            let session = Session::new(&self.shared);
+            entry.insert(Slot {
+                connection: Connection::new(stream, session),
+                info,
+                queued: false,
+            });
+        }
+    }
+
+    fn on_event(&mut self, key: usize, readable: bool, writable: bool) {
+        let Some(slot) = self.connections.get_mut(key) else {
+            return;
+        };
+        if readable {
+            slot.connection.on_readable();
+        }
+        if writable && slot.connection.pending_output() > 0 {
+            let mut context = ServeContext::new(&self.shared, self.id);
+            if slot.connection.flush_pending(&mut context).is_err() {
+                self.close(key);
+                return;
+            }
+            if slot.connection.finished() {
+                self.close(key);
+                return;
+            }
+        }
+        if !slot.queued && slot.connection.wants_service() {
+            self.serve(key);
+        }
+    }
+
+    fn serve(&mut self, key: usize) {
+        let Some(slot) = self.connections.get_mut(key) else {
+            return;
+        };
+        let mut context = ServeContext::new(&self.shared, self.id);
+        let verdict = slot.connection.serve(
+            &mut self.scratch,
+            self.shared.settings.reqs_per_event,
+            &mut context,
+        );
+        if context.served > 0 {
+            slot.info
+                .last_cmd
+                .store(self.shared.cache.clock.now(), Ordering::Relaxed);
+        }
+        let state = if slot.connection.pending_output() > 0 {
+            conn_state::WRITE
+        } else if slot.connection.awaiting_data() {
+            conn_state::NREAD
+        } else {
+            conn_state::WAITING
+        };
+        slot.info.state.store(state, Ordering::Relaxed);
+        match verdict {
+            Verdict::Idle => {}
+            Verdict::Yielded => {
+                self.shared.threads[self.id].conn_yields.incr();
+                slot.queued = true;
+                self.ready.push_back(key);
+            }
+            Verdict::Close => self.close(key),
+        }
+    }
+
+    /// Gives each connection that yielded its next turn, once per loop.
+    fn serve_ready(&mut self) {
+        for _ in 0..self.ready.len() {
+            let Some(key) = self.ready.pop_front() else {
+                break;
+            };
+            if let Some(slot) = self.connections.get_mut(key) {
+                slot.queued = false;
+                self.serve(key);
+            }
+        }
+    }
+
+    fn close(&mut self, key: usize) {
+        if self.connections.contains(key) {
+            let slot = self.connections.remove(key);
+            self.shared.registries[self.id].remove(key);
+            self.shared.connections.closed();
+            log::debug!(
+                "worker {}: closed connection {key} from {}",
+                self.id,
+                slot.info.peer
+            );
+            // Dropping the stream closes the socket, which also removes it from epoll.
+        }
+    }
+
+    fn housekeeping(&mut self, idle: bool) {
+        let now = self.shared.cache.clock.now();
+        self.shared.heartbeats[self.id].store(now, Ordering::Relaxed);
+        let due = self.last_maintenance.elapsed() >= TICK;
+        if (idle || due) && self.shared.settings.background_reclaim {
+            // Never wait for the lock: a busy partition is being used, which is better.
+            if let Some(mut partition) = self.shared.cache.partition(self.id).try_lock() {
+                partition.maintain(if idle {
+                    MAINTENANCE_IDLE
+                } else {
+                    MAINTENANCE_BUSY
+                });
+            }
+            self.last_maintenance = Instant::now();
+        }
+        if now != self.last_second {
+            self.last_second = now;
+            self.scratch.trim();
+            self.kick_idle(now);
+        }
+    }
+
+    /// Closes connections that sent nothing for longer than `idle_timeout`.
+    fn kick_idle(&mut self, now: u32) {
+        let timeout = self.shared.settings.idle_timeout;
+        if timeout == 0 {
+            return;
+        }
+        let idle: Vec<usize> = self
+            .connections
+            .iter()
+            .filter(|(_, slot)| {
+                now.saturating_sub(slot.info.last_cmd.load(Ordering::Relaxed)) > timeout
+                    && slot.connection.pending_output() == 0
+            })
+            .map(|(key, _)| key)
+            .collect();
+        for key in idle {
+            self.shared.threads[self.id].idle_kicks.incr();
+            self.close(key);
+        }
+    }
+
+    /// Graceful shutdown: serve what has arrived, write the replies, then close everything.
+    fn drain(&mut self, events: &mut Events) {
+        let deadline = Instant::now() + SHUTDOWN_GRACE;
+        let keys: Vec<usize> = self.connections.iter().map(|(key, _)| key).collect();
+        for key in keys {
+            self.serve(key);
+            if let Some(slot) = self.connections.get_mut(key) {
+                slot.connection.close_after_flush();
+                if slot.connection.finished() {
+                    self.close(key);
+                }
+            }
+        }
+        while !self.connections.is_empty() && Instant::now() < deadline {
+            let _ = self.poll.poll(
+                events,
+                Some(deadline.saturating_duration_since(Instant::now())),
+            );
+            for event in events.iter() {
+                let Token(key) = event.token();
+                if event.token() != WAKER && event.is_writable() {
+                    self.on_event(key, false, true);
+                }
+            }
+        }
+        let keys: Vec<usize> = self.connections.iter().map(|(key, _)| key).collect();
+        for key in keys {
+            self.close(key);
+        }
+    }
+}
