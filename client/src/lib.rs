@@ -2,9 +2,25 @@
 //! libmemcached-compatible weighted ketama.
 //!
 //! Owns: routing keys to servers ([`ketama`]), connections with timeouts and a small pool per
-//! server, the typed errors callers see. Must not touch: the protocol's bytes (encoded and
-//! parsed by `ferrocache_protocol::client`), the server.
+//! server ([`connection`], [`Client`]), the typed errors callers see ([`ClientError`]). Must not
+//! touch: the protocol's bytes (encoded and parsed by `ferrocache_protocol::client`), the
+//! server.
+//!
+//! ```no_run
+//! use ferrocache_client::{Client, ClientConfig, ServerSpec};
+//! let servers = vec!["10.0.0.1:11211".parse()?, "10.0.0.2:11211:2".parse::<ServerSpec>()?];
+//! let client = Client::new(servers, ClientConfig::default())?;
+//! client.set(b"greeting", b"hello", 0)?;
+//! assert_eq!(client.get(b"greeting")?.map(|item| item.value), Some(b"hello".to_vec()));
+//! # Ok::<(), ferrocache_client::ClientError>(())
+//! ```
 
+mod client;
+pub mod connection;
+mod error;
 pub mod ketama;
 
+pub use client::{Client, ClientConfig, Item, StoreOptions, StoreOutcome};
+pub use connection::{Connection, Timeouts};
+pub use error::{ClientError, ServerErrorKind};
 pub use ketama::{KetamaRing, RingError, ServerSpec};

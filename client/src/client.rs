@@ -1,0 +1,525 @@
+//! The client callers use: commands over the text protocol, each key sent to the server the
+//! ketama ring names, through a small pool of connections per server.
+//!
+//! Owns: what each command's reply means (hit or miss, stored or not), splitting a multi-get
+//! by server and merging the results, connection reuse. Must not touch: bytes on the wire (the
+//! protocol crate's encoder and parser), ring placement (the `ketama` module).
+
+use crate::connection::{Connection, Timeouts};
+use crate::error::ClientError;
+use crate::ketama::{KetamaRing, ServerSpec};
+use ferrocache_protocol::client::{
+    Reply, Store, encode_arith, encode_delete, encode_flush_all, encode_get, encode_stats,
+    encode_store, encode_touch, encode_version,
+};
+use ferrocache_protocol::{GetKind, StatsGroup, StoreCommand};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// Connection settings for every server of a [`Client`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientConfig {
+    pub timeouts: Timeouts,
+    /// Idle connections kept per server; more are opened when threads need them at once, and
+    /// closed when returned to a full pool.
+    pub max_idle_per_server: usize,
+    /// Keys per `get` line of a multi-get (a server handles any number, but long lines cost
+    /// proxies such as twemproxy a buffer copy).
+    pub keys_per_get: usize,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            timeouts: Timeouts::default(),
+            max_idle_per_server: 4,
+            keys_per_get: 100,
+        }
+    }
+}
+
+/// A stored value as a retrieval returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    pub value: Vec<u8>,
+    pub flags: u32,
+    /// The CAS unique (`gets`, `gats` only).
+    pub cas: Option<u64>,
+}
+
+/// Expiry and client flags for a storage command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StoreOptions {
+    pub flags: u32,
+    /// memcached's exptime: 0 never, up to 30 days relative seconds, else a Unix time.
+    pub exptime: i64,
+    /// Ask for no reply: the call returns [`StoreOutcome::NotAsked`] without waiting.
+    pub noreply: bool,
+}
+
+/// What a storage command did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreOutcome {
+    Stored,
+    /// `add` of an existing key, `replace`/`append`/`prepend` of a missing one.
+    NotStored,
+    /// `cas`: the item changed since the unique was read.
+    Exists,
+    /// `cas`: the item is gone.
+    NotFound,
+    /// Sent with `noreply`.
+    NotAsked,
+}
+
+/// The pool of one server.
+#[derive(Debug)]
+struct ServerPool {
+    address: String,
+    idle: Mutex<Vec<Connection>>,
+}
+
+/// A memcached client over one or more servers. `Sync`: threads share one client and each
+/// call borrows a pooled connection for its duration.
+#[derive(Debug)]
+pub struct Client {
+    servers: Vec<ServerSpec>,
+    ring: KetamaRing,
+    pools: Vec<ServerPool>,
+    config: ClientConfig,
+}
+
+impl Client {
+    /// A client for `servers`, routed by weighted ketama. Connects lazily.
+    pub fn new(servers: Vec<ServerSpec>, config: ClientConfig) -> Result<Self, ClientError> {
+        let ring = KetamaRing::new(&servers)?;
+        let pools = servers
+            .iter()
+            .map(|server| ServerPool {
+                address: server.address(),
+                idle: Mutex::new(Vec::new()),
+            })
+            .collect();
+        Ok(Client {
+            servers,
+            ring,
+            pools,
+            config,
+        })
+    }
+
+    /// A client for one `host:port` with default settings.
+    pub fn single(address: &str) -> Result<Self, ClientError> {
+        Client::new(vec![address.parse()?], ClientConfig::default())
+    }
+
+    /// The servers, in ring order.
+    pub fn servers(&self) -> &[ServerSpec] {
+        &self.servers
+    }
+
+    /// Index (into [`Client::servers`]) of the server that holds `key`.
+    pub fn server_index(&self, key: &[u8]) -> usize {
+        self.ring.server_for(key)
+    }
+
+    /// Runs `work` on a pooled connection to server `index`, returning the connection to the
+    /// pool unless the work left it unusable.
+    fn with_connection<T>(
+        &self,
+        index: usize,
+        work: impl FnOnce(&mut Connection) -> Result<T, ClientError>,
+    ) -> Result<T, ClientError> {
+        let pool = &self.pools[index];
+        let pooled = pool.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let mut connection = match pooled {
+            Some(connection) => connection,
+            None => Connection::connect(&pool.address, &self.config.timeouts)?,
+        };
+        let result = work(&mut connection);
+        let reusable = match &result {
+            Ok(_) => !connection.has_unread_input(),
+            Err(error) => error.keeps_connection() && !connection.has_unread_input(),
+        };
+        if reusable {
+            connection.out.clear();
+            connection.shrink();
+            let mut idle = pool.idle.lock().unwrap_or_else(|e| e.into_inner());
+            if idle.len() < self.config.max_idle_per_server {
+                idle.push(connection);
+            }
+        }
+        result
+    }
+
+    fn unexpected(
+        connection: &Connection,
+        command: &'static str,
+        reply: impl Into<String>,
+    ) -> ClientError {
+        ClientError::UnexpectedReply {
+            server: connection.server().to_owned(),
+            command,
+            reply: reply.into(),
+        }
+    }
+
+    /// Reads a `VALUE ... END` reply into `found`.
+    fn read_values(
+        connection: &mut Connection,
+        command: &'static str,
+        found: &mut HashMap<Vec<u8>, Item>,
+    ) -> Result<(), ClientError> {
+        loop {
+            // Ok(true) at END, Ok(false) after a value, Err(text) for a reply that has no
+            // place in a retrieval.
+            let step = connection.read_reply(|reply| {
+                Ok(match reply {
+                    Reply::Value {
+                        key,
+                        flags,
+                        cas,
+                        data,
+                    } => {
+                        let item = Item {
+                            value: data.to_vec(),
+                            flags,
+                            cas,
+                        };
+                        found.insert(key.to_vec(), item);
+                        Ok(false)
+                    }
+                    Reply::End => Ok(true),
+                    other => Err(format!("{other:?}")),
+                })
+            })?;
+            match step {
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
+                Err(reply) => return Err(Self::unexpected(connection, command, reply)),
+            }
+        }
+    }
+
+    fn retrieve_one(
+        &self,
+        kind: GetKind,
+        exptime: i64,
+        key: &[u8],
+    ) -> Result<Option<Item>, ClientError> {
+        let command = match kind {
+            GetKind::Get => "get",
+            GetKind::Gets => "gets",
+            GetKind::Gat => "gat",
+            GetKind::Gats => "gats",
+        };
+        self.with_connection(self.server_index(key), |connection| {
+            encode_get(&mut connection.out, kind, exptime, [key])?;
+            connection.flush()?;
+            let mut found = HashMap::with_capacity(1);
+            Self::read_values(connection, command, &mut found)?;
+            Ok(found.remove(key))
+        })
+    }
+
+    /// `get`: the item, or `None` on a miss.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Item>, ClientError> {
+        self.retrieve_one(GetKind::Get, 0, key)
+    }
+
+    /// `gets`: the item with its CAS unique.
+    pub fn gets(&self, key: &[u8]) -> Result<Option<Item>, ClientError> {
+        self.retrieve_one(GetKind::Gets, 0, key)
+    }
+
+    /// `gat`: get and set a new exptime.
+    pub fn gat(&self, exptime: i64, key: &[u8]) -> Result<Option<Item>, ClientError> {
+        self.retrieve_one(GetKind::Gat, exptime, key)
+    }
+
+    /// `gats`: get and touch, with the CAS unique.
+    pub fn gats(&self, exptime: i64, key: &[u8]) -> Result<Option<Item>, ClientError> {
+        self.retrieve_one(GetKind::Gats, exptime, key)
+    }
+
+    /// Multi-get: splits `keys` by server, sends each server its `get` lines in one write, and
+    /// merges the hits. Misses are absent from the map.
+    pub fn get_multi<K: AsRef<[u8]>>(
+        &self,
+        keys: &[K],
+    ) -> Result<HashMap<Vec<u8>, Item>, ClientError> {
+        self.retrieve_multi(GetKind::Get, keys)
+    }
+
+    /// Multi-get with CAS uniques.
+    pub fn gets_multi<K: AsRef<[u8]>>(
+        &self,
+        keys: &[K],
+    ) -> Result<HashMap<Vec<u8>, Item>, ClientError> {
+        self.retrieve_multi(GetKind::Gets, keys)
+    }
+
+    fn retrieve_multi<K: AsRef<[u8]>>(
+        &self,
+        kind: GetKind,
+        keys: &[K],
+    ) -> Result<HashMap<Vec<u8>, Item>, ClientError> {
+        let mut by_server: Vec<Vec<&[u8]>> = vec![Vec::new(); self.servers.len()];
+        for key in keys {
+            let key = key.as_ref();
+            by_server[self.server_index(key)].push(key);
+        }
+        let mut found = HashMap::with_capacity(keys.len());
+        for (index, server_keys) in by_server.iter().enumerate() {
+            if server_keys.is_empty() {
+                continue;
+            }
+            self.with_connection(index, |connection| {
+                let lines = server_keys.chunks(self.config.keys_per_get.max(1));
+                let line_count = lines.len();
+                for chunk in lines {
+                    encode_get(&mut connection.out, kind, 0, chunk.iter().copied())?;
+                }
+                connection.flush()?;
+                for _ in 0..line_count {
+                    Self::read_values(connection, "get", &mut found)?;
+                }
+                Ok(())
+            })?;
+        }
+        Ok(found)
+    }
+
+    /// Any storage command; `cas` is used by `cas` only.
+    pub fn store(
+        &self,
+        command: StoreCommand,
+        key: &[u8],
+        value: &[u8],
+        cas: u64,
+        options: StoreOptions,
+    ) -> Result<StoreOutcome, ClientError> {
+        self.with_connection(self.server_index(key), |connection| {
+            let store = Store {
+                command,
+                key,
+                flags: options.flags,
+                exptime: options.exptime,
+                value,
+                cas,
+                noreply: options.noreply,
+            };
+            encode_store(&mut connection.out, &store)?;
+            connection.flush()?;
+            if options.noreply {
+                return Ok(StoreOutcome::NotAsked);
+            }
+            let outcome = connection.read_reply(|reply| {
+                Ok(match reply {
+                    Reply::Stored => Some(StoreOutcome::Stored),
+                    Reply::NotStored => Some(StoreOutcome::NotStored),
+                    Reply::Exists => Some(StoreOutcome::Exists),
+                    Reply::NotFound => Some(StoreOutcome::NotFound),
+                    _ => None,
+                })
+            })?;
+            outcome
+                .ok_or_else(|| Self::unexpected(connection, "storage command", "non-storage reply"))
+        })
+    }
+
+    /// `set`.
+    pub fn set(&self, key: &[u8], value: &[u8], exptime: i64) -> Result<(), ClientError> {
+        let options = StoreOptions {
+            exptime,
+            ..StoreOptions::default()
+        };
+        self.store(StoreCommand::Set, key, value, 0, options)
+            .map(|_| ())
+    }
+
+    /// `add`: true when stored, false when the key already existed.
+    pub fn add(&self, key: &[u8], value: &[u8], exptime: i64) -> Result<bool, ClientError> {
+        self.stored(StoreCommand::Add, key, value, exptime)
+    }
+
+    /// `replace`: true when stored, false when the key did not exist.
+    pub fn replace(&self, key: &[u8], value: &[u8], exptime: i64) -> Result<bool, ClientError> {
+        self.stored(StoreCommand::Replace, key, value, exptime)
+    }
+
+    /// `append`: true when stored, false when the key did not exist.
+    pub fn append(&self, key: &[u8], value: &[u8]) -> Result<bool, ClientError> {
+        self.stored(StoreCommand::Append, key, value, 0)
+    }
+
+    /// `prepend`: true when stored, false when the key did not exist.
+    pub fn prepend(&self, key: &[u8], value: &[u8]) -> Result<bool, ClientError> {
+        self.stored(StoreCommand::Prepend, key, value, 0)
+    }
+
+    fn stored(
+        &self,
+        command: StoreCommand,
+        key: &[u8],
+        value: &[u8],
+        exptime: i64,
+    ) -> Result<bool, ClientError> {
+        let options = StoreOptions {
+            exptime,
+            ..StoreOptions::default()
+        };
+        let outcome = self.store(command, key, value, 0, options)?;
+        Ok(outcome == StoreOutcome::Stored)
+    }
+
+    /// `cas`: stores only if the item's unique is still `cas`.
+    pub fn cas(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        exptime: i64,
+        cas: u64,
+    ) -> Result<StoreOutcome, ClientError> {
+        let options = StoreOptions {
+            exptime,
+            ..StoreOptions::default()
+        };
+        self.store(StoreCommand::Cas, key, value, cas, options)
+    }
+
+    /// `delete`: true when the key existed.
+    pub fn delete(&self, key: &[u8]) -> Result<bool, ClientError> {
+        self.with_connection(self.server_index(key), |connection| {
+            encode_delete(&mut connection.out, key, false)?;
+            connection.flush()?;
+            let deleted = connection.read_reply(|reply| {
+                Ok(match reply {
+                    Reply::Deleted => Some(true),
+                    Reply::NotFound => Some(false),
+                    _ => None,
+                })
+            })?;
+            deleted.ok_or_else(|| Self::unexpected(connection, "delete", "non-delete reply"))
+        })
+    }
+
+    fn arith(&self, incr: bool, key: &[u8], delta: u64) -> Result<Option<u64>, ClientError> {
+        self.with_connection(self.server_index(key), |connection| {
+            encode_arith(&mut connection.out, incr, key, delta, false)?;
+            connection.flush()?;
+            let value = connection.read_reply(|reply| {
+                Ok(match reply {
+                    Reply::Number(n) => Some(Some(n)),
+                    Reply::NotFound => Some(None),
+                    _ => None,
+                })
+            })?;
+            value.ok_or_else(|| Self::unexpected(connection, "incr/decr", "non-number reply"))
+        })
+    }
+
+    /// `incr`: the new value, or `None` when the key does not exist.
+    pub fn incr(&self, key: &[u8], delta: u64) -> Result<Option<u64>, ClientError> {
+        self.arith(true, key, delta)
+    }
+
+    /// `decr`: the new value (never below 0), or `None` when the key does not exist.
+    pub fn decr(&self, key: &[u8], delta: u64) -> Result<Option<u64>, ClientError> {
+        self.arith(false, key, delta)
+    }
+
+    /// `touch`: true when the key existed.
+    pub fn touch(&self, key: &[u8], exptime: i64) -> Result<bool, ClientError> {
+        self.with_connection(self.server_index(key), |connection| {
+            encode_touch(&mut connection.out, key, exptime, false)?;
+            connection.flush()?;
+            let touched = connection.read_reply(|reply| {
+                Ok(match reply {
+                    Reply::Touched => Some(true),
+                    Reply::NotFound => Some(false),
+                    _ => None,
+                })
+            })?;
+            touched.ok_or_else(|| Self::unexpected(connection, "touch", "non-touch reply"))
+        })
+    }
+
+    /// `flush_all` on every server.
+    pub fn flush_all(&self) -> Result<(), ClientError> {
+        for index in 0..self.servers.len() {
+            self.with_connection(index, |connection| {
+                encode_flush_all(&mut connection.out, 0, false);
+                connection.flush()?;
+                let ok = connection.read_reply(|reply| Ok(matches!(reply, Reply::Ok)))?;
+                if ok {
+                    Ok(())
+                } else {
+                    Err(Self::unexpected(connection, "flush_all", "not OK"))
+                }
+            })?;
+        }
+        Ok(())
+    }
+
+    /// `stats [group]` of every server: name to value, in server order.
+    pub fn stats(
+        &self,
+        group: StatsGroup<'_>,
+    ) -> Result<Vec<HashMap<String, String>>, ClientError> {
+        (0..self.servers.len())
+            .map(|index| self.server_stats(index, group))
+            .collect()
+    }
+
+    /// `stats [group]` of server `index`.
+    pub fn server_stats(
+        &self,
+        index: usize,
+        group: StatsGroup<'_>,
+    ) -> Result<HashMap<String, String>, ClientError> {
+        self.with_connection(index, |connection| {
+            encode_stats(&mut connection.out, group)?;
+            connection.flush()?;
+            let mut stats = HashMap::new();
+            loop {
+                let done = connection.read_reply(|reply| match reply {
+                    Reply::Stat { name, value } => {
+                        stats.insert(
+                            String::from_utf8_lossy(name).into_owned(),
+                            String::from_utf8_lossy(value).into_owned(),
+                        );
+                        Ok(Some(false))
+                    }
+                    Reply::End | Reply::Reset => Ok(Some(true)),
+                    _ => Ok(None),
+                })?;
+                match done {
+                    Some(true) => return Ok(stats),
+                    Some(false) => {}
+                    None => return Err(Self::unexpected(connection, "stats", "non-STAT line")),
+                }
+            }
+        })
+    }
+
+    /// `version` of every server, in server order.
+    pub fn version(&self) -> Result<Vec<String>, ClientError> {
+        (0..self.servers.len())
+            .map(|index| {
+                self.with_connection(index, |connection| {
+                    encode_version(&mut connection.out);
+                    connection.flush()?;
+                    let version = connection.read_reply(|reply| {
+                        Ok(match reply {
+                            Reply::Version(text) => {
+                                Some(String::from_utf8_lossy(text).into_owned())
+                            }
+                            _ => None,
+                        })
+                    })?;
+                    version.ok_or_else(|| Self::unexpected(connection, "version", "not VERSION"))
+                })
+            })
+            .collect()
+    }
+}
