@@ -21,6 +21,8 @@ pub enum Listener {
     Unix {
         listener: UnixListener,
         path: Option<PathBuf>,
+        /// Bound here, so its file is removed at exit; a socket systemd passed is left alone.
+        owns_file: bool,
     },
 }
 
@@ -42,7 +44,7 @@ impl Listener {
                 stream.set_nodelay(true)?;
                 Ok((Stream::Tcp(stream), format!("tcp:{peer}")))
             }
-            Listener::Unix { listener, path } => {
+            Listener::Unix { listener, path, .. } => {
                 let (stream, _) = listener.accept()?;
                 let name = path
                     .as_ref()
@@ -67,7 +69,9 @@ impl Listener {
     /// Removes a UNIX socket's file (at shutdown), as memcached leaves none behind.
     pub fn remove_socket_file(&self) {
         if let Listener::Unix {
-            path: Some(path), ..
+            path: Some(path),
+            owns_file: true,
+            ..
         } = self
         {
             let _ = std::fs::remove_file(path);
@@ -117,6 +121,34 @@ pub fn bind_all(specs: &[ListenSpec], backlog: i32) -> io::Result<Vec<Listener>>
     Ok(listeners)
 }
 
+/// The listening sockets systemd passed (socket activation: `LISTEN_FDS` and `LISTEN_PID`
+/// naming this process); empty when the daemon was not socket-activated. They are served as
+/// they are: their address, backlog and options are the socket unit's.
+pub fn inherited() -> io::Result<Vec<Listener>> {
+    let mut listeners = Vec::new();
+    for (fd, name) in sd_notify::listen_fds_with_names()? {
+        let socket = Socket::from(crate::os::adopt_inherited_fd(fd));
+        if socket.r#type()? != Type::STREAM {
+            log::warn!("ignoring inherited socket {fd} ({name}): not a stream socket");
+            continue;
+        }
+        socket.set_nonblocking(true)?;
+        let local = socket.local_addr()?;
+        if local.as_socket().is_some() {
+            listeners.push(Listener::Tcp(TcpListener::from_std(socket.into())));
+        } else {
+            let path = local.as_pathname().map(PathBuf::from);
+            let std_listener: std::os::unix::net::UnixListener = socket.into();
+            listeners.push(Listener::Unix {
+                listener: UnixListener::from_std(std_listener),
+                path,
+                owns_file: false,
+            });
+        }
+    }
+    Ok(listeners)
+}
+
 fn bind_tcp(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     socket.set_reuse_address(true)?;
@@ -149,6 +181,7 @@ fn bind_unix(path: &PathBuf, mask: u32, backlog: i32) -> io::Result<Listener> {
     Ok(Listener::Unix {
         listener: UnixListener::from_std(std_listener),
         path: Some(path.clone()),
+        owns_file: true,
     })
 }
 

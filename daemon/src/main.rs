@@ -60,8 +60,17 @@ fn main() -> ExitCode {
 
 fn run(settings: Settings) -> Result<(), String> {
     prepare_process(&settings)?;
-    let listeners =
-        listener::bind_all(&settings.listen, settings.backlog).map_err(|e| e.to_string())?;
+    let inherited =
+        listener::inherited().map_err(|e| format!("cannot use the sockets systemd passed: {e}"))?;
+    let listeners = if inherited.is_empty() {
+        listener::bind_all(&settings.listen, settings.backlog).map_err(|e| e.to_string())?
+    } else {
+        log::info!(
+            "socket-activated: serving the {} socket(s) systemd passed; -p, -l and -s are ignored",
+            inherited.len()
+        );
+        inherited
+    };
     become_user(&settings)?;
     if let Some(path) = &settings.pidfile {
         std::fs::write(path, format!("{}\n", std::process::id()))

@@ -1,11 +1,22 @@
 //! The daemon's only `unsafe`: thin wrappers over the libc calls std does not offer.
 //!
-//! Owns: umask around a UNIX-socket bind, dropping root privileges (`-u`), the open-files and
+//! Owns: adopting the descriptors systemd passes (socket activation), umask around a UNIX-socket
+//! bind, dropping root privileges (`-u`), the open-files and
 //! core limits, `mlockall` (`-k`), detaching (`-d`), and resource usage for `stats`. Each call is
 //! plain FFI with no pointers kept past the call. Must not touch: sockets' data, threads.
 
 use std::ffi::CString;
 use std::io;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+
+/// Takes ownership of a listening socket systemd passed. Call once per descriptor that
+/// `sd_notify::listen_fds` yields.
+pub fn adopt_inherited_fd(fd: RawFd) -> OwnedFd {
+    // SAFETY: `fd` comes from sd_notify::listen_fds, which yields each descriptor systemd
+    // passed to this very process (LISTEN_PID checked) exactly once; nothing else in the
+    // process opened, owns or closes descriptors 3..3+LISTEN_FDS, so ownership is unique.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
 
 /// Runs `f` with the process umask set so that new files get `mode` (no other thread may be
 /// creating files meanwhile: call before the worker threads start).
