@@ -6,6 +6,7 @@
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// A port free right now on 127.0.0.1 (the kernel's pick; another process could take it
@@ -31,7 +32,7 @@ impl ServerProcess {
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(log_file(program, port))
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
         let mut process = ServerProcess {
@@ -50,7 +51,8 @@ impl ServerProcess {
                 return;
             }
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("{} exited before listening: {status}", self.name);
+                let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+                panic!("{} exited before listening: {status}\n{log}", self.name);
             }
             assert!(
                 Instant::now() < deadline,
@@ -62,6 +64,11 @@ impl ServerProcess {
         }
     }
 
+    /// Where the process's stderr went.
+    pub fn log_path(&self) -> PathBuf {
+        log_path(Path::new(&self.name), self.port)
+    }
+
     pub fn address(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
@@ -71,6 +78,22 @@ impl Drop for ServerProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+fn log_path(program: &Path, port: u16) -> PathBuf {
+    let name = program
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("server");
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{port}.log"))
+}
+
+/// stderr of a test server goes to a file under the target's tmp dir, not the test's output.
+fn log_file(program: &Path, port: u16) -> Stdio {
+    match std::fs::File::create(log_path(program, port)) {
+        Ok(file) => Stdio::from(file),
+        Err(_) => Stdio::null(),
     }
 }
 
@@ -105,6 +128,11 @@ pub fn start_memcached() -> ServerProcess {
 /// `target/<profile>/deps/<test>` has the daemon at `target/<profile>/ferrocached`. The env var
 /// `FERROCACHED` overrides it.
 pub fn ferrocached_binary() -> PathBuf {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(build_ferrocached).clone()
+}
+
+fn build_ferrocached() -> PathBuf {
     if let Some(path) = std::env::var_os("FERROCACHED") {
         return PathBuf::from(path);
     }
@@ -119,7 +147,8 @@ pub fn ferrocached_binary() -> PathBuf {
         .and_then(|p| p.to_str())
         .expect("profile directory name");
     // Always ask cargo: it rebuilds only if the daemon's sources changed, and a stale binary
-    // would test old code.
+    // would test old code. (cargo test has released the target directory's lock by the time
+    // tests run, so this nested build does not wait on it.)
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let mut build = Command::new(cargo);
     build
