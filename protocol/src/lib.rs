@@ -7,14 +7,17 @@
 //!
 //! Keys and values borrow from the input buffer: a request costs no heap allocation.
 
+mod base64;
 pub mod client;
 mod error;
 pub mod meta;
+mod meta_parse;
+mod number;
 mod parse;
 pub mod reply;
 mod request;
 
 pub use error::ProtocolError;
-pub use meta::{MetaArithMode, MetaFlags, MetaSetMode};
+pub use meta::{MetaArithMode, MetaCommand, MetaFlags, MetaSetMode};
 pub use parse::{Parsed, ParserLimits, parse_request};
 pub use request::{GetKind, KEY_MAX_LEN, Key, Keys, Request, StatsGroup, StoreCommand};

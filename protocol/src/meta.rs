@@ -4,6 +4,19 @@
 //! Owns: which flags exist and what token each takes. Must not touch: parsing of the command
 //! line around them (`parse`) or reply bytes (`reply`).
 
+/// Which meta command a line is, for parsing and for [`crate::reply::meta_reply`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetaCommand {
+    /// `mg`
+    Get,
+    /// `ms`
+    Set,
+    /// `md`
+    Delete,
+    /// `ma`
+    Arith,
+}
+
 /// Mode of `ms` (`M` flag).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum MetaSetMode {
@@ -30,8 +43,10 @@ pub enum MetaArithMode {
     Decr,
 }
 
-/// Every flag a meta command may carry, parsed. Which flags a command accepts is checked by
-/// the parser (`CLIENT_ERROR invalid flag` otherwise, also for a flag given twice).
+/// Every flag a meta command may carry, parsed. As memcached 1.6.18 does, every command accepts
+/// every known flag and ignores those that mean nothing to it; an unknown or repeated flag is an
+/// error (`CLIENT_ERROR invalid flag` / `duplicate flag`; md and ma say `invalid or duplicate
+/// flag`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct MetaFlags<'a> {
     /// The flag tokens as sent, space-separated, in request order (after the key, and after
@@ -39,9 +54,11 @@ pub struct MetaFlags<'a> {
     pub tokens: &'a [u8],
     /// `b`: the key is base64 (already decoded into the request's key).
     pub base64: bool,
-    /// `q`: quiet mode: hide `EN` (mg), `HD` (ms, md, ma), `NF` (md).
+    /// `q`: quiet mode. On memcached 1.6.18 it hides `EN` (mg), `HD` (ms, md) and the success
+    /// reply of ma (`HD` or `VA`); `NF`, `NS`, `EX` and errors are always sent.
     pub quiet: bool,
-    /// `O<token>`: opaque, echoed (at most 32 bytes).
+    /// `O<token>`: opaque, the bytes after the `O` (at most 31: memcached's 32 count the
+    /// `O`). Echoed as sent.
     pub opaque: Option<&'a [u8]>,
     /// `k`: echo the key.
     pub return_key: bool,

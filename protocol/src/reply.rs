@@ -4,7 +4,8 @@
 //! Owns: the bytes of every reply line memcached 1.6.18 sends (text and meta). Must not touch:
 //! what the reply says (the server decides), I/O.
 
-use crate::meta::MetaFlags;
+use crate::base64;
+use crate::meta::{MetaCommand, MetaFlags};
 
 pub const STORED: &[u8] = b"STORED\r\n";
 pub const NOT_STORED: &[u8] = b"NOT_STORED\r\n";
@@ -24,12 +25,43 @@ pub const CLIENT_ERROR_NON_NUMERIC: &[u8] =
 pub const CLIENT_ERROR_FLUSH_DISABLED: &[u8] = b"CLIENT_ERROR flush_all not allowed\r\n";
 pub const SHUTDOWN_DISABLED: &[u8] = b"ERROR: shutdown not enabled\r\n";
 pub const MEMLIMIT_TOO_SMALL: &[u8] = b"MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m\r\n";
+/// `cache_memlimit` above 1,000,000,000 megabytes.
+pub const MEMLIMIT_NOT_BYTES: &[u8] =
+    b"MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes\r\n";
+/// `cache_memlimit` the allocator cannot apply.
+pub const MEMLIMIT_ADJUST_FAILED: &[u8] =
+    b"MEMLIMIT_ADJUST_FAILED out of bounds or unable to adjust\r\n";
+/// Over the connection limit (then close).
+pub const TOO_MANY_CONNECTIONS: &[u8] = b"ERROR Too many open connections\r\n";
+/// `incr`/`decr` when memory runs out.
+pub const SERVER_ERROR_OUT_OF_MEMORY_ARITH: &[u8] = b"SERVER_ERROR out of memory\r\n";
+/// `stats detail` with a bad argument.
+pub const STATS_DETAIL_USAGE: &[u8] = b"CLIENT_ERROR usage: stats detail on|off|dump\r\n";
+/// `me` on a miss (memcached answers `EN` to it even with no flags).
+pub const META_MISS: &[u8] = b"EN\r\n";
+
+fn push_u64(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+}
+
+fn push_i64(out: &mut Vec<u8>, n: i64) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+}
 
 /// `VALUE <key> <flags> <bytes>[ <cas>]\r\n`: the header of one hit; the caller appends the
 /// value's bytes and then [`value_end`].
 pub fn value_header(out: &mut Vec<u8>, key: &[u8], flags: u32, len: usize, cas: Option<u64>) {
-    let _ = (out, key, flags, len, cas);
-    todo!()
+    out.extend_from_slice(b"VALUE ");
+    out.extend_from_slice(key);
+    out.push(b' ');
+    push_u64(out, u64::from(flags));
+    out.push(b' ');
+    push_u64(out, len as u64);
+    if let Some(cas) = cas {
+        out.push(b' ');
+        push_u64(out, cas);
+    }
+    out.extend_from_slice(b"\r\n");
 }
 
 /// The `\r\n` after a value's bytes.
@@ -46,38 +78,47 @@ pub fn value(out: &mut Vec<u8>, key: &[u8], flags: u32, cas: Option<u64>, data: 
 
 /// A number on its own line (`incr`/`decr` result).
 pub fn number(out: &mut Vec<u8>, n: u64) {
-    let _ = (out, n);
-    todo!()
+    push_u64(out, n);
+    out.extend_from_slice(b"\r\n");
 }
 
 /// `VERSION <version>\r\n`.
 pub fn version(out: &mut Vec<u8>, version: &str) {
-    let _ = (out, version);
-    todo!()
+    out.extend_from_slice(b"VERSION ");
+    out.extend_from_slice(version.as_bytes());
+    out.extend_from_slice(b"\r\n");
 }
 
 /// `STAT <name> <value>\r\n`.
 pub fn stat(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
-    let _ = (out, name, value);
-    todo!()
+    out.extend_from_slice(b"STAT ");
+    out.extend_from_slice(name);
+    out.push(b' ');
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
 }
 
 /// `STAT <name> <n>\r\n`.
 pub fn stat_u64(out: &mut Vec<u8>, name: &[u8], n: u64) {
-    let _ = (out, name, n);
-    todo!()
+    out.extend_from_slice(b"STAT ");
+    out.extend_from_slice(name);
+    out.push(b' ');
+    push_u64(out, n);
+    out.extend_from_slice(b"\r\n");
 }
 
 /// `SERVER_ERROR <message>\r\n`.
 pub fn server_error(out: &mut Vec<u8>, message: &str) {
-    let _ = (out, message);
-    todo!()
+    out.extend_from_slice(b"SERVER_ERROR ");
+    out.extend_from_slice(message.as_bytes());
+    out.extend_from_slice(b"\r\n");
 }
 
 /// `CLIENT_ERROR <message>\r\n`.
 pub fn client_error(out: &mut Vec<u8>, message: &str) {
-    let _ = (out, message);
-    todo!()
+    out.extend_from_slice(b"CLIENT_ERROR ");
+    out.extend_from_slice(message.as_bytes());
+    out.extend_from_slice(b"\r\n");
 }
 
 /// The status code of a meta reply.
@@ -125,18 +166,138 @@ pub struct MetaItem<'a> {
 /// return flags of `flags` in request order and `W`/`X`/`Z` as memcached 1.6.18 writes them;
 /// for `Value` the caller appends the value's bytes and then [`value_end`]. Writes nothing and
 /// returns false when quiet mode (`q`) hides this status.
+///
+/// This form does not know which command it answers, and memcached's bytes depend on it (`q`
+/// hides `HD` for ms/md/ma but not for mg; ms echoes only `O`, `k`, `c`). It answers as mg for
+/// `VA`, `HD` and `EN`, except that `q` also hides `HD` (as for ms and md), and as ms for `NS`,
+/// `EX`, `NF`. Prefer [`meta_reply`], which is exact.
 pub fn meta(
     out: &mut Vec<u8>,
     status: MetaStatus,
     flags: &MetaFlags<'_>,
     item: &MetaItem<'_>,
 ) -> bool {
-    let _ = (out, status, flags, item);
-    todo!()
+    if flags.quiet && status == MetaStatus::Done {
+        return false;
+    }
+    let command = match status {
+        MetaStatus::Value { .. } | MetaStatus::Done | MetaStatus::Miss => MetaCommand::Get,
+        MetaStatus::NotStored | MetaStatus::Exists | MetaStatus::NotFound => MetaCommand::Set,
+    };
+    meta_reply(out, command, status, flags, item)
+}
+
+/// Writes the reply of meta `command` byte for byte as memcached 1.6.18 does:
+/// - the status (`VA <len>`, `HD`, `EN`, `NS`, `EX`, `NF`);
+/// - then, in request order, the return flags that command answers: mg on a hit `s t c f l h`
+///   `O k`, on a miss `O k`; ms `O k c` (any status); md `O k`; ma `c t O k` when it has an item
+///   (`HD`/`VA`), else `O k`. `O` is echoed as sent; `k` is the key, in base64 followed by ` b`
+///   when the request's key was base64. Flags a command does not answer are left out, as
+///   memcached leaves them out;
+/// - then, for an mg hit, `Z` (a win token was already sent), `X` (stale), `W` (you win), in
+///   that order;
+/// - `\r\n`. For `Value` the caller appends the value's bytes and then [`value_end`].
+///
+/// Writes nothing and returns false when `q` hides the status: `EN` for mg, `HD` for ms and md,
+/// `HD` or `VA` for ma.
+pub fn meta_reply(
+    out: &mut Vec<u8>,
+    command: MetaCommand,
+    status: MetaStatus,
+    flags: &MetaFlags<'_>,
+    item: &MetaItem<'_>,
+) -> bool {
+    let hidden = match (command, status) {
+        (MetaCommand::Get, MetaStatus::Miss) => true,
+        (MetaCommand::Set | MetaCommand::Delete, MetaStatus::Done) => true,
+        (MetaCommand::Arith, MetaStatus::Done | MetaStatus::Value { .. }) => true,
+        _ => false,
+    };
+    if flags.quiet && hidden {
+        return false;
+    }
+    match status {
+        MetaStatus::Value { len } => {
+            out.extend_from_slice(b"VA ");
+            push_u64(out, len as u64);
+        }
+        MetaStatus::Done => out.extend_from_slice(b"HD"),
+        MetaStatus::Miss => out.extend_from_slice(b"EN"),
+        MetaStatus::NotStored => out.extend_from_slice(b"NS"),
+        MetaStatus::Exists => out.extend_from_slice(b"EX"),
+        MetaStatus::NotFound => out.extend_from_slice(b"NF"),
+    }
+    let has_item = matches!(status, MetaStatus::Value { .. } | MetaStatus::Done);
+    // Which item-derived flags this command writes for this status.
+    let (cas, ttl, get_only) = match command {
+        MetaCommand::Get => (has_item, has_item, has_item),
+        MetaCommand::Set => (true, false, false),
+        MetaCommand::Delete => (false, false, false),
+        MetaCommand::Arith => (has_item, has_item, false),
+    };
+    for token in flags.tokens.split(|&b| b == b' ') {
+        let Some(&letter) = token.first() else {
+            continue;
+        };
+        match letter {
+            b'O' => {
+                out.push(b' ');
+                out.extend_from_slice(token);
+            }
+            b'k' => {
+                out.extend_from_slice(b" k");
+                if flags.base64 {
+                    base64::encode(item.key, out);
+                    out.extend_from_slice(b" b");
+                } else {
+                    out.extend_from_slice(item.key);
+                }
+            }
+            b'c' if cas => {
+                out.extend_from_slice(b" c");
+                push_u64(out, item.cas);
+            }
+            b't' if ttl => {
+                out.extend_from_slice(b" t");
+                push_i64(out, item.ttl);
+            }
+            b's' if get_only => {
+                out.extend_from_slice(b" s");
+                push_u64(out, item.size as u64);
+            }
+            b'f' if get_only => {
+                out.extend_from_slice(b" f");
+                push_u64(out, u64::from(item.client_flags));
+            }
+            b'l' if get_only => {
+                out.extend_from_slice(b" l");
+                push_u64(out, u64::from(item.last_access));
+            }
+            b'h' if get_only => {
+                out.extend_from_slice(if item.hit_before { b" h1" } else { b" h0" });
+            }
+            _ => {}
+        }
+    }
+    if get_only {
+        // memcached writes these after the requested flags, in this order.
+        if item.win_sent {
+            out.extend_from_slice(b" Z");
+        }
+        if item.stale {
+            out.extend_from_slice(b" X");
+        }
+        if item.win {
+            out.extend_from_slice(b" W");
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+    true
 }
 
 /// `ME <key> exp=<ttl> la=<secs> cas=<cas> fetch=<yes|no> cls=<class> size=<bytes>\r\n`
-/// (the key in base64 when asked so).
+/// (the key in base64 when asked so). memcached's `size` is the item's whole allocation
+/// (header, key and value), not the value's length.
 #[allow(clippy::too_many_arguments)]
 pub fn meta_debug(
     out: &mut Vec<u8>,
@@ -149,16 +310,25 @@ pub fn meta_debug(
     class_id: u8,
     size: usize,
 ) {
-    let _ = (
-        out,
-        key,
-        base64,
-        ttl,
-        last_access,
-        cas,
-        fetched,
-        class_id,
-        size,
-    );
-    todo!()
+    out.extend_from_slice(b"ME ");
+    if base64 {
+        base64::encode(key, out);
+    } else {
+        out.extend_from_slice(key);
+    }
+    out.extend_from_slice(b" exp=");
+    push_i64(out, ttl);
+    out.extend_from_slice(b" la=");
+    push_u64(out, u64::from(last_access));
+    out.extend_from_slice(b" cas=");
+    push_u64(out, cas);
+    out.extend_from_slice(if fetched {
+        b" fetch=yes cls=".as_slice()
+    } else {
+        b" fetch=no cls=".as_slice()
+    });
+    push_u64(out, u64::from(class_id));
+    out.extend_from_slice(b" size=");
+    push_u64(out, size as u64);
+    out.extend_from_slice(b"\r\n");
 }
