@@ -17,8 +17,9 @@ use crate::request::{GetKind, KEY_MAX_LEN, Keys, Request, StatsGroup, StoreComma
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ParserLimits {
     /// A command line longer than this (bytes before its `\n`) closes the connection
-    /// silently (memcached: 2048), except `get`/`gets` key lists. memcached 1.6.18 exempts
-    /// only `get ` and `gets ` (after up to 100 leading spaces), not `gat`/`gats`: so do we.
+    /// silently (memcached: 2048), except `get`/`gets`/`gat`/`gats` key lists. (memcached
+    /// 1.6.18 exempts only `get ` and `gets `, after up to 100 leading spaces; `gat`/`gats`
+    /// are exempt here too so that clients may touch as many keys as they get.)
     pub max_line: usize,
     /// Cap on a retrieval command's line (many keys); longer closes the connection.
     pub max_key_list_line: usize,
@@ -38,6 +39,9 @@ impl Default for ParserLimits {
 }
 
 /// What parsing the front of a buffer gave.
+// A request is a few hundred bytes (a base64 key is decoded inline, meta flags are parsed into
+// fields): boxing it would cost the heap allocation per request that this crate avoids.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Parsed<'a> {
     /// A complete request that took the first `consumed` bytes (line and data block).
@@ -158,14 +162,17 @@ fn frame_line<'a>(input: &'a [u8], limits: &ParserLimits) -> Framing<'a> {
     }
 }
 
-/// memcached's exemption for long lines: up to 100 leading spaces, then `get ` or `gets `.
+/// memcached's exemption for long lines: up to 100 leading spaces, then `get ` or `gets `
+/// (and here `gat `, `gats ` too).
 fn starts_multiget(input: &[u8]) -> bool {
     let spaces = input.iter().take_while(|&&b| b == b' ').count();
     if spaces > 100 {
         return false;
     }
     let rest = &input[spaces..];
-    rest.starts_with(b"get ") || rest.starts_with(b"gets ")
+    [&b"get "[..], b"gets ", b"gat ", b"gats "]
+        .iter()
+        .any(|prefix| rest.starts_with(prefix))
 }
 
 /// memcached's `MAX_TOKENS` is 24 including its terminal token: it splits at most 23 tokens
