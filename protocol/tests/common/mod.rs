@@ -10,7 +10,8 @@ use ferrocache_protocol::{
     parse_request,
 };
 
-/// What the parser reported, in order.
+/// What the parser reported, in order (short-lived: size does not matter).
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Event<'a> {
     Request(Request<'a>),
