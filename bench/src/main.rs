@@ -1,1 +1,243 @@
-fn main() {}
+//! ferrocache-bench: the load generator behind the project's side-by-side numbers with
+//! memcached (`bench/compare.sh`, `shared/BENCHMARKS.md`).
+//!
+//! Owns: the command line, the run's phases (prefill, warm-up, measurement), the progress bar
+//! and the report. Must not touch: the servers it measures (it only talks the protocol), the
+//! client crate's ring (it uses it to route keys over several targets).
+//!
+//! Modes: `load` (gets and sets at a ratio, pipelined, optionally at a fixed rate),
+//! `cache-aside` (W5), `fill` (W4), `idle` (W6). Run `ferrocache-bench --help`.
+
+mod cli;
+mod engine;
+mod fill;
+mod idle;
+mod keys;
+mod report;
+
+use clap::Parser;
+use cli::{Args, KeyPattern, Mode};
+use engine::{BenchError, Limit, Plan, Progress, Workload};
+use ferrocache_client::KetamaRing;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+fn main() {
+    let args = Args::parse();
+    if let Err(error) = run(&args) {
+        eprintln!("ferrocache-bench: {error}");
+        std::process::exit(1);
+    }
+}
+
+fn resolve(args: &Args) -> Result<Vec<SocketAddr>, BenchError> {
+    args.targets
+        .iter()
+        .map(|target| {
+            (target.host.as_str(), target.port)
+                .to_socket_addrs()
+                .ok()
+                .and_then(|mut addresses| addresses.next())
+                .ok_or_else(|| BenchError::Usage(format!("cannot resolve {}", target.address())))
+        })
+        .collect()
+}
+
+fn run(args: &Args) -> Result<(), BenchError> {
+    if args.keys == 0 || args.value_size.max > 1 << 30 {
+        return Err(BenchError::Usage(
+            "--keys must be > 0 and values at most 1 GiB".into(),
+        ));
+    }
+    let targets = resolve(args)?;
+    match args.mode {
+        Mode::Fill => {
+            if args.targets.len() != 1 {
+                return Err(BenchError::Usage("fill mode takes one target".into()));
+            }
+            let report = fill::fill(
+                &args.targets[0],
+                &args.key_format,
+                args.value_size,
+                args.fill_batch,
+            )?;
+            if args.json {
+                println!("{}", serde_json::to_string(&report).expect("serialisable"));
+            } else {
+                print!(
+                    "{}",
+                    report::render(&[
+                        ("curr_items", report.curr_items.to_string()),
+                        ("evictions", report.evictions.to_string()),
+                        ("sets sent", report.sets_sent.to_string()),
+                        ("bytes", report.bytes.to_string()),
+                        ("limit_maxbytes", report.limit_maxbytes.to_string()),
+                        ("seconds", format!("{:.2}", report.seconds)),
+                    ])
+                );
+            }
+            Ok(())
+        }
+        Mode::Idle => {
+            let report = idle::idle(
+                targets[0],
+                args.idle_connections,
+                args.server_pid,
+                Duration::from_secs_f64(args.duration.clamp(0.0, 600.0)),
+            )?;
+            if args.json {
+                println!("{}", serde_json::to_string(&report).expect("serialisable"));
+            } else {
+                let show = |v: Option<u64>| v.map_or("-".to_owned(), |v| v.to_string());
+                print!(
+                    "{}",
+                    report::render(&[
+                        ("connections", report.connections.to_string()),
+                        ("server RSS before KiB", show(report.rss_before_kib)),
+                        ("server RSS after KiB", show(report.rss_after_kib)),
+                        (
+                            "KiB per connection",
+                            report
+                                .kib_per_connection
+                                .map_or("- (give --server-pid)".to_owned(), |k| format!("{k:.2}")),
+                        ),
+                    ])
+                );
+            }
+            Ok(())
+        }
+        Mode::Load | Mode::CacheAside => run_load(args, targets),
+    }
+}
+
+fn run_load(args: &Args, targets: Vec<SocketAddr>) -> Result<(), BenchError> {
+    let ring = if args.targets.len() > 1 {
+        Some(KetamaRing::new(&args.targets).map_err(|e| BenchError::Usage(e.to_string()))?)
+    } else {
+        None
+    };
+    let workload = match args.mode {
+        Mode::CacheAside => Workload::CacheAside,
+        _ => Workload::Load {
+            set_share: args.ratio.set_share(),
+        },
+    };
+    let plan = Plan {
+        workload,
+        targets,
+        ring,
+        threads: args.threads,
+        connections: args.connections,
+        pipeline: args.pipeline,
+        multiget: args.multiget.max(1),
+        keys: args.keys,
+        key_pattern: args.key_pattern,
+        zipf_exponent: args.zipf_exponent,
+        key_format: args.key_format.clone(),
+        value_size: args.value_size,
+        warmup: match args.warmup_requests {
+            Some(n) => Limit::Requests(n),
+            None => Limit::Time(args.warmup()),
+        },
+        measure: match args.requests {
+            Some(n) => Limit::Requests(n),
+            None => Limit::Time(args.duration()),
+        },
+        rate: args.rate,
+        seed: args.seed,
+    };
+    let show_progress = !args.no_progress && std::io::stderr().is_terminal();
+    if args.prefill {
+        // Every key once, sequentially, pipelined, with replies (so they are all stored).
+        let prefill = Plan {
+            workload: Workload::Load { set_share: 1.0 },
+            key_pattern: KeyPattern::Sequential,
+            connections: args.connections.clamp(1, 8),
+            pipeline: 32,
+            warmup: Limit::Requests(0),
+            measure: Limit::Requests(args.keys),
+            rate: None,
+            ..plan.clone()
+        };
+        let tally = with_progress(&prefill, "prefill", show_progress)?;
+        if tally.errors > 0 {
+            return Err(BenchError::Usage(format!(
+                "prefill: {} sets failed",
+                tally.errors
+            )));
+        }
+    }
+    let tally = with_progress(&plan, "run", show_progress)?;
+    let mode = match args.mode {
+        Mode::CacheAside => "cache-aside",
+        _ => "load",
+    };
+    let report = report::LoadReport::new(
+        mode,
+        args.targets.iter().map(|t| t.address()).collect(),
+        (args.threads, args.connections, args.pipeline),
+        &tally,
+    );
+    if args.json {
+        println!("{}", serde_json::to_string(&report).expect("serialisable"));
+    } else {
+        print!("{}", report.table());
+    }
+    Ok(())
+}
+
+/// Runs `plan`, with a progress bar on stderr when it is a terminal.
+fn with_progress(plan: &Plan, label: &str, show: bool) -> Result<engine::Tally, BenchError> {
+    let progress = Arc::new(Progress::default());
+    if !show {
+        return engine::run(plan, &progress);
+    }
+    let total_requests = match (plan.warmup, plan.measure) {
+        (Limit::Requests(w), Limit::Requests(m)) => Some(w + m),
+        (Limit::Time(w), Limit::Requests(m)) if w.is_zero() => Some(m),
+        _ => None,
+    };
+    let (bar, seconds) = match total_requests {
+        Some(total) => (ProgressBar::new(total), None),
+        None => {
+            let seconds = match (plan.warmup, plan.measure) {
+                (Limit::Time(w), Limit::Time(m)) => (w + m).as_secs_f64(),
+                (_, Limit::Time(m)) => m.as_secs_f64(),
+                _ => 0.0,
+            };
+            (
+                ProgressBar::new((seconds * 10.0).ceil() as u64),
+                Some(seconds),
+            )
+        }
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{prefix:>8} [{bar:40}] {msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(label.to_owned());
+    std::thread::scope(|scope| {
+        let worker = scope.spawn(|| engine::run(plan, &progress));
+        let started = Instant::now();
+        let mut last = (Instant::now(), 0u64);
+        while !worker.is_finished() {
+            std::thread::sleep(Duration::from_millis(100));
+            let done = progress.completed.load(Ordering::Relaxed);
+            let now = Instant::now();
+            let rate = (done - last.1) as f64 / now.duration_since(last.0).as_secs_f64();
+            last = (now, done);
+            match seconds {
+                Some(_) => bar.set_position((started.elapsed().as_secs_f64() * 10.0) as u64),
+                None => bar.set_position(done),
+            }
+            bar.set_message(format!("{done} requests, {rate:.0}/s"));
+        }
+        bar.finish_and_clear();
+        worker.join().expect("bench driver panicked")
+    })
+}

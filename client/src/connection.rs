@@ -100,6 +100,12 @@ impl Connection {
         &self.server
     }
 
+    /// The write buffer: encode requests into it (several, to pipeline them), then
+    /// [`Connection::flush`].
+    pub fn write_buffer(&mut self) -> &mut Vec<u8> {
+        &mut self.out
+    }
+
     /// Sends everything encoded into the write buffer.
     pub fn flush(&mut self) -> Result<(), ClientError> {
         let result = self.stream.write_all(&self.out);

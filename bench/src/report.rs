@@ -1,0 +1,132 @@
+//! What a run prints: a summary table for people, or one JSON object (`--json`) for scripts
+//! such as `compare.sh`.
+//!
+//! Owns: the report's fields, units and layout. Must not touch: measurement.
+
+use crate::engine::Tally;
+use serde::Serialize;
+
+/// Latency percentiles in milliseconds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Latency {
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+    pub mean_ms: f64,
+}
+
+/// The report of a load or cache-aside run.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadReport {
+    pub mode: &'static str,
+    pub targets: Vec<String>,
+    pub threads: usize,
+    pub connections: usize,
+    pub pipeline: usize,
+    pub ops_per_sec: f64,
+    pub requests: u64,
+    pub gets: u64,
+    pub sets: u64,
+    pub key_hits: u64,
+    pub key_misses: u64,
+    pub hit_ratio: Option<f64>,
+    pub errors: u64,
+    pub fill_sets: u64,
+    pub warmup_requests: u64,
+    pub seconds: f64,
+    pub latency: Latency,
+}
+
+impl LoadReport {
+    pub fn new(
+        mode: &'static str,
+        targets: Vec<String>,
+        shape: (usize, usize, usize),
+        tally: &Tally,
+    ) -> Self {
+        let ms = |ns: u64| ns as f64 / 1e6;
+        let h = &tally.latency_ns;
+        let looked_up = tally.key_hits + tally.key_misses;
+        LoadReport {
+            mode,
+            targets,
+            threads: shape.0,
+            connections: shape.1,
+            pipeline: shape.2,
+            ops_per_sec: tally.throughput,
+            requests: tally.requests,
+            gets: tally.gets,
+            sets: tally.sets,
+            key_hits: tally.key_hits,
+            key_misses: tally.key_misses,
+            hit_ratio: (looked_up > 0).then(|| tally.key_hits as f64 / looked_up as f64),
+            errors: tally.errors,
+            fill_sets: tally.fill_sets,
+            warmup_requests: tally.warmup_requests,
+            seconds: tally.elapsed.as_secs_f64(),
+            latency: Latency {
+                p50_ms: ms(h.value_at_quantile(0.5)),
+                p90_ms: ms(h.value_at_quantile(0.9)),
+                p99_ms: ms(h.value_at_quantile(0.99)),
+                p999_ms: ms(h.value_at_quantile(0.999)),
+                max_ms: ms(h.max()),
+                mean_ms: h.mean() / 1e6,
+            },
+        }
+    }
+
+    /// A two-column table.
+    pub fn table(&self) -> String {
+        let mut rows = vec![
+            ("mode", self.mode.to_owned()),
+            ("targets", self.targets.join(", ")),
+            (
+                "shape",
+                format!(
+                    "{} thread(s) x {} connection(s) x {} in flight",
+                    self.threads, self.connections, self.pipeline
+                ),
+            ),
+            ("throughput", format!("{:.0} ops/s", self.ops_per_sec)),
+            (
+                "requests",
+                format!(
+                    "{} in {:.2} s ({} gets, {} sets; {} warm-up)",
+                    self.requests, self.seconds, self.gets, self.sets, self.warmup_requests
+                ),
+            ),
+            (
+                "keys hit / missed",
+                format!("{} / {}", self.key_hits, self.key_misses),
+            ),
+        ];
+        if let Some(ratio) = self.hit_ratio {
+            rows.push(("hit ratio", format!("{ratio:.4}")));
+        }
+        if self.fill_sets > 0 {
+            rows.push(("sets after misses", self.fill_sets.to_string()));
+        }
+        rows.push(("errors", self.errors.to_string()));
+        let l = &self.latency;
+        rows.push((
+            "latency ms",
+            format!(
+                "p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}  (mean {:.3})",
+                l.p50_ms, l.p90_ms, l.p99_ms, l.p999_ms, l.max_ms, l.mean_ms
+            ),
+        ));
+        render(&rows)
+    }
+}
+
+/// `| name | value |` rows, aligned.
+pub fn render(rows: &[(&str, String)]) -> String {
+    let width = rows.iter().map(|(name, _)| name.len()).max().unwrap_or(0);
+    let mut out = String::new();
+    for (name, value) in rows {
+        out.push_str(&format!("{name:>width$}  {value}\n"));
+    }
+    out
+}
