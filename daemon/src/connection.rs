@@ -94,6 +94,9 @@ pub struct Connection {
     closing: bool,
     /// The peer has closed its side.
     peer_closed: bool,
+    /// The poll reported the peer's close: read until EOF even after a short read, since no
+    /// further edge will come for it.
+    hangup_seen: bool,
 }
 
 impl Connection {
@@ -109,12 +112,14 @@ impl Connection {
             input_needed: 0,
             closing: false,
             peer_closed: false,
+            hangup_seen: false,
         }
     }
 
-    /// Records a readable event.
-    pub fn on_readable(&mut self) {
+    /// Records a readable event; `hangup` if it also reported the peer's close.
+    pub fn on_readable(&mut self, hangup: bool) {
         self.may_read = true;
+        self.hangup_seen |= hangup;
     }
 
     /// Bytes of replies waiting to be written.
@@ -285,8 +290,9 @@ impl Connection {
         buffer.filled(n);
         context.stats.bytes_read.add(n as u64);
         // A short read drained the socket and the next edge says when more arrives: skipping
-        // the read that would only return WouldBlock saves a syscall per request.
-        if n < asked {
+        // the read that would only return WouldBlock saves a syscall per request. Not after a
+        // hangup: its edge has come already, and only a read returning 0 shows the close.
+        if n < asked && !self.hangup_seen {
             self.may_read = false;
         }
         let out = if to_scratch {

@@ -110,6 +110,7 @@ impl Worker {
                     Token(key) => self.on_event(
                         key,
                         event.is_readable() || event.is_read_closed() || event.is_error(),
+                        event.is_read_closed() || event.is_error(),
                         event.is_writable(),
                     ),
                 }
@@ -158,12 +159,14 @@ impl Worker {
         }
     }
 
-    fn on_event(&mut self, key: usize, readable: bool, writable: bool) {
+    /// `hangup`: the peer closed its side (or the socket failed) in this event, which an
+    /// edge-triggered poll reports once, possibly together with the last data.
+    fn on_event(&mut self, key: usize, readable: bool, hangup: bool, writable: bool) {
         let Some(slot) = self.connections.get_mut(key) else {
             return;
         };
         if readable {
-            slot.connection.on_readable();
+            slot.connection.on_readable(hangup);
         }
         if writable && slot.connection.pending_output() > 0 {
             let mut context = ServeContext::new(&self.shared, self.id);
@@ -306,7 +309,7 @@ impl Worker {
             for event in events.iter() {
                 let Token(key) = event.token();
                 if event.token() != WAKER && event.is_writable() {
-                    self.on_event(key, false, true);
+                    self.on_event(key, false, false, true);
                 }
             }
         }
