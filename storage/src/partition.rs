@@ -19,6 +19,7 @@
 //!   time; dead items are reclaimed when found, by the allocating hand, or by the crawler in
 //!   `maintain`.
 
+use crate::KEY_MAX_LEN;
 use crate::clock::Clock;
 use crate::config::StorageConfig;
 use crate::error::StoreError;
@@ -27,7 +28,6 @@ use crate::item::{self, CONTINUATION_HEADER, Header, NO_HANDLE};
 use crate::pool::PagePool;
 use crate::slab::Slabs;
 use crate::stats::{ClassStats, PartitionStats};
-use crate::KEY_MAX_LEN;
 use hashbrown::HashTable;
 use std::sync::Arc;
 
@@ -393,12 +393,34 @@ enum Death {
 
 /// `flush_all` state, compared against each item's last-access time (memcached's
 /// `oldest_live`): an item whose `time` is below an effective stamp is dead.
+///
+/// Times are whole seconds, yet a flush must separate items stored before it from items
+/// stored after it in the same second. So a flush's stamp is one more than the latest time
+/// any item can carry, and accesses after it record at least the stamp: item times may run a
+/// second or two ahead of the clock after several flushes in one second, which is harmless.
 #[derive(Debug, Default, Clone, Copy)]
 struct FlushState {
-    /// Items last touched before this second are dead (0: no flush yet).
+    /// Items whose time is below this are dead (0: no flush yet).
     stamp: u32,
-    /// A delayed flush: from this second on, items last touched before it are dead.
-    pending: Option<u32>,
+    /// A delayed flush: from second `from` on, items whose time is below `stamp` are dead.
+    pending: Option<PendingFlush>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct PendingFlush {
+    from: u32,
+    stamp: u32,
+}
+
+impl FlushState {
+    /// The stamp in force at `now`.
+    #[inline]
+    fn effective_stamp(&self, now: u32) -> u32 {
+        match self.pending {
+            Some(pending) if now >= pending.from => self.stamp.max(pending.stamp),
+            _ => self.stamp,
+        }
+    }
 }
 
 /// One partition of the cache.
@@ -443,7 +465,12 @@ impl Partition {
     ///
     /// Its index hashes keys itself; [`Partition::with_key_hasher`] saves that hash.
     pub fn new(config: Arc<StorageConfig>, pool: Arc<PagePool>, clock: Arc<Clock>) -> Self {
-        Self::build(config, pool, clock, IndexHasher::Own(ahash::RandomState::new()))
+        Self::build(
+            config,
+            pool,
+            clock,
+            IndexHasher::Own(ahash::RandomState::new()),
+        )
     }
 
     /// An empty partition whose index uses the hash every operation is given, which must come
@@ -653,7 +680,8 @@ impl Partition {
                 return Ok(StoreOutcome::NotStored);
             }
             StoreMode::Set | StoreMode::Replace => {
-                let cas_checked = cas_mode || (compare.is_some() && request.mode == StoreMode::Replace);
+                let cas_checked =
+                    cas_mode || (compare.is_some() && request.mode == StoreMode::Replace);
                 if cas_checked && !stale_store && cas_matches != Some(true) {
                     self.counters.cas_badval += 1;
                     self.class_counters(old_handle).cas_badval += 1;
@@ -701,10 +729,10 @@ impl Partition {
             Ok((_, stored)) => Ok(StoreOutcome::Stored { cas: stored.cas }),
             Err(error) => {
                 // memcached drops the old value of a failed set rather than serve stale data.
-                if request.mode == StoreMode::Set {
-                    if let Ok((handle, _)) = self.lookup(request.hash, request.key) {
-                        self.unlink(handle);
-                    }
+                if request.mode == StoreMode::Set
+                    && let Ok((handle, _)) = self.lookup(request.hash, request.key)
+                {
+                    self.unlink(handle);
                 }
                 Err(error)
             }
@@ -753,12 +781,8 @@ impl Partition {
                     self.clock.expiry_of(exptime),
                     request.new_cas,
                 );
-                let (_, header) = self.write_and_link(
-                    request.hash,
-                    request.key,
-                    header,
-                    &[digits.as_bytes()],
-                )?;
+                let (_, header) =
+                    self.write_and_link(request.hash, request.key, header, &[digits.as_bytes()])?;
                 return Ok(ArithOutcome::Updated {
                     value: initial,
                     cas: header.cas,
@@ -775,10 +799,11 @@ impl Partition {
         if old_header.is_chained() || old_header.value_len == 0 {
             return Ok(ArithOutcome::NonNumeric);
         }
-        if let Some(cas) = request.compare_cas {
-            if cas != 0 && cas != old_header.cas {
-                return Ok(ArithOutcome::Exists);
-            }
+        if let Some(cas) = request.compare_cas
+            && cas != 0
+            && cas != old_header.cas
+        {
+            return Ok(ArithOutcome::Exists);
         }
         let old_len = old_header.value_len as usize;
         let Some(current) = parse_counter(self.value_slice(handle, &old_header)) else {
@@ -842,19 +867,24 @@ impl Partition {
     /// a negative value) stops being returned from that moment.
     pub fn flush_all(&mut self, exptime: i64) {
         let now = self.clock.now();
+        // A delayed flush whose moment has come is done; a new flush cannot undo it.
+        self.settle_flush(now);
         let moment = if exptime <= 0 {
             now
         } else {
             self.clock.expiry_of(exptime).max(now)
         };
+        // Above every time recorded so far, and every time recorded until the moment.
+        let stamp = moment.max(self.access_time().saturating_add(1));
         if moment <= now {
-            // Items touched up to this second are dead; items stored later in the same second
-            // are stamped with the next second (see `access_time`) and live.
-            self.flush.stamp = self.flush.stamp.max(now.saturating_add(1));
+            self.flush.stamp = stamp;
             self.flush.pending = None;
         } else {
             // As in memcached, the latest flush_all replaces a pending one.
-            self.flush.pending = Some(moment);
+            self.flush.pending = Some(PendingFlush {
+                from: moment,
+                stamp,
+            });
         }
     }
 
@@ -864,17 +894,24 @@ impl Partition {
     /// when its event loop is idle and about once a second.
     pub fn maintain(&mut self, budget: usize) -> usize {
         let now = self.clock.now();
-        if let Some(moment) = self.flush.pending {
-            if now >= moment {
-                self.flush.stamp = self.flush.stamp.max(moment);
-                self.flush.pending = None;
-            }
-        }
+        self.settle_flush(now);
         let examined = self.crawl(budget);
         self.release_empty_pages();
         self.give_pages_to_pool();
         self.rebalance();
         examined
+    }
+
+    /// Makes a delayed flush whose moment has come permanent.
+    fn settle_flush(&mut self, now: u32) {
+        if self
+            .flush
+            .pending
+            .is_some_and(|pending| now >= pending.from)
+        {
+            self.flush.stamp = self.flush.effective_stamp(now);
+            self.flush.pending = None;
+        }
     }
 
     /// Item counters of this partition.
@@ -993,19 +1030,15 @@ impl Partition {
         if header.expiry != 0 && header.expiry <= now {
             return Some(Death::Expired);
         }
-        let flushed = header.time < self.flush.stamp
-            || self
-                .flush
-                .pending
-                .is_some_and(|moment| now >= moment && header.time < moment);
-        flushed.then_some(Death::Flushed)
+        (header.time < self.flush.effective_stamp(now)).then_some(Death::Flushed)
     }
 
-    /// The time to record for an access now: after an immediate flush in this second, the next
-    /// second, so that the item is not mistaken for one stored before the flush.
+    /// The time to record for an access now: at least the stamp of the flush in force, so
+    /// that the item is not mistaken for one stored before that flush.
     #[inline]
     fn access_time(&self) -> u32 {
-        self.clock.now().max(self.flush.stamp)
+        let now = self.clock.now();
+        now.max(self.flush.effective_stamp(now))
     }
 
     fn item_ref(&self, handle: u32, header: Header) -> ItemRef<'_> {
@@ -1312,8 +1345,7 @@ impl Partition {
             if let Some(handle) = self.slabs.take_free_chunk(class) {
                 return Ok(handle);
             }
-            if self.take_pool_page(class) || self.evict_in_class(class) || self.steal_page(class)
-            {
+            if self.take_pool_page(class) || self.evict_in_class(class) || self.steal_page(class) {
                 continue;
             }
             self.slabs.classes[class].counters.outofmemory += 1;
@@ -1591,7 +1623,10 @@ impl Partition {
         let now = self.clock.now();
         let mut needy: Option<(usize, u64)> = None;
         for (class, slab) in self.slabs.classes.iter().enumerate() {
-            let recent = slab.counters.evicted.saturating_sub(slab.evicted_checkpoint);
+            let recent = slab
+                .counters
+                .evicted
+                .saturating_sub(slab.evicted_checkpoint);
             // A quarter page of evictions since the last move: enough demand to pay for one.
             let threshold = (slab.chunks_per_page as u64 / 4).max(1);
             if recent >= threshold && needy.is_none_or(|(_, most)| recent > most) {
@@ -1687,7 +1722,9 @@ fn parse_counter(value: &[u8]) -> Option<u64> {
     let digits_start = at;
     let mut number: u64 = 0;
     while let Some(&byte) = value.get(at).filter(|byte| byte.is_ascii_digit()) {
-        number = number.checked_mul(10)?.checked_add(u64::from(byte - b'0'))?;
+        number = number
+            .checked_mul(10)?
+            .checked_add(u64::from(byte - b'0'))?;
         at += 1;
     }
     if at == digits_start {
@@ -1697,10 +1734,8 @@ fn parse_counter(value: &[u8]) -> Option<u64> {
             _ => None,
         };
     }
-    if let Some(&byte) = value.get(at) {
-        if !is_space(byte) {
-            return None;
-        }
+    if value.get(at).is_some_and(|&byte| !is_space(byte)) {
+        return None;
     }
     if negative && number != 0 {
         // strtoull negates; memcached then refuses anything that reads as a negative i64.

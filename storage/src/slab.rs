@@ -123,7 +123,9 @@ impl Slabs {
 
     /// The smallest class whose chunks hold `size` bytes.
     pub fn class_for(&self, size: usize) -> Option<usize> {
-        let at = self.classes.partition_point(|class| class.chunk_size < size);
+        let at = self
+            .classes
+            .partition_point(|class| class.chunk_size < size);
         (at < self.classes.len()).then_some(at)
     }
 
@@ -326,7 +328,11 @@ impl Slabs {
             class.used_chunks = 0;
         }
         self.spare_ids.clear();
-        self.pages.drain(..).flatten().map(|page| page.data).collect()
+        self.pages
+            .drain(..)
+            .flatten()
+            .map(|page| page.data)
+            .collect()
     }
 
     pub fn is_valid(&self, handle: u32) -> bool {

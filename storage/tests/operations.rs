@@ -40,7 +40,8 @@ fn set_get_round_trip_with_flags_and_cas() {
     let mut h = Harness::one();
     let first = h.set(b"k", b"hello");
     assert_eq!(h.get(b"k"), Some((b"hello".to_vec(), 0)));
-    h.store(StoreMode::Set, b"k", b"world", 0xdead_beef, 0).unwrap();
+    h.store(StoreMode::Set, b"k", b"world", 0xdead_beef, 0)
+        .unwrap();
     assert_eq!(h.get(b"k"), Some((b"world".to_vec(), 0xdead_beef)));
     let (partition, hash) = h.route(b"k");
     let item = partition.get(hash, b"k").unwrap();
@@ -214,18 +215,35 @@ fn delete_plain_and_with_cas() {
 #[test]
 fn incr_decr_semantics() {
     let mut h = Harness::one();
-    assert_eq!(arith(&mut h, b"n", ArithMode::Incr, 1), ArithOutcome::NotFound);
+    assert_eq!(
+        arith(&mut h, b"n", ArithMode::Incr, 1),
+        ArithOutcome::NotFound
+    );
     h.set(b"n", b"100");
     assert_eq!(updated(arith(&mut h, b"n", ArithMode::Decr, 1)), 99);
-    assert_eq!(h.value(b"n"), Some(b"99 ".to_vec()), "decr pads to the length");
+    assert_eq!(
+        h.value(b"n"),
+        Some(b"99 ".to_vec()),
+        "decr pads to the length"
+    );
     assert_eq!(updated(arith(&mut h, b"n", ArithMode::Incr, 901)), 1000);
-    assert_eq!(h.value(b"n"), Some(b"1000".to_vec()), "a longer number is a new item");
+    assert_eq!(
+        h.value(b"n"),
+        Some(b"1000".to_vec()),
+        "a longer number is a new item"
+    );
     assert_eq!(updated(arith(&mut h, b"n", ArithMode::Decr, 5000)), 0);
     assert_eq!(h.value(b"n"), Some(b"0   ".to_vec()), "decr floors at 0");
     h.set(b"max", u64::MAX.to_string().as_bytes());
     assert_eq!(updated(arith(&mut h, b"max", ArithMode::Incr, 2)), 1);
     assert_eq!(h.value(b"max"), Some(b"1                   ".to_vec()));
-    for bad in [&b"abc"[..], b"12abc", b"-5", b"", b"99999999999999999999999"] {
+    for bad in [
+        &b"abc"[..],
+        b"12abc",
+        b"-5",
+        b"",
+        b"99999999999999999999999",
+    ] {
         h.set(b"bad", bad);
         assert_eq!(
             arith(&mut h, b"bad", ArithMode::Incr, 1),
@@ -277,10 +295,13 @@ fn expiry_kinds() {
     let mut h = Harness::one();
     h.store(StoreMode::Set, b"never", b"v", 0, 0).unwrap();
     h.store(StoreMode::Set, b"rel", b"v", 0, 10).unwrap();
-    h.store(StoreMode::Set, b"abs", b"v", 0, START_UNIX + 20).unwrap();
-    h.store(StoreMode::Set, b"past", b"v", 0, START_UNIX - 20).unwrap();
+    h.store(StoreMode::Set, b"abs", b"v", 0, START_UNIX + 20)
+        .unwrap();
+    h.store(StoreMode::Set, b"past", b"v", 0, START_UNIX - 20)
+        .unwrap();
     h.store(StoreMode::Set, b"neg", b"v", 0, -1).unwrap();
-    h.store(StoreMode::Set, b"30days+1", b"v", 0, 2_592_001).unwrap();
+    h.store(StoreMode::Set, b"30days+1", b"v", 0, 2_592_001)
+        .unwrap();
     assert!(h.get(b"past").is_none() && h.get(b"neg").is_none() && h.get(b"30days+1").is_none());
     h.clock.advance(9);
     assert!(h.get(b"rel").is_some());
@@ -311,7 +332,10 @@ fn touch_and_get_and_touch() {
     h.clock.advance(10);
     assert!(h.get(b"k").is_none());
     let stats = h.partitions[0].stats();
-    assert_eq!((stats.touch_hits, stats.touch_misses, stats.cmd_touch), (2, 0 + 1, 3));
+    assert_eq!(
+        (stats.touch_hits, stats.touch_misses, stats.cmd_touch),
+        (2, 1, 3)
+    );
 }
 
 #[test]
@@ -322,7 +346,10 @@ fn flush_all_now_and_later() {
     partition.flush_all(0);
     h.set(b"after", b"v");
     assert!(h.get(b"before").is_none(), "flushed");
-    assert!(h.get(b"after").is_some(), "stored after the flush, same second");
+    assert!(
+        h.get(b"after").is_some(),
+        "stored after the flush, same second"
+    );
     h.clock.advance(1);
     assert!(h.get(b"after").is_some());
     assert_eq!(h.partitions[0].stats().get_flushed, 1);
@@ -353,7 +380,10 @@ fn flush_with_absolute_time_and_replaced_pending_flush() {
     assert!(h.get(b"a").is_some());
     h.partitions[0].flush_all(100);
     h.clock.advance(1);
-    assert!(h.get(b"a").is_some(), "the later flush_all replaced the pending one");
+    assert!(
+        h.get(b"a").is_some(),
+        "the later flush_all replaced the pending one"
+    );
     h.partitions[0].flush_all(-1);
     assert!(h.get(b"a").is_none());
 }
@@ -466,7 +496,10 @@ fn meta_hit_before_last_access_and_no_bump() {
     };
     assert!(!hit_before);
     assert_eq!(last_access, 7);
-    assert!(!partition.peek(hash, b"k").unwrap().fetched(), "u does not bump");
+    assert!(
+        !partition.peek(hash, b"k").unwrap().fetched(),
+        "u does not bump"
+    );
     let MetaGetOutcome::Hit { hit_before, .. } =
         partition.meta_get(hash, b"k", &MetaGetOptions::default())
     else {
@@ -519,7 +552,10 @@ fn meta_set_invalidate_marks_stale() {
         partition.store(&request),
         Ok(StoreOutcome::Stored { .. })
     ));
-    assert_eq!(meta_get(&mut h, b"k", MetaGetOptions::default()), Some((true, true, false)));
+    assert_eq!(
+        meta_get(&mut h, b"k", MetaGetOptions::default()),
+        Some((true, true, false))
+    );
     assert_eq!(h.value(b"k"), Some(b"late".to_vec()));
     // A newer CAS than the item's is a plain mismatch.
     let (partition, hash) = h.route(b"k");
@@ -557,8 +593,15 @@ fn large_values_are_chained_and_round_trip() {
         ArithOutcome::NonNumeric
     );
     let (partition, hash) = h.route(b"big");
-    assert_eq!(partition.delete(&DeleteRequest::new(hash, b"big")), DeleteOutcome::Deleted);
-    let used: u64 = partition.class_stats().iter().map(|(_, c)| c.used_chunks).sum();
+    assert_eq!(
+        partition.delete(&DeleteRequest::new(hash, b"big")),
+        DeleteOutcome::Deleted
+    );
+    let used: u64 = partition
+        .class_stats()
+        .iter()
+        .map(|(_, c)| c.used_chunks)
+        .sum();
     assert_eq!(used, 0, "every chunk of the chain was freed");
 }
 
@@ -575,7 +618,10 @@ fn too_large_follows_memcached() {
         h.store(StoreMode::Set, b"k", &vec![0u8; 1 << 20], 0, 0),
         Err(StoreError::TooLarge)
     );
-    assert!(h.store(StoreMode::Set, b"k", &vec![0u8; 1_048_000], 0, 0).is_ok());
+    assert!(
+        h.store(StoreMode::Set, b"k", &vec![0u8; 1_048_000], 0, 0)
+            .is_ok()
+    );
     // A failed set drops the old value rather than leave it served.
     assert_eq!(
         h.store(StoreMode::Set, b"k", &vec![0u8; 2 << 20], 0, 0),
@@ -667,7 +713,8 @@ fn eviction_keeps_recent_items_and_the_page_bound() {
     let value = vec![b'v'; 100];
     for i in 0..200_000 {
         let key = format!("key:{i}");
-        h.store(StoreMode::Set, key.as_bytes(), &value, 0, 0).unwrap();
+        h.store(StoreMode::Set, key.as_bytes(), &value, 0, 0)
+            .unwrap();
         assert!(h.pool.pages_in_use() <= h.pool.limit_pages());
         if i % 1000 == 0 {
             h.maintain(100);
@@ -691,15 +738,24 @@ fn hot_items_survive_a_scan() {
             .unwrap();
     }
     for round in 0..100_000 {
-        h.store(StoreMode::Set, format!("scan:{round}").as_bytes(), &value, 0, 0)
-            .unwrap();
+        h.store(
+            StoreMode::Set,
+            format!("scan:{round}").as_bytes(),
+            &value,
+            0,
+            0,
+        )
+        .unwrap();
         let hot = format!("hot:{}", round % 1000);
         h.get(hot.as_bytes());
     }
     let hot_hits = (0..1000)
         .filter(|i| h.get(format!("hot:{i}").as_bytes()).is_some())
         .count();
-    assert!(hot_hits > 900, "CLOCK gives read items a second chance: {hot_hits}");
+    assert!(
+        hot_hits > 900,
+        "CLOCK gives read items a second chance: {hot_hits}"
+    );
 }
 
 #[test]
@@ -707,8 +763,14 @@ fn size_shift_moves_memory_to_the_new_class() {
     let mut h = Harness::new(small_config(), 2);
     let small = vec![b's'; 100];
     for i in 0..100_000 {
-        h.store(StoreMode::Set, format!("small:{i}").as_bytes(), &small, 0, 0)
-            .unwrap();
+        h.store(
+            StoreMode::Set,
+            format!("small:{i}").as_bytes(),
+            &small,
+            0,
+            0,
+        )
+        .unwrap();
     }
     assert!(h.pool.is_exhausted());
     // Now only 10 KiB values: about 4 MiB of them, half the memory.
@@ -717,8 +779,7 @@ fn size_shift_moves_memory_to_the_new_class() {
     let mut failures = 0;
     for round in 0..20 {
         for i in 0..keys {
-            if h
-                .store(StoreMode::Set, format!("big:{i}").as_bytes(), &big, 0, 0)
+            if h.store(StoreMode::Set, format!("big:{i}").as_bytes(), &big, 0, 0)
                 .is_err()
             {
                 failures += 1;
@@ -733,7 +794,10 @@ fn size_shift_moves_memory_to_the_new_class() {
     let hits = (0..keys)
         .filter(|i| h.value(format!("big:{i}").as_bytes()).as_deref() == Some(&big[..]))
         .count();
-    assert!(hits * 100 >= keys * 95, "the new working set fits: {hits}/{keys}");
+    assert!(
+        hits * 100 >= keys * 95,
+        "the new working set fits: {hits}/{keys}"
+    );
     let moved: u64 = h.partitions.iter().map(|p| p.stats().slabs_moved).sum();
     assert!(moved > 0);
     assert!(h.pool.pages_in_use() <= h.pool.limit_pages());
@@ -750,7 +814,14 @@ fn pages_flow_to_a_starving_partition() {
         let hash = h.hasher.hash(key.as_bytes());
         if h.hasher.partition_of(hash) == 0 {
             h.partitions[0]
-                .store(&StoreRequest::new(hash, key.as_bytes(), &value, 0, 0, StoreMode::Set))
+                .store(&StoreRequest::new(
+                    hash,
+                    key.as_bytes(),
+                    &value,
+                    0,
+                    0,
+                    StoreMode::Set,
+                ))
                 .unwrap();
         }
         i += 1;
@@ -766,7 +837,10 @@ fn pages_flow_to_a_starving_partition() {
         "partition 1 holds nothing and the pool is spent"
     );
     h.maintain(10);
-    assert!(h.store(StoreMode::Set, key.as_bytes(), &value, 0, 0).is_ok());
+    assert!(
+        h.store(StoreMode::Set, key.as_bytes(), &value, 0, 0)
+            .is_ok()
+    );
     assert!(h.partitions[1].pages() >= 1);
     assert!(h.pool.pages_in_use() <= h.pool.limit_pages());
 }
