@@ -1,0 +1,202 @@
+#!/usr/bin/env bash
+# Side-by-side comparison of ferrocached with memcached 1.6.18 on the standard workloads of
+# shared/BENCHMARKS.md (W1-W6). Both servers get the same threads (-t 2) and memory (-m); each
+# workload runs alternating A B A B (A = memcached, B = ferrocached); the table gives medians
+# and ratios (ferrocached / memcached). Absolute numbers on a shared machine drift; ratios from
+# the same run hold.
+#
+# Usage: bench/compare.sh [workload ...]          (default: W1 W2 W3 W4 W5 W6)
+# Environment:
+#   ROUNDS=2           A B pairs per workload
+#   RUN_SECONDS=5      measured seconds of W1-W3 (after WARMUP_SECONDS=1)
+#   W5_MGETS=20000     multi-gets of 100 keys in W5's warm-up and again measured (2M + 2M keys)
+#   IDLE_CONNS=5000    W6 connections
+#   MEMCACHED=memcached  FERROCACHED=target/release/ferrocached  BENCH=target/release/ferrocache-bench
+#   SKIP_BUILD=1       use the binaries as they are
+#   JSON_DIR=dir       keep every run's JSON there (default: a temporary directory)
+#
+# Servers listen on ephemeral 127.0.0.1 ports, readiness is polled, each is stopped by its PID.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROUNDS=${ROUNDS:-2}
+RUN_SECONDS=${RUN_SECONDS:-5}
+WARMUP_SECONDS=${WARMUP_SECONDS:-1}
+W5_MGETS=${W5_MGETS:-20000}
+IDLE_CONNS=${IDLE_CONNS:-5000}
+MEMCACHED=${MEMCACHED:-memcached}
+FERROCACHED=${FERROCACHED:-target/release/ferrocached}
+BENCH=${BENCH:-target/release/ferrocache-bench}
+WORKLOADS=("$@")
+[ ${#WORKLOADS[@]} -gt 0 ] || WORKLOADS=(W1 W2 W3 W4 W5 W6)
+
+if [ -z "${SKIP_BUILD:-}" ]; then
+  cargo build --release -q -p ferrocached -p ferrocache-bench
+fi
+command -v "$MEMCACHED" >/dev/null || { echo "compare.sh: $MEMCACHED not found (scripts/install-test-deps.sh)" >&2; exit 1; }
+[ -x "$FERROCACHED" ] || { echo "compare.sh: $FERROCACHED missing" >&2; exit 1; }
+[ -x "$BENCH" ] || { echo "compare.sh: $BENCH missing" >&2; exit 1; }
+
+# W6 holds thousands of sockets in the bench and in the server.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+JSON_DIR=${JSON_DIR:-$(mktemp -d)}
+mkdir -p "$JSON_DIR"
+RESULTS="$JSON_DIR/results.tsv"
+: >"$RESULTS"
+
+SERVER_PID=""
+SERVER_PORT=""
+cleanup() { [ -z "$SERVER_PID" ] || { kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; }; }
+trap cleanup EXIT
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# start_server memcached|ferrocached MEGABYTES [extra flags...]: sets SERVER_PID, SERVER_PORT.
+start_server() {
+  local kind=$1 megabytes=$2
+  shift 2
+  SERVER_PORT=$(free_port)
+  case $kind in
+    memcached) "$MEMCACHED" -u nobody -p "$SERVER_PORT" -U 0 -l 127.0.0.1 -t 2 -m "$megabytes" "$@" &
+      ;;
+    ferrocached) "$FERROCACHED" -u nobody -p "$SERVER_PORT" -U 0 -l 127.0.0.1 -t 2 -m "$megabytes" "$@" 2>>"$JSON_DIR/ferrocached.log" &
+      ;;
+  esac
+  SERVER_PID=$!
+  # Ready when it accepts a connection.
+  for _ in $(seq 1 500); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$SERVER_PORT") 2>/dev/null; then return 0; fi
+    kill -0 "$SERVER_PID" 2>/dev/null || { echo "compare.sh: $kind exited at start" >&2; exit 1; }
+    sleep 0.02
+  done
+  echo "compare.sh: $kind did not listen on $SERVER_PORT" >&2
+  exit 1
+}
+
+stop_server() {
+  kill "$SERVER_PID" 2>/dev/null || true
+  wait "$SERVER_PID" 2>/dev/null || true
+  SERVER_PID=""
+}
+
+# bench NAME ARGS...: runs the bench with --json against the current server, keeps the JSON.
+# A failed run (a server bug, say) is reported and leaves no JSON; the comparison goes on.
+bench() {
+  local name=$1
+  shift
+  if ! "$BENCH" -s "127.0.0.1:$SERVER_PORT" --no-progress --json "$@" >"$JSON_DIR/$name.json"; then
+    echo "  $name FAILED" >&2
+    echo "$name" >>"$JSON_DIR/failed.txt"
+    : >"$JSON_DIR/$name.json"
+  fi
+}
+
+# record WORKLOAD SERVER METRIC JSONFILE FIELD: appends one measurement.
+record() {
+  [ -s "$4" ] || return 0
+  local value
+  value=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1]))
+for part in sys.argv[2].split("."): d = d[part]
+print(d)' "$4" "$5")
+  printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$value" >>"$RESULTS"
+  echo "  $1 $2 $3 = $value" >&2
+}
+
+want() { local w; for w in "${WORKLOADS[@]}"; do [ "$w" = "$1" ] && return 0; done; return 1; }
+
+load_workloads=()
+for w in W1 W2 W3; do want $w && load_workloads+=("$w"); done
+
+for round in $(seq 1 "$ROUNDS"); do
+  echo "round $round/$ROUNDS" >&2
+  if [ ${#load_workloads[@]} -gt 0 ]; then
+    for server in memcached ferrocached; do
+      start_server "$server" 1024
+      # 100,000 keys of 100 bytes, then W1-W3 on the same instance.
+      "$BENCH" -s "127.0.0.1:$SERVER_PORT" --no-progress --prefill --keys 100000 --value-size 100 \
+        -c 8 -d 0.2 >/dev/null
+      for w in "${load_workloads[@]}"; do
+        case $w in
+          W1) flags=(--ratio 1:9 -P 1) ;;
+          W2) flags=(--ratio 1:9 -P 16) ;;
+          W3) flags=(--ratio 1:1 -P 16) ;;
+        esac
+        name="$w-$server-$round"
+        bench "$name" -c 50 "${flags[@]}" --keys 100000 --value-size 100 \
+          -d "$RUN_SECONDS" --warmup "$WARMUP_SECONDS"
+        record "$w" "$server" ops "$JSON_DIR/$name.json" ops_per_sec
+        record "$w" "$server" p99_ms "$JSON_DIR/$name.json" latency.p99_ms
+      done
+      stop_server
+    done
+  fi
+  if want W4; then
+    for server in memcached ferrocached; do
+      start_server "$server" 64
+      name="W4-$server-$round"
+      bench "$name" --mode fill --key-format 'key:0000000000000000000000:{n}' --value-size 100 \
+        --fill-batch 500
+      record W4 "$server" items "$JSON_DIR/$name.json" curr_items
+      stop_server
+    done
+  fi
+  if want W5; then
+    for server in memcached ferrocached; do
+      start_server "$server" 64
+      name="W5-$server-$round"
+      bench "$name" --mode cache-aside --keys 1000000 --key-pattern zipf --zipf-exponent 0.9 \
+        --value-size 1000 --multiget 100 -c 4 -P 1 \
+        --warmup-requests "$W5_MGETS" --requests "$W5_MGETS" --seed "$round"
+      record W5 "$server" hit_ratio "$JSON_DIR/$name.json" hit_ratio
+      stop_server
+    done
+  fi
+  if want W6; then
+    for server in memcached ferrocached; do
+      start_server "$server" 1024 -c $((IDLE_CONNS + 1000))
+      name="W6-$server-$round"
+      bench "$name" --mode idle --idle-connections "$IDLE_CONNS" --server-pid "$SERVER_PID" -d 1
+      record W6 "$server" kib_per_conn "$JSON_DIR/$name.json" kib_per_connection
+      stop_server
+    done
+  fi
+done
+
+# Medians and ratios as a markdown table.
+python3 - "$RESULTS" "$ROUNDS" "$RUN_SECONDS" <<'EOF'
+import collections, statistics, sys
+rows = collections.defaultdict(list)
+for line in open(sys.argv[1]):
+    w, server, metric, value = line.rstrip("\n").split("\t")
+    rows[(w, metric, server)].append(float(value))
+labels = {
+    ("W1", "ops"): ("W1 get-hit", "ops/s", True),
+    ("W1", "p99_ms"): ("W1 get-hit", "p99 ms", False),
+    ("W2", "ops"): ("W2 get-hit-pipelined", "ops/s", True),
+    ("W2", "p99_ms"): ("W2 get-hit-pipelined", "p99 ms", False),
+    ("W3", "ops"): ("W3 set-heavy-pipelined", "ops/s", True),
+    ("W3", "p99_ms"): ("W3 set-heavy-pipelined", "p99 ms", False),
+    ("W4", "items"): ("W4 memory-fill", "curr_items at first eviction", True),
+    ("W5", "hit_ratio"): ("W5 lazy-loading", "hit ratio", True),
+    ("W6", "kib_per_conn"): ("W6 idle connections", "KiB RSS per connection", False),
+}
+print(f"{sys.argv[2]} rounds, A B alternating, {sys.argv[3]} s per W1-W3 run; medians; ratio = ferrocached / memcached\n")
+print("| workload | metric | memcached 1.6.18 | ferrocached | ratio | better |")
+print("|---|---|---|---|---|---|")
+def fmt(v):
+    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.3f}"
+for (w, metric), (name, unit, higher) in labels.items():
+    a, b = rows.get((w, metric, "memcached")), rows.get((w, metric, "ferrocached"))
+    if not a or not b:
+        continue
+    ma, mb = statistics.median(a), statistics.median(b)
+    ratio = f"{mb / ma:.2f}x" if ma else "-"
+    print(f"| {name} | {unit} | {fmt(ma)} | {fmt(mb)} | {ratio} | {'higher' if higher else 'lower'} |")
+EOF
+if [ -s "$JSON_DIR/failed.txt" ]; then
+  echo; echo "Failed runs (left out of the medians): $(tr '\n' ' ' <"$JSON_DIR/failed.txt")"
+fi
+echo "(raw runs: $JSON_DIR)" >&2
