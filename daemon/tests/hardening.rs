@@ -648,3 +648,97 @@ fn concurrent_clients_lose_nothing_on_one_thread() {
 fn concurrent_clients_lose_nothing_on_four_threads() {
     concurrency_checks("4");
 }
+
+/// Valid requests that the network fuzzer mutates. None names the sentinel, and none flushes.
+const FUZZ_TEMPLATES: &[&[u8]] = &[
+    b"set k1 0 0 5\r\nhello\r\n",
+    b"add k2 7 100 3 noreply\r\nabc\r\n",
+    b"append k1 0 0 2\r\n!!\r\n",
+    b"cas k1 0 0 1 12345\r\nx\r\n",
+    b"get k1 k2 k3\r\n",
+    b"gets k1\r\n",
+    b"gat 100 k1 k2\r\n",
+    b"incr k3 18446744073709551615\r\n",
+    b"decr k3 7\r\n",
+    b"delete k2\r\n",
+    b"touch k1 -1\r\n",
+    b"mg k1 v c f t s k O123 q\r\n",
+    b"ms k4 3 T30 F5 I MA\r\nxyz\r\n",
+    b"md k4 I T10 q\r\n",
+    b"ma k5 N0 J10 D3 v MD\r\n",
+    b"me k1\r\n",
+    b"mn\r\n",
+    b"stats\r\n",
+    b"stats slabs\r\n",
+    b"version\r\n",
+    b"verbosity 1 noreply\r\n",
+];
+
+/// A stream of valid requests, then a few random mutations of it.
+fn mutated_stream(random: &mut XorShift) -> Vec<u8> {
+    let mut stream = Vec::new();
+    for _ in 0..1 + random.below(20) {
+        stream
+            .extend_from_slice(FUZZ_TEMPLATES[random.below(FUZZ_TEMPLATES.len() as u64) as usize]);
+    }
+    for _ in 0..random.below(6) {
+        if stream.is_empty() {
+            break;
+        }
+        let at = random.below(stream.len() as u64) as usize;
+        let span = (1 + random.below(16) as usize).min(stream.len() - at);
+        match random.below(7) {
+            0 => stream[at] = random.next() as u8,
+            1 => {
+                stream.drain(at..at + span);
+            }
+            2 => {
+                let copy = stream[at..at + span].to_vec();
+                stream.splice(at..at, copy);
+            }
+            3 => {
+                let mut noise = vec![0u8; span];
+                random.fill(&mut noise);
+                stream.splice(at..at, noise);
+            }
+            4 => {
+                stream.splice(at..at, b"\r\n".iter().copied());
+            }
+            5 => {
+                stream.splice(at..at, b" 99999999999999999999".iter().copied());
+            }
+            _ => stream.truncate(at),
+        }
+    }
+    stream
+}
+
+/// Mutated valid request streams, each on its own connection, dropped without reading: the
+/// daemon must keep answering a known get correctly. `FERROCACHE_FUZZ_ROUNDS` runs it longer
+/// (scripts/soak.sh does).
+#[test]
+fn network_fuzz_keeps_a_known_get_answering() {
+    let rounds: u64 = std::env::var("FERROCACHE_FUZZ_ROUNDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(600);
+    let mut server = Server::start(&["-t", "2"]);
+    let mut keeper = plant_sentinel(&server);
+    let mut random = XorShift(0x5eed_f00d);
+    let mut bytes = 0usize;
+    for round in 0..rounds {
+        let stream = mutated_stream(&mut random);
+        bytes += stream.len();
+        let mut client = TcpStream::connect(server.addr).unwrap();
+        client
+            .set_write_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let _ = client.write_all(&stream);
+        drop(client);
+        if round % 50 == 0 {
+            assert_unharmed(&mut server, &mut keeper, &format!("fuzz round {round}"));
+        }
+    }
+    assert_unharmed(&mut server, &mut keeper, "the network fuzz");
+    eprintln!("network fuzz: {rounds} streams, {bytes} bytes, daemon unharmed");
+}
