@@ -14,7 +14,7 @@
 //! with its value. It borrows from the buffer and never allocates on success. [`parse_get_reply`]
 //! reads a whole `VALUE ... END` reply at once.
 
-use crate::meta::MetaFlags;
+use crate::meta::{MetaCommand, MetaFlags};
 use crate::reply::MetaStatus;
 use crate::request::{GetKind, KEY_MAX_LEN, Key, Request, StatsGroup, StoreCommand};
 use base64::Engine as _;
@@ -42,6 +42,9 @@ pub enum EncodeError {
     /// `stats` sub-commands are single printable tokens.
     #[error("stats group contains a space or control byte")]
     BadStatsGroup,
+    /// Only `ms` carries a data block.
+    #[error("a value given to a meta command other than ms")]
+    ValueNotAllowed,
 }
 
 /// Checks a key as memcached's text protocol needs it: 1..=250 bytes, none of them a space or
@@ -259,17 +262,6 @@ pub fn encode_meta_noop(out: &mut Vec<u8>) {
     out.extend_from_slice(b"mn\r\n");
 }
 
-/// The meta commands that take a key and flags.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MetaCommand {
-    /// `mg`
-    Get,
-    /// `md`
-    Delete,
-    /// `ma`
-    Arith,
-}
-
 fn check_meta_flags(flags: &[u8]) -> Result<(), EncodeError> {
     if flags.iter().any(|&b| b < b' ' || b == 0x7f) {
         return Err(EncodeError::BadMetaFlags);
@@ -304,20 +296,26 @@ fn push_meta_key(out: &mut Vec<u8>, key: &[u8], base64: bool) -> Result<(), Enco
     }
 }
 
-/// `mg|md|ma <key> <flags>`: `flags` are the space-separated flag tokens as memcached reads
-/// them (`v c f t`, `q`, `O123`, `D5 MD` ...), written verbatim; `base64` writes the key in
-/// base64 (include `b` in `flags`).
+/// `mg|md|ma <key> <flags>\r\n`, or `ms <key> <datalen> <flags>\r\n<data>\r\n` with `value` as
+/// the data. `flags` are the space-separated flag tokens as memcached reads them (`v c f t`,
+/// `q`, `O123`, `D5 MD` ...), written verbatim; `base64` writes the key in base64 (include `b`
+/// in `flags`). Only `ms` carries a value: a non-empty one for another command is refused.
 pub fn encode_meta(
     out: &mut Vec<u8>,
     command: MetaCommand,
     key: &[u8],
     base64: bool,
     flags: &[u8],
+    value: &[u8],
 ) -> Result<(), EncodeError> {
     check_meta_flags(flags)?;
+    if command != MetaCommand::Set && !value.is_empty() {
+        return Err(EncodeError::ValueNotAllowed);
+    }
     let start = out.len();
     out.extend_from_slice(match command {
         MetaCommand::Get => b"mg ",
+        MetaCommand::Set => b"ms ",
         MetaCommand::Delete => b"md ",
         MetaCommand::Arith => b"ma ",
     });
@@ -325,38 +323,19 @@ pub fn encode_meta(
         out.truncate(start);
         return Err(error);
     }
+    if command == MetaCommand::Set {
+        out.push(b' ');
+        push_u64(out, value.len() as u64);
+    }
     if !flags.is_empty() {
         out.push(b' ');
         out.extend_from_slice(flags);
     }
     out.extend_from_slice(b"\r\n");
-    Ok(())
-}
-
-/// `ms <key> <datalen> <flags>\r\n<data>\r\n`; `flags` as for [`encode_meta`].
-pub fn encode_meta_set(
-    out: &mut Vec<u8>,
-    key: &[u8],
-    base64: bool,
-    value: &[u8],
-    flags: &[u8],
-) -> Result<(), EncodeError> {
-    check_meta_flags(flags)?;
-    let start = out.len();
-    out.extend_from_slice(b"ms ");
-    if let Err(error) = push_meta_key(out, key, base64) {
-        out.truncate(start);
-        return Err(error);
+    if command == MetaCommand::Set {
+        out.extend_from_slice(value);
+        out.extend_from_slice(b"\r\n");
     }
-    out.push(b' ');
-    push_u64(out, value.len() as u64);
-    if !flags.is_empty() {
-        out.push(b' ');
-        out.extend_from_slice(flags);
-    }
-    out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(value);
-    out.extend_from_slice(b"\r\n");
     Ok(())
 }
 
@@ -442,19 +421,19 @@ pub fn encode_request(out: &mut Vec<u8>, request: &Request<'_>) -> Result<(), En
         Request::Stats(group) => encode_stats(out, *group),
         Request::MetaGet { key, flags } => {
             let (key, base64) = meta_key(key, flags);
-            encode_meta(out, MetaCommand::Get, key, base64, flags.tokens)
+            encode_meta(out, MetaCommand::Get, key, base64, flags.tokens, &[])
         }
         Request::MetaSet { key, value, flags } => {
             let (key, base64) = meta_key(key, flags);
-            encode_meta_set(out, key, base64, value, flags.tokens)
+            encode_meta(out, MetaCommand::Set, key, base64, flags.tokens, value)
         }
         Request::MetaDelete { key, flags } => {
             let (key, base64) = meta_key(key, flags);
-            encode_meta(out, MetaCommand::Delete, key, base64, flags.tokens)
+            encode_meta(out, MetaCommand::Delete, key, base64, flags.tokens, &[])
         }
         Request::MetaArith { key, flags } => {
             let (key, base64) = meta_key(key, flags);
-            encode_meta(out, MetaCommand::Arith, key, base64, flags.tokens)
+            encode_meta(out, MetaCommand::Arith, key, base64, flags.tokens, &[])
         }
         Request::MetaNoop => {
             encode_meta_noop(out);
@@ -1043,12 +1022,12 @@ mod tests {
     #[test]
     fn meta_commands_write_flags_verbatim() {
         let mut out = Vec::new();
-        encode_meta(&mut out, MetaCommand::Get, b"k", false, b"v c f t").unwrap();
-        encode_meta(&mut out, MetaCommand::Delete, b"k", false, b"q").unwrap();
-        encode_meta(&mut out, MetaCommand::Arith, b"n", false, b"D5 MD").unwrap();
-        encode_meta(&mut out, MetaCommand::Get, b"k", false, b"").unwrap();
-        encode_meta_set(&mut out, b"k", false, b"abc", b"T60 F3").unwrap();
-        encode_meta_set(&mut out, b"\x00\xff", true, b"", b"b").unwrap();
+        encode_meta(&mut out, MetaCommand::Get, b"k", false, b"v c f t", b"").unwrap();
+        encode_meta(&mut out, MetaCommand::Delete, b"k", false, b"q", b"").unwrap();
+        encode_meta(&mut out, MetaCommand::Arith, b"n", false, b"D5 MD", b"").unwrap();
+        encode_meta(&mut out, MetaCommand::Get, b"k", false, b"", b"").unwrap();
+        encode_meta(&mut out, MetaCommand::Set, b"k", false, b"T60 F3", b"abc").unwrap();
+        encode_meta(&mut out, MetaCommand::Set, b"\x00\xff", true, b"b", b"").unwrap();
         assert_eq!(
             out,
             b"mg k v c f t\r\nmd k q\r\nma n D5 MD\r\nmg k\r\nms k 3 T60 F3\r\nabc\r\nms AP8= 0 b\r\n\r\n"
@@ -1081,7 +1060,7 @@ mod tests {
             Err(EncodeError::NoKeys)
         );
         assert_eq!(
-            encode_meta(&mut out, MetaCommand::Get, b"k", false, b"v\r\n"),
+            encode_meta(&mut out, MetaCommand::Get, b"k", false, b"v\r\n", b""),
             Err(EncodeError::BadMetaFlags)
         );
         assert!(encode_get(&mut out, GetKind::Get, 0, [[b'k'; 250].as_slice()]).is_ok());
@@ -1299,10 +1278,7 @@ mod tests {
         }
 
         proptest! {
-            /// Needs the server parser, which another engineer is writing; run with
-            /// `--ignored` until it lands.
             #[test]
-            #[ignore = "needs the server parser (parse_request)"]
             fn encoded_requests_parse_back_to_themselves(
                 command in store_command(),
                 key in key(),
@@ -1332,6 +1308,113 @@ mod tests {
                     let exptime = if matches!(kind, GetKind::Gat | GetKind::Gats) { exptime } else { 0 };
                     parses_back(&Request::Get { kind, exptime, keys: Keys::new(&line) });
                 }
+            }
+
+            #[test]
+            fn server_replies_parse_back(
+                key in key(),
+                flags: u32,
+                cas: Option<u64>,
+                data in proptest::collection::vec(any::<u8>(), 0..2000),
+                n: u64,
+                cut in 0usize..4000,
+            ) {
+                let mut out = Vec::new();
+                crate::reply::value(&mut out, &key, flags, cas, &data);
+                out.extend_from_slice(crate::reply::END);
+                crate::reply::number(&mut out, n);
+                crate::reply::stat(&mut out, &key, b"some value");
+                // Any prefix is incomplete or a complete first unit, never an error.
+                let cut = cut.min(out.len());
+                prop_assert!(parse_reply(&out[..cut]).is_ok());
+                let mut rest = &out[..];
+                let mut replies = Vec::new();
+                while !rest.is_empty() {
+                    let ParsedReply::Complete { reply, consumed } = parse_reply(rest).unwrap() else {
+                        panic!("incomplete at {} bytes left", rest.len())
+                    };
+                    replies.push(reply);
+                    rest = &rest[consumed..];
+                }
+                prop_assert_eq!(replies, vec![
+                    Reply::Value { key: &key, flags, cas, data: &data },
+                    Reply::End,
+                    Reply::Number(n),
+                    Reply::Stat { name: &key, value: b"some value" },
+                ]);
+            }
+        }
+
+        #[test]
+        fn every_other_command_parses_back() {
+            for request in [
+                Request::FlushAll {
+                    delay: 0,
+                    noreply: false,
+                },
+                Request::FlushAll {
+                    delay: 30,
+                    noreply: true,
+                },
+                Request::Version,
+                Request::Verbosity {
+                    level: 1,
+                    noreply: true,
+                },
+                Request::Quit,
+                Request::MetaNoop,
+                Request::Stats(StatsGroup::General),
+                Request::Stats(StatsGroup::Settings),
+                Request::Stats(StatsGroup::Items),
+                Request::Stats(StatsGroup::Slabs),
+                Request::Stats(StatsGroup::Sizes),
+                Request::Stats(StatsGroup::Conns),
+                Request::Stats(StatsGroup::Reset),
+            ] {
+                parses_back(&request);
+            }
+        }
+
+        #[test]
+        fn meta_commands_parse_back_with_their_flags() {
+            let cases: [(MetaCommand, &[u8], bool, &[u8], &[u8]); 6] = [
+                (MetaCommand::Get, b"k", false, b"v c f t k Oab", b""),
+                (MetaCommand::Get, b"k", false, b"", b""),
+                (MetaCommand::Set, b"k", false, b"T60 F3 c", b"some data"),
+                (MetaCommand::Set, b"\x00bin\xff", true, b"b", b"v"),
+                (MetaCommand::Delete, b"k", false, b"q", b""),
+                (MetaCommand::Arith, b"n", false, b"D5 MD N0 J10 v", b""),
+            ];
+            for (command, key, base64, flags, value) in cases {
+                let mut bytes = Vec::new();
+                encode_meta(&mut bytes, command, key, base64, flags, value).unwrap();
+                let Parsed::Request { request, consumed } =
+                    parse_request(&bytes, &ParserLimits::default())
+                else {
+                    panic!("{:?} did not parse", String::from_utf8_lossy(&bytes))
+                };
+                assert_eq!(consumed, bytes.len());
+                let (parsed_key, parsed_flags, parsed_value) = match request {
+                    Request::MetaGet { key, flags } if command == MetaCommand::Get => {
+                        (key, flags, &[][..])
+                    }
+                    Request::MetaSet { key, flags, value } if command == MetaCommand::Set => {
+                        (key, flags, value)
+                    }
+                    Request::MetaDelete { key, flags } if command == MetaCommand::Delete => {
+                        (key, flags, &[][..])
+                    }
+                    Request::MetaArith { key, flags } if command == MetaCommand::Arith => {
+                        (key, flags, &[][..])
+                    }
+                    other => panic!("{command:?} parsed as {other:?}"),
+                };
+                assert_eq!(parsed_key.bytes(), key);
+                assert_eq!(parsed_key.is_base64(), base64);
+                assert_eq!(parsed_flags.tokens, flags);
+                assert_eq!(parsed_value, value);
+                // And the request encodes back to the same bytes.
+                assert_eq!(encoded(&request), bytes);
             }
         }
     }
