@@ -1377,7 +1377,15 @@ mod tests {
 
         #[test]
         fn meta_commands_parse_back_with_their_flags() {
-            let cases: [(MetaCommand, &[u8], bool, &[u8], &[u8]); 6] = [
+            // (command, key, base64, flags, value)
+            type Case = (
+                MetaCommand,
+                &'static [u8],
+                bool,
+                &'static [u8],
+                &'static [u8],
+            );
+            let cases: [Case; 6] = [
                 (MetaCommand::Get, b"k", false, b"v c f t k Oab", b""),
                 (MetaCommand::Get, b"k", false, b"", b""),
                 (MetaCommand::Set, b"k", false, b"T60 F3 c", b"some data"),
