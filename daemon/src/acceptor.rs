@@ -33,9 +33,6 @@ const TICK: Duration = Duration::from_millis(100);
 /// After running out of file descriptors, accepting resumes after this pause.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
 
-/// memcached's reply to a connection over the limit, before closing it.
-const TOO_MANY_CONNECTIONS: &[u8] = b"ERROR Too many open connections\r\n";
-
 pub struct Acceptor {
     poll: Poll,
     listeners: Vec<Listener>,
@@ -184,7 +181,7 @@ impl Acceptor {
                         .admit(self.shared.settings.conn_limit)
                     {
                         // Best effort: the socket is new, so the short line fits its buffer.
-                        let _ = stream.write(TOO_MANY_CONNECTIONS);
+                        let _ = stream.write(ferrocache_protocol::reply::TOO_MANY_CONNECTIONS);
                         log::debug!("refused connection from {peer}: too many open connections");
                         continue;
                     }

@@ -222,8 +222,11 @@ impl Connection {
             return Verdict::Close;
         }
         self.release_idle_buffers();
+        // Input left to serve (the -R budget ran out, or the output passed the high-water
+        // mark and the socket has since taken it all, so no writable edge will come): serve
+        // again after the other connections' turns rather than wait for an event.
         let more = self.input_ready || (self.may_read && !self.peer_closed);
-        if budget == 0 && more && !self.closing && self.pending_output() <= OUTPUT_HIGH_WATER {
+        if more && !self.closing && self.pending_output() <= OUTPUT_HIGH_WATER {
             Verdict::Yielded
         } else {
             Verdict::Idle

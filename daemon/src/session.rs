@@ -14,17 +14,14 @@ use crate::shared::Shared;
 use crate::stats;
 use ferrocache_protocol::reply::{self, MetaItem, MetaStatus};
 use ferrocache_protocol::{
-    GetKind, KEY_MAX_LEN, Keys, MetaArithMode, MetaFlags, MetaSetMode, Parsed, ParserLimits,
-    ProtocolError, Request, StatsGroup, StoreCommand, parse_request,
+    GetKind, KEY_MAX_LEN, Keys, MetaArithMode, MetaCommand, MetaFlags, MetaSetMode, Parsed,
+    ParserLimits, ProtocolError, Request, StatsGroup, StoreCommand, parse_request,
 };
 use ferrocache_storage::{
     ArithMode, ArithOutcome, ArithRequest, DeleteOutcome, DeleteRequest, MetaGetOptions,
     MetaGetOutcome, StoreError, StoreMode, StoreOutcome, StoreRequest,
 };
 use std::sync::atomic::Ordering;
-
-/// memcached's reply to `cache_memlimit` with a value that must be bytes, not megabytes.
-const MEMLIMIT_NOT_BYTES: &[u8] = b"MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes\r\n";
 
 /// `stats sizes` without `-o track_sizes` (which is refused), as memcached answers it.
 const SIZES_DISABLED: &[u8] = b"STAT sizes_status disabled\r\nEND\r\n";
@@ -163,7 +160,12 @@ impl Session {
                     close,
                     silent,
                 } => {
-                    if !silent {
+                    if error == ProtocolError::InvalidShutdownMode
+                        && !context.shared.settings.shutdown_enabled
+                    {
+                        // memcached checks whether shutdown is enabled before its argument.
+                        out.extend_from_slice(reply::SHUTDOWN_DISABLED);
+                    } else if !silent {
                         out.extend_from_slice(error.reply());
                     }
                     if error == ProtocolError::ValueTooLarge {
@@ -266,7 +268,7 @@ impl Session {
                         Ok(ArithOutcome::NonNumeric) => {
                             out.extend_from_slice(reply::CLIENT_ERROR_NON_NUMERIC)
                         }
-                        Err(_) => reply::server_error(out, "out of memory"),
+                        Err(_) => out.extend_from_slice(reply::SERVER_ERROR_OUT_OF_MEMORY_ARITH),
                     }
                 }
             }
@@ -322,7 +324,7 @@ impl Session {
                 let reply = if megabytes < MEMLIMIT_MIN_MB {
                     reply::MEMLIMIT_TOO_SMALL
                 } else if megabytes > MEMLIMIT_MAX_MB {
-                    MEMLIMIT_NOT_BYTES
+                    reply::MEMLIMIT_NOT_BYTES
                 } else {
                     // Bounded above, so the product fits.
                     cache.pool.set_limit((megabytes as usize) << 20);
@@ -358,13 +360,7 @@ impl Session {
                         item.class_id(),
                         item.total_size(),
                     ),
-                    None => {
-                        let miss = MetaItem {
-                            key,
-                            ..MetaItem::default()
-                        };
-                        reply::meta(out, MetaStatus::Miss, &MetaFlags::default(), &miss);
-                    }
+                    None => out.extend_from_slice(reply::META_MISS),
                 }
             }
         }
@@ -470,7 +466,8 @@ fn meta_get(cache: &Cache, key: &[u8], flags: &MetaFlags<'_>, out: &mut Vec<u8>)
                 stale,
                 win_sent,
             };
-            if reply::meta(out, status, flags, &meta) && flags.return_value {
+            if reply::meta_reply(out, MetaCommand::Get, status, flags, &meta) && flags.return_value
+            {
                 for chunk in item.value() {
                     out.extend_from_slice(chunk);
                 }
@@ -478,8 +475,9 @@ fn meta_get(cache: &Cache, key: &[u8], flags: &MetaFlags<'_>, out: &mut Vec<u8>)
             }
         }
         MetaGetOutcome::Miss => {
-            reply::meta(
+            reply::meta_reply(
                 out,
+                MetaCommand::Get,
                 MetaStatus::Miss,
                 flags,
                 &MetaItem {
@@ -520,8 +518,9 @@ fn meta_set(cache: &Cache, key: &[u8], value: &[u8], flags: &MetaFlags<'_>, out:
         // Errors are never hidden by `q`.
         Err(error) => return out.extend_from_slice(store_error(error)),
     };
-    reply::meta(
+    reply::meta_reply(
         out,
+        MetaCommand::Set,
         status,
         flags,
         &MetaItem {
@@ -550,8 +549,9 @@ fn meta_delete(cache: &Cache, key: &[u8], flags: &MetaFlags<'_>, out: &mut Vec<u
         DeleteOutcome::NotFound => MetaStatus::NotFound,
         DeleteOutcome::Exists => MetaStatus::Exists,
     };
-    reply::meta(
+    reply::meta_reply(
         out,
+        MetaCommand::Delete,
         status,
         flags,
         &MetaItem {
@@ -597,19 +597,21 @@ fn meta_arith(cache: &Cache, key: &[u8], flags: &MetaFlags<'_>, out: &mut Vec<u8
             } else {
                 MetaStatus::Done
             };
-            if reply::meta(out, status, flags, &item) && flags.return_value {
+            if reply::meta_reply(out, MetaCommand::Arith, status, flags, &item)
+                && flags.return_value
+            {
                 out.extend_from_slice(digits);
                 reply::value_end(out);
             }
         }
         Ok(ArithOutcome::NotFound) => {
-            reply::meta(out, MetaStatus::NotFound, flags, &item);
+            reply::meta_reply(out, MetaCommand::Arith, MetaStatus::NotFound, flags, &item);
         }
         Ok(ArithOutcome::Exists) => {
-            reply::meta(out, MetaStatus::Exists, flags, &item);
+            reply::meta_reply(out, MetaCommand::Arith, MetaStatus::Exists, flags, &item);
         }
         Ok(ArithOutcome::NonNumeric) => out.extend_from_slice(reply::CLIENT_ERROR_NON_NUMERIC),
-        Err(_) => reply::server_error(out, "out of memory"),
+        Err(_) => out.extend_from_slice(reply::SERVER_ERROR_OUT_OF_MEMORY_ARITH),
     }
 }
 

@@ -185,15 +185,45 @@ impl Worker {
     }
 
     fn serve(&mut self, key: usize) {
-        let Some(slot) = self.connections.get_mut(key) else {
-            return;
-        };
+        match self.serve_turn(key) {
+            Some(Verdict::Idle) | None => {}
+            Some(Verdict::Yielded) => {
+                self.shared.threads[self.id].conn_yields.incr();
+                if let Some(slot) = self.connections.get_mut(key) {
+                    slot.queued = true;
+                    self.ready.push_back(key);
+                }
+            }
+            Some(Verdict::Close) => self.close(key),
+        }
+    }
+
+    /// One turn of up to `-R` requests for a connection, and its `stats conns` state.
+    ///
+    /// A panic while serving (a bug, never meant to happen on any input) costs that connection
+    /// only, not the worker and every connection it holds: partition locks are released by
+    /// unwinding, and the connection is closed.
+    fn serve_turn(&mut self, key: usize) -> Option<Verdict> {
+        let slot = self.connections.get_mut(key)?;
         let mut context = ServeContext::new(&self.shared, self.id);
-        let verdict = slot.connection.serve(
-            &mut self.scratch,
-            self.shared.settings.reqs_per_event,
-            &mut context,
-        );
+        let budget = self.shared.settings.reqs_per_event;
+        let scratch = &mut self.scratch;
+        let turn = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            slot.connection.serve(scratch, budget, &mut context)
+        }));
+        let verdict = match turn {
+            Ok(verdict) => verdict,
+            Err(_) => {
+                log::error!(
+                    "worker {}: serving connection {key} from {} panicked; closing it",
+                    self.id,
+                    slot.info.peer
+                );
+                // The scratch buffers may hold a half-served turn: start them afresh.
+                self.scratch = Scratch::new();
+                return Some(Verdict::Close);
+            }
+        };
         if context.served > 0 {
             slot.info
                 .last_cmd
@@ -207,15 +237,7 @@ impl Worker {
             conn_state::WAITING
         };
         slot.info.state.store(state, Ordering::Relaxed);
-        match verdict {
-            Verdict::Idle => {}
-            Verdict::Yielded => {
-                self.shared.threads[self.id].conn_yields.incr();
-                slot.queued = true;
-                self.ready.push_back(key);
-            }
-            Verdict::Close => self.close(key),
-        }
+        Some(verdict)
     }
 
     /// Gives each connection that yielded its next turn, once per loop.
@@ -293,7 +315,16 @@ impl Worker {
         let deadline = Instant::now() + SHUTDOWN_GRACE;
         let keys: Vec<usize> = self.connections.iter().map(|(key, _)| key).collect();
         for key in keys {
-            self.serve(key);
+            // Every request that has arrived is answered, -R turn after -R turn, while the
+            // grace period lasts.
+            loop {
+                match self.serve_turn(key) {
+                    Some(Verdict::Yielded) if Instant::now() < deadline => continue,
+                    Some(Verdict::Close) => self.close(key),
+                    _ => {}
+                }
+                break;
+            }
             if let Some(slot) = self.connections.get_mut(key) {
                 slot.connection.close_after_flush();
                 if slot.connection.finished() {

@@ -51,15 +51,16 @@ impl Server {
         std::thread::spawn(move || {
             let mut port_sent = false;
             for line in reader.lines().map_while(Result::ok) {
-                if !port_sent && let Some(addr) = listening_address(&line) {
-                    let _ = port_tx.send(addr);
+                if !port_sent && line.contains("listening on ") {
+                    let _ = port_tx.send(listening_address(&line));
                     port_sent = true;
                 }
                 lines.lock().unwrap().push(line);
             }
         });
+        // A server listening only on a UNIX socket has no TCP address: 0.0.0.0:0 stands in.
         let addr = match port_rx.recv_timeout(START_TIMEOUT) {
-            Ok(addr) => addr,
+            Ok(addr) => addr.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0))),
             Err(_) => {
                 let _ = child.kill();
                 let status = child.wait().ok();

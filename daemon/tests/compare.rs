@@ -1,0 +1,204 @@
+//! Side by side with memcached 1.6.18: the same script of commands and bad input goes to both
+//! servers, started with the same `-t` and `-m` in this run, and every step must come back as
+//! the same bytes. Steps leave out what legitimately differs (CAS uniques, `me` sizes, stats
+//! values, the version string). memcached must be installed: the test fails loudly without it.
+
+mod support;
+
+use std::time::Duration;
+use support::{Client, Reference, Server};
+
+/// The script: each step is sent in one write, followed by `mn`, and its reply is everything
+/// before the `MN` that answers (the same on both servers, so errors and noreply are covered).
+fn script() -> Vec<Vec<u8>> {
+    let key250 = "k".repeat(250);
+    let key251 = "k".repeat(251);
+    let fits = "f".repeat(1_048_000);
+    let too_large = "t".repeat(1_048_576);
+    let far_too_large = "t".repeat(2_000_000);
+    let mut steps: Vec<String> = vec![
+        // Storage and retrieval.
+        "set a 0 0 1\r\n1\r\n".into(),
+        "get a\r\n".into(),
+        "get a b c\r\n".into(),
+        "add a 0 0 1\r\nx\r\n".into(),
+        "add b 3 0 2\r\nbb\r\n".into(),
+        "replace c 0 0 1\r\nx\r\n".into(),
+        "replace b 4 0 1\r\nB\r\n".into(),
+        "append a 9 9 2\r\n23\r\n".into(),
+        "prepend a 9 9 1\r\n0\r\n".into(),
+        "get a b\r\n".into(),
+        "gets\r\n".into(),
+        "append zz 0 0 1\r\nx\r\n".into(),
+        "prepend zz 0 0 1\r\nx\r\n".into(),
+        "set e 0 0 0\r\n\r\nget e\r\n".into(),
+        "set f 4294967295 0 1\r\nx\r\nget f\r\n".into(),
+        "cas a 0 0 1 1\r\nx\r\n".into(),
+        "cas nope 0 0 1 1\r\nx\r\n".into(),
+        "cas a 0 0 1\r\nx\r\n".into(),
+        "cas a 0 0 1 abc\r\nx\r\n".into(),
+        // Arithmetic.
+        "set n 0 0 3 noreply\r\n100\r\n".into(),
+        "incr n 5 noreply\r\nget n\r\n".into(),
+        "decr n 6\r\nget n\r\n".into(),
+        "decr n 1000\r\n".into(),
+        "incr n 18446744073709551615\r\nincr n 2\r\n".into(),
+        "incr n 18446744073709551616\r\n".into(),
+        "incr zz 1\r\ndecr zz 1\r\n".into(),
+        "set s 0 0 3\r\nabc\r\nincr s 1\r\ndecr s 1\r\n".into(),
+        "incr n abc\r\nincr n -1\r\nincr n\r\n".into(),
+        "decr n 1 noreply\r\nget n\r\n".into(),
+        // Delete and touch.
+        "delete a\r\ndelete a\r\n".into(),
+        "delete b 0\r\ndelete b 5\r\n".into(),
+        "delete s noreply\r\ndelete\r\n".into(),
+        "set t 0 0 1\r\nx\r\ntouch t 10\r\ntouch zz 10\r\n".into(),
+        "touch t abc\r\ntouch t 10 noreply\r\ntouch t\r\n".into(),
+        "gat 10 t zz\r\ngat -1 t\r\nget t\r\n".into(),
+        "gat\r\ngat 10\r\ngat abc t\r\n".into(),
+        // Exptimes.
+        "set e 0 -1 1\r\nx\r\nget e\r\n".into(),
+        "set e 0 2592001 1\r\nx\r\nget e\r\n".into(),
+        "set e 0 2592000 1\r\nx\r\nget e\r\n".into(),
+        // Lines, tokens and keys.
+        "get\tk\r\n".into(),
+        "GET k\r\n".into(),
+        "\r\n".into(),
+        "get\r\n".into(),
+        "bogus\r\n".into(),
+        "get a\n".into(),
+        "set nl 0 0 2\nhi\r\nget nl\n".into(),
+        format!("set {key250} 0 0 1\r\nx\r\nget {key250}\r\n"),
+        format!("get {key251}\r\n"),
+        format!("set {key251} 0 0 1\r\nx\r\n"),
+        "set k\u{1}\u{e9} 0 0 1\r\nx\r\nget k\u{1}\u{e9}\r\n".into(),
+        // Bad storage lines.
+        "set k abc 0 1\r\nx\r\n".into(),
+        "set k 0 abc 1\r\nx\r\n".into(),
+        "set k 4294967296 0 1\r\nx\r\n".into(),
+        "set k 0 0 -1\r\n".into(),
+        "set k 0 0 abc\r\nx\r\n".into(),
+        "set k 0 0\r\nx\r\n".into(),
+        "set k 0 0 1 junk\r\nx\r\nget k\r\n".into(),
+        "set k 0 0 1 noreply x\r\nx\r\n".into(),
+        "set k 0 0 1\r\nxyz\r\n".into(),
+        "set k 0 0 1\r\nxy\r\n".into(),
+        "set k 0 0 1 noreply\r\nxyz\r\n".into(),
+        // Item size limit.
+        format!("set big 0 0 {}\r\n{fits}\r\nget big\r\n", fits.len()),
+        format!(
+            "set big 0 0 {}\r\n{too_large}\r\nget big\r\n",
+            too_large.len()
+        ),
+        format!(
+            "set big 0 0 {}\r\n{far_too_large}\r\nget big\r\n",
+            far_too_large.len()
+        ),
+        format!(
+            "set big 0 0 {} noreply\r\n{far_too_large}\r\n",
+            far_too_large.len()
+        ),
+        // Other commands.
+        "verbosity\r\nverbosity 1\r\nverbosity noreply\r\nverbosity 0 noreply\r\n".into(),
+        "stats noreply\r\nstats bogus\r\nstats sizes\r\n".into(),
+        "cache_memlimit 7\r\ncache_memlimit 100\r\ncache_memlimit 64 noreply\r\n".into(),
+        "shutdown\r\n".into(),
+        // Meta commands.
+        "ms mk 2 F5 T0\r\nhi\r\n".into(),
+        "mg mk v f t s k\r\nmg mk\r\nmg mk O123 k v\r\n".into(),
+        "mg nope v\r\nmg nope v q\r\nmg nope k O1\r\nmg nope q k O2\r\n".into(),
+        "mg mk s v\r\nmg mk f\r\nmg mk k O1 q\r\nmg mk h l\r\nmg mk h\r\n".into(),
+        "ms mk 1 MA\r\n>\r\nms mk 1 MP\r\n<\r\nmg mk v\r\n".into(),
+        "ms mk 1 ME\r\nx\r\nms fresh 1 MR\r\nx\r\nms mk 1 MS q\r\nz\r\n".into(),
+        "ms Zm9v 1 b\r\n1\r\nmg Zm9v b k v\r\nget foo\r\n".into(),
+        "ms mk S2\r\nhi\r\n".into(),
+        "ms mk 2 Z\r\nhi\r\n".into(),
+        "mg mk zz\r\n".into(),
+        "mg mk v v\r\n".into(),
+        "ma cnt\r\nma cnt N0 J10 v\r\nma cnt D5 v\r\nma cnt MD D20 v\r\nma cnt q\r\n".into(),
+        "ma cnt t v\r\nma mk\r\nma cnt D\r\n".into(),
+        "md cnt\r\nmd cnt\r\nmd cnt q\r\nmd foo q\r\nmd mk O7 k\r\nmd mk q k\r\n".into(),
+        "ms inv 1\r\nv\r\nmd inv I T30\r\nmg inv v\r\nmg inv v\r\n".into(),
+        "me nothing\r\n".into(),
+        // Flushing, last: it empties everything.
+        "set a 0 0 1\r\n1\r\nflush_all\r\nget a\r\n".into(),
+        "flush_all abc\r\nflush_all -1\r\nflush_all 0 noreply\r\n".into(),
+        "set a 0 0 1\r\n1\r\nflush_all 100\r\nget a\r\n".into(),
+    ];
+    steps.shrink_to_fit();
+    steps.into_iter().map(String::into_bytes).collect()
+}
+
+fn show(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    if text.len() > 300 {
+        format!("{:?}... ({} bytes)", &text[..300], bytes.len())
+    } else {
+        format!("{text:?}")
+    }
+}
+
+#[test]
+fn the_same_bytes_as_memcached() {
+    let reference = Reference::start(&["-t", "2", "-m", "64"]);
+    let server = Server::start(&["-t", "2", "-m", "64"]);
+    let mut memcached = reference.connect();
+    let mut ferrocached = server.connect();
+    let mut differences = Vec::new();
+    let steps = script();
+    for step in &steps {
+        let want = memcached.call_script(step);
+        let got = ferrocached.call_script(step);
+        if want != got {
+            differences.push(format!(
+                "request {}\n  memcached:   {}\n  ferrocached: {}",
+                show(step),
+                show(&want),
+                show(&got)
+            ));
+        }
+    }
+    // `quit` closes both, after the replies before it.
+    for client in [&mut memcached, &mut ferrocached] {
+        client.send(b"get a\r\nquit\r\nget a\r\n");
+    }
+    let (want, got) = (memcached.read_to_close(), ferrocached.read_to_close());
+    if want != got {
+        differences.push(format!("quit: {} vs {}", show(&want), show(&got)));
+    }
+    assert!(
+        differences.is_empty(),
+        "{} of {} steps differ from memcached 1.6.18:\n{}",
+        differences.len(),
+        steps.len() + 1,
+        differences.join("\n")
+    );
+}
+
+/// A line over 2048 bytes without a newline closes the connection, unless it is a key list.
+#[test]
+fn long_lines_like_memcached() {
+    let reference = Reference::start(&["-t", "2"]);
+    let server = Server::start(&["-t", "2"]);
+    let keys: String = (0..1000).map(|i| format!(" key{i}")).collect();
+    for (request, closes) in [
+        (format!("get{keys}\r\n"), false),
+        (format!("gets{keys}\r\n"), false),
+        ("x".repeat(3000), true),
+        (format!("set {} 0 0 1", "k".repeat(3000)), true),
+    ] {
+        let replies: Vec<String> = [reference.connect(), server.connect()]
+            .into_iter()
+            .map(|mut client: Client| {
+                client.send(request.as_bytes());
+                if closes {
+                    let closed = client.is_closed_by_server(Duration::from_secs(3));
+                    format!("closed: {closed}")
+                } else {
+                    show(&client.call_script(b""))
+                }
+            })
+            .collect();
+        assert_eq!(replies[0], replies[1], "request of {} bytes", request.len());
+    }
+}

@@ -1,0 +1,333 @@
+//! The server around the protocol, against the real `ferrocached` binary: pipelining, multi-get
+//! across partitions, the connection limit, back-pressure on a client that never reads,
+//! SIGTERM, the UNIX socket, `-o idle_timeout`, and bad command lines.
+
+mod support;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::os::unix::net::UnixStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use support::{Client, IO_TIMEOUT, Server, signal};
+
+fn stat(client: &mut Client, name: &str) -> u64 {
+    let reply = client.call(b"stats\r\n", b"END\r\n");
+    let prefix = format!("STAT {name} ");
+    reply
+        .lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in stats:\n{reply}"))
+}
+
+/// Polls `condition` until it holds (no fixed sleeps: the deadline only bounds a failure).
+fn eventually(within: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn ten_thousand_pipelined_requests_in_one_write() {
+    let server = Server::start(&["-t", "2"]);
+    let mut c = server.connect();
+    let mut batch = Vec::new();
+    let mut expected = Vec::new();
+    for i in 0..5_000 {
+        batch.extend_from_slice(
+            format!(
+                "set key:{i} {i} 0 {}\r\nvalue-{i}\r\n",
+                format!("value-{i}").len()
+            )
+            .as_bytes(),
+        );
+        expected.extend_from_slice(b"STORED\r\n");
+    }
+    for i in 0..5_000 {
+        let value = format!("value-{i}");
+        batch.extend_from_slice(format!("get key:{i}\r\n").as_bytes());
+        expected.extend_from_slice(
+            format!("VALUE key:{i} {i} {}\r\n{value}\r\nEND\r\n", value.len()).as_bytes(),
+        );
+    }
+    // A writer thread, so that a server answering while we still write cannot deadlock us.
+    let mut writer = c.stream.try_clone().unwrap();
+    let sender = std::thread::spawn(move || writer.write_all(&batch).unwrap());
+    let reply = c.read_exact(expected.len());
+    sender.join().unwrap();
+    assert!(reply == expected, "replies differ from the expected 10,000");
+    assert_eq!(stat(&mut c, "cmd_get"), 5_000);
+    assert_eq!(stat(&mut c, "curr_items"), 5_000);
+}
+
+#[test]
+fn multi_get_spans_partitions() {
+    let server = Server::start(&["-t", "4"]);
+    let mut c = server.connect();
+    let mut request = String::from("get");
+    let mut expected = String::new();
+    for i in 0..400 {
+        c.call(
+            format!("set mk{i} {i} 0 {}\r\n{i}\r\n", i.to_string().len()).as_bytes(),
+            b"\r\n",
+        );
+        request.push_str(&format!(" mk{i} missing{i}"));
+        expected.push_str(&format!(
+            "VALUE mk{i} {i} {}\r\n{i}\r\n",
+            i.to_string().len()
+        ));
+    }
+    request.push_str("\r\n");
+    expected.push_str("END\r\n");
+    assert_eq!(c.call(request.as_bytes(), b"END\r\n"), expected);
+    assert_eq!(stat(&mut c, "get_hits"), 400);
+    assert_eq!(stat(&mut c, "get_misses"), 400);
+    // Four partitions each hold part of the keys (as stats items sums them, all 400).
+    assert_eq!(stat(&mut c, "curr_items"), 400);
+    // A multi-get whose replies pass the output high-water mark pauses and resumes in order.
+    let value = "v".repeat(100_000);
+    let mut big = String::from("get");
+    for i in 0..40 {
+        c.call(
+            format!("set big{i} 0 0 {}\r\n{value}\r\n", value.len()).as_bytes(),
+            b"\r\n",
+        );
+        big.push_str(&format!(" big{i}"));
+    }
+    big.push_str("\r\n");
+    let reply = c.call(big.as_bytes(), b"END\r\n");
+    let keys: Vec<&str> = reply
+        .lines()
+        .filter_map(|line| line.strip_prefix("VALUE "))
+        .map(|line| line.split(' ').next().unwrap())
+        .collect();
+    let want: Vec<String> = (0..40).map(|i| format!("big{i}")).collect();
+    assert_eq!(keys, want);
+}
+
+#[test]
+fn connections_over_the_limit_are_refused() {
+    let server = Server::start(&["-t", "2", "-c", "3"]);
+    let mut held: Vec<Client> = (0..3).map(|_| server.connect()).collect();
+    for client in &mut held {
+        assert!(client.call(b"version\r\n", b"\r\n").starts_with("VERSION "));
+    }
+    let mut refused = server.connect();
+    let mut reply = Vec::new();
+    let _ = refused.stream.read_to_end(&mut reply);
+    assert_eq!(reply, b"ERROR Too many open connections\r\n");
+    assert_eq!(stat(&mut held[0], "rejected_connections"), 1);
+    assert_eq!(stat(&mut held[0], "curr_connections"), 3);
+    // A slot freed is a slot for the next client.
+    drop(held.pop());
+    eventually(Duration::from_secs(5), "curr_connections to drop", || {
+        stat(&mut held[0], "curr_connections") == 2
+    });
+    let mut again = server.connect();
+    assert!(again.call(b"version\r\n", b"\r\n").starts_with("VERSION "));
+}
+
+#[test]
+fn a_client_that_never_reads_cannot_grow_the_server() {
+    let server = Server::start(&["-t", "2", "-m", "64"]);
+    let mut c = server.connect();
+    let value = "x".repeat(512 * 1024);
+    assert_eq!(
+        c.call(
+            format!("set big 0 0 {}\r\n{value}\r\n", value.len()).as_bytes(),
+            b"\r\n"
+        ),
+        "STORED\r\n"
+    );
+    let before = server.rss_kib();
+    // Up to 2,000,000 gets of 512 KiB (a terabyte of replies); the client never reads any.
+    // Socket buffers absorb some megabytes of requests, then the server must stop reading.
+    let mut hog = TcpStream::connect(server.addr).unwrap();
+    hog.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+    let gets = b"get big\r\n".repeat(10_000);
+    let mut sent = 0usize;
+    for _ in 0..200 {
+        match hog.write_all(&gets) {
+            Ok(()) => sent += 10_000,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => break,
+            Err(e) => panic!("writing gets: {e}"),
+        }
+    }
+    assert!(
+        sent < 2_000_000,
+        "the server kept reading although nobody read its replies"
+    );
+    let after = server.rss_kib();
+    assert!(
+        after < before + 48 * 1024,
+        "RSS grew from {before} KiB to {after} KiB with {sent} gets unanswered"
+    );
+    // Everyone else is still served.
+    let mut other = server.connect();
+    assert_eq!(other.call(b"get nope\r\n", b"END\r\n"), "END\r\n");
+    assert!(other.call(b"get big\r\n", b"END\r\n").len() > value.len());
+}
+
+#[test]
+fn sigterm_delivers_replies_in_flight_and_exits_zero() {
+    let server = Server::start(&["-t", "2", "-R", "5"]);
+    let mut c = server.connect();
+    let value = "y".repeat(1000);
+    c.call(
+        format!("set k 0 0 {}\r\n{value}\r\n", value.len()).as_bytes(),
+        b"\r\n",
+    );
+    let one = format!("VALUE k 0 {}\r\n{value}\r\nEND\r\n", value.len());
+    let gets = "get k\r\n".repeat(2000);
+    c.send(gets.as_bytes());
+    // The server is answering: now stop it; what it has received is still answered.
+    let first = c.read_exact(one.len());
+    assert_eq!(first, one.as_bytes());
+    signal(server.pid(), "TERM");
+    let rest = c.read_to_close();
+    assert_eq!(
+        rest.len(),
+        one.len() * 1999,
+        "every get sent before SIGTERM is answered"
+    );
+    let status = server.wait_exit();
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}
+
+#[test]
+fn sigterm_and_sigint_exit_zero_quickly() {
+    for name in ["TERM", "INT"] {
+        let server = Server::start(&["-t", "2"]);
+        let mut idle = server.connect();
+        assert!(idle.call(b"version\r\n", b"\r\n").starts_with("VERSION"));
+        let started = Instant::now();
+        signal(server.pid(), name);
+        let status = server.wait_exit();
+        assert_eq!(status.code(), Some(0), "SIG{name}: {status:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "SIG{name} took {:?}",
+            started.elapsed()
+        );
+    }
+}
+
+#[test]
+fn unix_socket_works_like_tcp() {
+    let path = std::env::temp_dir().join(format!("ferrocached-test-{}.sock", std::process::id()));
+    let path_text = path.to_str().unwrap().to_string();
+    let server = Server::start_exact(&["-s", &path_text, "-a", "600", "-t", "2"], &[]);
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let meta = std::fs::metadata(&path).unwrap();
+    assert!(meta.file_type().is_socket());
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    let mut stream = UnixStream::connect(&path).unwrap();
+    stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    stream
+        .write_all(b"set u 1 0 3\r\nabc\r\nget u\r\nmn\r\n")
+        .unwrap();
+    let mut reply = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !reply.ends_with(b"MN\r\n") {
+        let n = stream.read(&mut chunk).unwrap();
+        assert!(n > 0, "closed early: {:?}", String::from_utf8_lossy(&reply));
+        reply.extend_from_slice(&chunk[..n]);
+    }
+    assert_eq!(reply, b"STORED\r\nVALUE u 1 3\r\nabc\r\nEND\r\nMN\r\n");
+    let status = server.terminate();
+    assert!(status.success());
+    assert!(!path.exists(), "the socket file is removed at exit");
+}
+
+#[test]
+fn idle_connections_are_closed_after_idle_timeout() {
+    let server = Server::start(&["-t", "2", "-o", "idle_timeout=1"]);
+    let mut idle = server.connect();
+    assert!(idle.call(b"version\r\n", b"\r\n").starts_with("VERSION"));
+    let started = Instant::now();
+    assert!(
+        idle.is_closed_by_server(Duration::from_secs(5)),
+        "idle connection kept open"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "closed too early"
+    );
+    let mut fresh = server.connect();
+    assert_eq!(stat(&mut fresh, "idle_kicks"), 1);
+    let settings = fresh.call(b"stats settings\r\n", b"END\r\n");
+    assert!(settings.contains("STAT idle_timeout 1\r\n"), "{settings}");
+}
+
+#[test]
+fn bad_command_lines_exit_64_with_one_line() {
+    for args in [
+        &["-p", "99999"][..],
+        &["-m", "abc"],
+        &["-t", "0"],
+        &["-c", "x"],
+        &["-I", "2x"],
+        &["-o", "no_such_option"],
+        &["-o", "ext_path=/tmp/x:1G"],
+        &["-U", "11211"],
+        &["--no-such-flag"],
+        &["-I", "1m", "-m", "1"],
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_ferrocached"))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run ferrocached");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(64), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.starts_with("error:"), "{args:?}: {stderr}");
+    }
+    let env_bad = Command::new(env!("CARGO_BIN_EXE_ferrocached"))
+        .env("FERROCACHED_MEMORY_LIMIT", "lots")
+        .output()
+        .unwrap();
+    assert_eq!(env_bad.status.code(), Some(64));
+    let version = Command::new(env!("CARGO_BIN_EXE_ferrocached"))
+        .arg("-V")
+        .output()
+        .unwrap();
+    assert!(version.status.success());
+    assert!(String::from_utf8_lossy(&version.stdout).contains("1.6.18-ferrocache"));
+    let help = Command::new(env!("CARGO_BIN_EXE_ferrocached"))
+        .arg("-h")
+        .output()
+        .unwrap();
+    assert!(help.status.success());
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--memory-limit"));
+}
+
+#[test]
+fn settings_come_from_the_environment() {
+    let server = Server::start_exact(
+        &["-p", "0", "-l", "127.0.0.1"],
+        &[
+            ("FERROCACHED_CONN_LIMIT", "77"),
+            ("FERROCACHED_THREADS", "3"),
+        ],
+    );
+    let mut c = server.connect();
+    assert_eq!(stat(&mut c, "max_connections"), 77);
+    assert_eq!(stat(&mut c, "threads"), 3);
+}
+
+#[test]
+fn start_up_line_names_addresses_threads_and_memory() {
+    let server = Server::start(&["-t", "3", "-m", "32"]);
+    let stderr = server.stderr();
+    let line = stderr.lines().find(|l| l.contains("listening on")).unwrap();
+    assert!(line.contains("tcp:127.0.0.1:"), "{line}");
+    assert!(
+        line.contains("3 threads") && line.contains("32 MiB"),
+        "{line}"
+    );
+    assert!(server.terminate().success());
+}
