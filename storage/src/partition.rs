@@ -771,6 +771,9 @@ impl Partition {
     /// `incr`/`decr`/`ma`.
     pub fn arith(&mut self, request: &ArithRequest<'_>) -> Result<ArithOutcome, StoreError> {
         let incr = request.mode == ArithMode::Incr;
+        if !valid_key(request.key) {
+            return Ok(ArithOutcome::NotFound);
+        }
         let Ok((handle, old_header)) = self.lookup(request.hash, request.key) else {
             if let Some((initial, exptime)) = request.vivify {
                 let digits = initial.to_string();
@@ -1185,6 +1188,10 @@ impl Partition {
         key: &[u8],
         parts: &[&[u8]],
     ) -> Result<(u32, Header), StoreError> {
+        if !valid_key(key) {
+            // A key the index cannot hold (its length byte would lie); callers check first.
+            return Err(StoreError::TooLarge);
+        }
         let value_len: usize = parts.iter().map(|part| part.len()).sum();
         header.key_len = key.len() as u8;
         header.value_len = u32::try_from(value_len).map_err(|_| StoreError::TooLarge)?;
@@ -1616,33 +1623,36 @@ impl Partition {
         }
     }
 
-    /// memcached's slab_automove, for CLOCK: the class that evicted most since the last look
-    /// takes one page from a class that evicted nothing and whose eviction candidates are at
-    /// least twice as old as the items the needy class is evicting.
+    /// memcached's slab_automove, for CLOCK. Evictions are counted per class since the last
+    /// decision; once a class has evicted a quarter page's worth (enough demand to pay for a
+    /// page), the class that evicted most takes one page from the class whose eviction
+    /// candidates are oldest, if that class evicted at most a quarter as much and its
+    /// candidates are at least twice as old as the items the needy class is evicting. Then a
+    /// new window starts. Windows are measured in evictions, not seconds, so how often the
+    /// owner calls `maintain` does not matter.
     fn rebalance(&mut self) {
         let now = self.clock.now();
+        let recent = |slab: &crate::slab::SlabClass| {
+            slab.counters
+                .evicted
+                .saturating_sub(slab.evicted_checkpoint)
+        };
         let mut needy: Option<(usize, u64)> = None;
         for (class, slab) in self.slabs.classes.iter().enumerate() {
-            let recent = slab
-                .counters
-                .evicted
-                .saturating_sub(slab.evicted_checkpoint);
-            // A quarter page of evictions since the last move: enough demand to pay for one.
+            let evicted = recent(slab);
             let threshold = (slab.chunks_per_page as u64 / 4).max(1);
-            if recent >= threshold && needy.is_none_or(|(_, most)| recent > most) {
-                needy = Some((class, recent));
+            if evicted >= threshold && needy.is_none_or(|(_, most)| evicted > most) {
+                needy = Some((class, evicted));
             }
         }
-        let Some((needy, _)) = needy else {
+        let Some((needy, needy_evicted)) = needy else {
             return;
         };
         let needy_age = self.slabs.classes[needy].last_evicted_age;
         let donor = (0..self.slabs.classes.len())
             .filter(|&class| {
                 let slab = &self.slabs.classes[class];
-                class != needy
-                    && !slab.pages.is_empty()
-                    && slab.counters.evicted == slab.evicted_checkpoint
+                class != needy && !slab.pages.is_empty() && recent(slab) * 4 <= needy_evicted
             })
             .map(|class| (class, self.class_age(class, now)))
             .filter(|&(_, age)| age >= needy_age.saturating_mul(2))

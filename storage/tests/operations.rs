@@ -75,6 +75,31 @@ fn empty_value_and_invalid_keys_do_not_panic() {
     let max = vec![b'y'; 250];
     h.set(&max, b"v");
     assert_eq!(h.value(&max), Some(b"v".to_vec()));
+    // Vivifying paths refuse bad keys too.
+    let huge = vec![b'z'; 300];
+    for key in [&huge[..], b""] {
+        let (partition, hash) = h.route(key);
+        let mut request = ArithRequest::new(hash, key, ArithMode::Incr, 1);
+        request.vivify = Some((1, 0));
+        assert_eq!(partition.arith(&request), Ok(ArithOutcome::NotFound));
+        let options = MetaGetOptions {
+            vivify: Some(0),
+            ..MetaGetOptions::default()
+        };
+        assert!(matches!(
+            partition.meta_get(hash, key, &options),
+            MetaGetOutcome::Miss
+        ));
+        let mut request = StoreRequest::new(hash, key, b"v", 0, 0, StoreMode::Append);
+        request.vivify_exptime = Some(0);
+        assert_eq!(partition.store(&request), Ok(StoreOutcome::NotStored));
+        assert!(!partition.touch(hash, key, 0));
+        assert_eq!(
+            partition.delete(&DeleteRequest::new(hash, key)),
+            DeleteOutcome::NotFound
+        );
+    }
+    assert_eq!(h.partitions[0].len(), 2);
 }
 
 #[test]
