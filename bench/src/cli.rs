@@ -58,6 +58,10 @@ pub struct Args {
     #[arg(long, default_value_t = 1)]
     pub multiget: usize,
 
+    /// Draw a multi-get's keys without repeats (default: independently, repeats allowed).
+    #[arg(long)]
+    pub distinct_keys: bool,
+
     /// Number of distinct keys (key indices 0..N).
     #[arg(long, default_value_t = 100_000)]
     pub keys: u64,

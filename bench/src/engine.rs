@@ -69,7 +69,7 @@ pub enum BenchError {
 pub enum Workload {
     /// Sets with probability `set_share`, otherwise gets of `multiget` keys.
     Load { set_share: f64 },
-    /// Multi-gets of `multiget` distinct keys; each miss is then set with `noreply`.
+    /// Multi-gets of `multiget` keys; each miss is then set with `noreply`.
     CacheAside,
 }
 
@@ -93,6 +93,10 @@ pub struct Plan {
     pub connections: usize,
     pub pipeline: usize,
     pub multiget: usize,
+    /// Draw the keys of a multi-get without repeats (sorted), as an application that dedupes
+    /// would; otherwise independently, so a popular key may be asked twice in one get (and
+    /// counts twice, as memtier-style generators count it).
+    pub distinct_keys: bool,
     pub keys: u64,
     pub key_pattern: KeyPattern,
     pub zipf_exponent: f64,
@@ -690,15 +694,13 @@ impl Context<'_> {
         }
         // Keys of the get.
         let mut keys = std::mem::take(&mut self.scratch_keys);
-        match plan.workload {
-            Workload::CacheAside => self
-                .picker
-                .distinct(plan.multiget, &mut self.rng, &mut keys),
-            Workload::Load { .. } => {
-                keys.clear();
-                for _ in 0..plan.multiget.max(1) {
-                    keys.push(self.picker.next(&mut self.rng));
-                }
+        if plan.distinct_keys {
+            self.picker
+                .distinct(plan.multiget, &mut self.rng, &mut keys);
+        } else {
+            keys.clear();
+            for _ in 0..plan.multiget.max(1) {
+                keys.push(self.picker.next(&mut self.rng));
             }
         }
         connection.requests[slot].keys = keys.len() as u32;

@@ -134,6 +134,7 @@ fn run_load(args: &Args, targets: Vec<SocketAddr>) -> Result<(), BenchError> {
         connections: args.connections,
         pipeline: args.pipeline,
         multiget: args.multiget.max(1),
+        distinct_keys: args.distinct_keys,
         keys: args.keys,
         key_pattern: args.key_pattern,
         zipf_exponent: args.zipf_exponent,
