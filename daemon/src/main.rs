@@ -106,6 +106,10 @@ fn run(settings: Settings) -> Result<(), String> {
         threads.push(thread);
     }
     let notifier = systemd::Notifier::from_env();
+    // The acceptor takes over SIGTERM and SIGINT: only then may anyone learn that we listen,
+    // or a signal sent at once would find the default action and kill the process.
+    let acceptor = Acceptor::new(poll, listeners, Arc::clone(&shared), handles, notifier)
+        .map_err(|e| format!("cannot start accepting: {e}"))?;
     let settings = &shared.settings;
     log::info!(
         "ferrocached {VERSION} listening on {addresses}; {} threads, {} MiB memory limit, {} connections max",
@@ -113,8 +117,6 @@ fn run(settings: Settings) -> Result<(), String> {
         settings.storage.memory_limit >> 20,
         settings.conn_limit
     );
-    let acceptor = Acceptor::new(poll, listeners, Arc::clone(&shared), handles, notifier)
-        .map_err(|e| format!("cannot start accepting: {e}"))?;
     acceptor.ready(&addresses);
     let _handles = acceptor.run();
     for thread in threads {

@@ -51,11 +51,14 @@ impl Server {
         std::thread::spawn(move || {
             let mut port_sent = false;
             for line in reader.lines().map_while(Result::ok) {
-                if !port_sent && line.contains("listening on ") {
-                    let _ = port_tx.send(listening_address(&line));
+                // Kept before the port is reported, so `stderr()` already shows the line.
+                let listening = (!port_sent && line.contains("listening on "))
+                    .then(|| listening_address(&line));
+                lines.lock().unwrap().push(line);
+                if let Some(addr) = listening {
+                    let _ = port_tx.send(addr);
                     port_sent = true;
                 }
-                lines.lock().unwrap().push(line);
             }
         });
         // A server listening only on a UNIX socket has no TCP address: 0.0.0.0:0 stands in.
