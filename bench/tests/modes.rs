@@ -1,0 +1,222 @@
+//! Every mode of the bench binary, end to end against Debian's memcached 1.6.18 on ephemeral
+//! ports (readiness polled, stopped by PID): the JSON reports what the server saw.
+
+use serde_json::Value;
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Memcached {
+    port: u16,
+    child: Child,
+}
+
+impl Memcached {
+    fn start(megabytes: u32) -> Memcached {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("ephemeral port")
+            .port();
+        let child = Command::new("memcached")
+            .args([
+                "-u",
+                "nobody",
+                "-U",
+                "0",
+                "-l",
+                "127.0.0.1",
+                "-t",
+                "2",
+                "-c",
+                "4096",
+            ])
+            .args(["-m", &megabytes.to_string(), "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("memcached not found: install it with scripts/install-test-deps.sh");
+        let mut server = Memcached { port, child };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                server.child.try_wait().unwrap().is_none(),
+                "memcached exited at start"
+            );
+            assert!(Instant::now() < deadline, "memcached did not listen");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        server
+    }
+
+    fn target(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Memcached {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn bench(args: &[&str]) -> Value {
+    let output = Command::new(env!("CARGO_BIN_EXE_ferrocache-bench"))
+        .args(args)
+        .args(["--json", "--no-progress"])
+        .output()
+        .expect("run ferrocache-bench");
+    assert!(
+        output.status.success(),
+        "ferrocache-bench {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("JSON report")
+}
+
+#[test]
+fn load_after_prefill_hits_every_key() {
+    let server = Memcached::start(64);
+    let report = bench(&[
+        "-s",
+        &server.target(),
+        "--prefill",
+        "--keys",
+        "5000",
+        "-c",
+        "8",
+        "-P",
+        "4",
+        "--multiget",
+        "3",
+        "-n",
+        "4000",
+        "--warmup-requests",
+        "500",
+    ]);
+    assert_eq!(report["requests"], 4000);
+    assert_eq!(report["warmup_requests"], 500);
+    assert_eq!(report["errors"], 0);
+    assert_eq!(report["key_misses"], 0);
+    let gets = report["gets"].as_u64().unwrap();
+    assert_eq!(report["key_hits"].as_u64().unwrap(), gets * 3);
+    assert_eq!(gets + report["sets"].as_u64().unwrap(), 4000);
+    assert!(report["latency"]["p99_ms"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn a_fixed_rate_is_kept() {
+    let server = Memcached::start(64);
+    let report = bench(&[
+        "-s",
+        &server.target(),
+        "-c",
+        "4",
+        "-d",
+        "1",
+        "--rate",
+        "2000",
+    ]);
+    let rate = report["ops_per_sec"].as_f64().unwrap();
+    assert!((1800.0..2200.0).contains(&rate), "asked 2000/s, got {rate}");
+}
+
+#[test]
+fn cache_aside_sets_what_it_missed() {
+    let server = Memcached::start(64);
+    let report = bench(&[
+        "-s",
+        &server.target(),
+        "--mode",
+        "cache-aside",
+        "--keys",
+        "2000",
+        "--key-pattern",
+        "zipf",
+        "--multiget",
+        "20",
+        "-c",
+        "2",
+        "--warmup-requests",
+        "200",
+        "-n",
+        "400",
+    ]);
+    let misses = report["key_misses"].as_u64().unwrap();
+    assert_eq!(report["fill_sets"].as_u64().unwrap(), misses);
+    assert_eq!(report["key_hits"].as_u64().unwrap() + misses, 400 * 20);
+    // Everything fits in 64 MiB: after a warm-up, popular keys hit.
+    assert!(report["hit_ratio"].as_f64().unwrap() > 0.5, "{report}");
+}
+
+#[test]
+fn fill_stops_at_the_first_evictions() {
+    let server = Memcached::start(8);
+    let report = bench(&[
+        "-s",
+        &server.target(),
+        "--mode",
+        "fill",
+        "--key-format",
+        "key:0000000000000000000000:{n}",
+        "--fill-batch",
+        "500",
+    ]);
+    let evictions = report["evictions"].as_u64().unwrap();
+    assert!((1..=500).contains(&evictions), "{report}");
+    let items = report["curr_items"].as_u64().unwrap();
+    // 8 MiB of ~134-byte items, less memcached's per-slab-class overhead.
+    assert!((20_000..70_000).contains(&items), "{report}");
+}
+
+#[test]
+fn several_targets_share_keys_by_weight() {
+    let light = Memcached::start(64);
+    let heavy = Memcached::start(64);
+    let targets = format!("{},{}:3", light.target(), heavy.target());
+    let report = bench(&[
+        "-s",
+        &targets,
+        "--prefill",
+        "--keys",
+        "8000",
+        "-c",
+        "4",
+        "-P",
+        "2",
+        "--multiget",
+        "10",
+        "-n",
+        "2000",
+    ]);
+    assert_eq!(report["key_misses"], 0);
+    let count = |server: &Memcached| {
+        let client = ferrocache_client::Client::single(&server.target()).unwrap();
+        let stats = client
+            .stats(ferrocache_protocol::StatsGroup::General)
+            .unwrap();
+        stats[0]["curr_items"].parse::<f64>().unwrap()
+    };
+    let share = count(&heavy) / 8000.0;
+    assert!((0.68..0.82).contains(&share), "weight 3 of 4 holds {share}");
+}
+
+#[test]
+fn idle_connections_are_held_and_measured() {
+    let server = Memcached::start(64);
+    let pid = server.child.id().to_string();
+    let report = bench(&[
+        "-s",
+        &server.target(),
+        "--mode",
+        "idle",
+        "--idle-connections",
+        "300",
+        "--server-pid",
+        &pid,
+        "-d",
+        "0.2",
+    ]);
+    assert_eq!(report["connections"], 300);
+    assert!(report["kib_per_connection"].as_f64().is_some(), "{report}");
+}
