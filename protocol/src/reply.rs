@@ -207,12 +207,12 @@ pub fn meta_reply(
     flags: &MetaFlags<'_>,
     item: &MetaItem<'_>,
 ) -> bool {
-    let hidden = match (command, status) {
-        (MetaCommand::Get, MetaStatus::Miss) => true,
-        (MetaCommand::Set | MetaCommand::Delete, MetaStatus::Done) => true,
-        (MetaCommand::Arith, MetaStatus::Done | MetaStatus::Value { .. }) => true,
-        _ => false,
-    };
+    let hidden = matches!(
+        (command, status),
+        (MetaCommand::Get, MetaStatus::Miss)
+            | (MetaCommand::Set | MetaCommand::Delete, MetaStatus::Done)
+            | (MetaCommand::Arith, MetaStatus::Done | MetaStatus::Value { .. })
+    );
     if flags.quiet && hidden {
         return false;
     }
