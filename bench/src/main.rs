@@ -172,17 +172,26 @@ fn run_load(args: &Args, targets: Vec<SocketAddr>) -> Result<(), BenchError> {
             )));
         }
     }
+    let cpu_before = report::process_cpu_seconds();
+    let wall = Instant::now();
     let tally = with_progress(&plan, "run", show_progress)?;
+    let client_cpu = match (cpu_before, report::process_cpu_seconds()) {
+        (Some(before), Some(after)) => {
+            Some(100.0 * (after - before) / wall.elapsed().as_secs_f64())
+        }
+        _ => None,
+    };
     let mode = match args.mode {
         Mode::CacheAside => "cache-aside",
         _ => "load",
     };
-    let report = report::LoadReport::new(
+    let mut report = report::LoadReport::new(
         mode,
         args.targets.iter().map(|t| t.address()).collect(),
         (args.threads, args.connections, args.pipeline),
         &tally,
     );
+    report.client_cpu_percent = client_cpu;
     if args.json {
         println!("{}", serde_json::to_string(&report).expect("serialisable"));
     } else {

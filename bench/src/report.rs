@@ -37,6 +37,9 @@ pub struct LoadReport {
     pub warmup_requests: u64,
     pub seconds: f64,
     pub latency: Latency,
+    /// CPU the generator itself used during the run (warm-up included), in percent of one
+    /// core: what it took from the server on a shared machine.
+    pub client_cpu_percent: Option<f64>,
 }
 
 impl LoadReport {
@@ -74,6 +77,7 @@ impl LoadReport {
                 max_ms: ms(h.max()),
                 mean_ms: h.mean() / 1e6,
             },
+            client_cpu_percent: None,
         }
     }
 
@@ -117,8 +121,24 @@ impl LoadReport {
                 l.p50_ms, l.p90_ms, l.p99_ms, l.p999_ms, l.max_ms, l.mean_ms
             ),
         ));
+        if let Some(cpu) = self.client_cpu_percent {
+            rows.push(("generator CPU", format!("{cpu:.0}% of one core")));
+        }
         render(&rows)
     }
+}
+
+/// CPU seconds (user + system) this process has used, from /proc/self/stat (whose clock ticks
+/// are USER_HZ, 100 per second on Linux whatever the kernel's HZ).
+pub fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let after_name = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = after_name.split(' ').collect();
+    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after the name.
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
 }
 
 /// `| name | value |` rows, aligned.
