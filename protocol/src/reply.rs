@@ -211,7 +211,10 @@ pub fn meta_reply(
         (command, status),
         (MetaCommand::Get, MetaStatus::Miss)
             | (MetaCommand::Set | MetaCommand::Delete, MetaStatus::Done)
-            | (MetaCommand::Arith, MetaStatus::Done | MetaStatus::Value { .. })
+            | (
+                MetaCommand::Arith,
+                MetaStatus::Done | MetaStatus::Value { .. }
+            )
     );
     if flags.quiet && hidden {
         return false;
