@@ -137,8 +137,8 @@ impl Client {
         };
         let result = work(&mut connection);
         let reusable = match &result {
-            Ok(_) => !connection.has_unread_input(),
-            Err(error) => error.keeps_connection() && !connection.has_unread_input(),
+            Ok(_) => connection.in_step(),
+            Err(error) => error.keeps_connection() && connection.in_step(),
         };
         if reusable {
             connection.out.clear();
@@ -280,8 +280,14 @@ impl Client {
                     encode_get(&mut connection.out, kind, 0, chunk.iter().copied())?;
                 }
                 connection.flush()?;
-                for _ in 0..line_count {
-                    Self::read_values(connection, "get", &mut found)?;
+                for read in 0..line_count {
+                    if let Err(error) = Self::read_values(connection, "get", &mut found) {
+                        if read + 1 < line_count {
+                            // Replies to the remaining lines are still coming.
+                            connection.mark_out_of_step();
+                        }
+                        return Err(error);
+                    }
                 }
                 Ok(())
             })?;

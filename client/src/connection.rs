@@ -46,6 +46,8 @@ pub struct Connection {
     /// Unparsed bytes are `input[start..end]`.
     start: usize,
     end: usize,
+    /// Replies may still be on their way for requests already sent: not reusable.
+    out_of_step: bool,
 }
 
 impl Connection {
@@ -92,6 +94,7 @@ impl Connection {
             input: vec![0; READ_CHUNK],
             start: 0,
             end: 0,
+            out_of_step: false,
         })
     }
 
@@ -190,9 +193,16 @@ impl Connection {
         Ok(())
     }
 
-    /// Whether a reply is buffered but not read (the connection is out of step).
-    pub(crate) fn has_unread_input(&self) -> bool {
-        self.start != self.end
+    /// Marks the connection as unusable for further requests: a caller stopped reading before
+    /// every request sent was answered.
+    pub fn mark_out_of_step(&mut self) {
+        self.out_of_step = true;
+    }
+
+    /// Whether the next reply read would answer the next request sent: nothing unread is
+    /// buffered and no caller gave up half way.
+    pub(crate) fn in_step(&self) -> bool {
+        self.start == self.end && !self.out_of_step
     }
 
     /// Gives back memory a large reply grew the read buffer to.

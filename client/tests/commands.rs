@@ -173,3 +173,44 @@ fn refused_and_timed_out_connections_are_told_apart() {
         other => panic!("silent server: {other:?}"),
     }
 }
+
+#[test]
+fn a_multi_get_cut_short_by_an_error_leaves_no_reply_for_the_next_call() {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // A scripted server: on the first connection, an error for the first `get` line and, a
+    // moment later, END for the second; on the second connection, a hit.
+    let server = std::thread::spawn(move || {
+        let (first, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(first.try_clone().unwrap());
+        let mut line = String::new();
+        for _ in 0..2 {
+            line.clear();
+            reader.read_line(&mut line).unwrap();
+        }
+        let mut first = first;
+        first.write_all(b"SERVER_ERROR busy\r\n").unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        first.write_all(b"END\r\n").unwrap();
+        let (mut second, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(second.try_clone().unwrap());
+        line.clear();
+        reader.read_line(&mut line).unwrap();
+        assert_eq!(line, "get c\r\n");
+        second.write_all(b"VALUE c 0 1\r\nx\r\nEND\r\n").unwrap();
+    });
+    let config = ClientConfig {
+        keys_per_get: 1,
+        ..ClientConfig::default()
+    };
+    let client = Client::new(vec![ServerSpec::new("127.0.0.1", port)], config).unwrap();
+    assert!(matches!(
+        client.get_multi(&[b"a".as_slice(), b"b"]),
+        Err(ClientError::Server { .. })
+    ));
+    std::thread::sleep(Duration::from_millis(100));
+    // Had the first connection gone back to the pool, this would read its late END: a miss.
+    assert_eq!(client.get(b"c").unwrap().unwrap().value, b"x");
+    server.join().unwrap();
+}
