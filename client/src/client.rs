@@ -53,7 +53,9 @@ pub struct StoreOptions {
     pub flags: u32,
     /// memcached's exptime: 0 never, up to 30 days relative seconds, else a Unix time.
     pub exptime: i64,
-    /// Ask for no reply: the call returns [`StoreOutcome::NotAsked`] without waiting.
+    /// Ask for no reply: the call returns [`StoreOutcome::NotAsked`] without waiting. As with
+    /// every memcached client, an error memcached sends even for `noreply` (a value over the
+    /// server's item size limit) then surfaces as the reply to this connection's next command.
     pub noreply: bool,
 }
 
