@@ -9,8 +9,8 @@ use crate::connection::{Connection, Timeouts};
 use crate::error::ClientError;
 use crate::ketama::{KetamaRing, ServerSpec};
 use ferrocache_protocol::client::{
-    Reply, Store, encode_arith, encode_delete, encode_flush_all, encode_get, encode_stats,
-    encode_store, encode_touch, encode_version,
+    Reply, Store, check_key, encode_arith, encode_delete, encode_flush_all, encode_get,
+    encode_stats, encode_store, encode_touch, encode_version,
 };
 use ferrocache_protocol::{GetKind, StatsGroup, StoreCommand};
 use std::collections::HashMap;
@@ -124,6 +124,33 @@ impl Client {
         self.ring.server_for(key)
     }
 
+    /// A pooled connection to server `index`, or a new one.
+    fn checkout(&self, index: usize) -> Result<Connection, ClientError> {
+        let pool = &self.pools[index];
+        let pooled = pool.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        match pooled {
+            Some(connection) => Ok(connection),
+            None => Connection::connect(&pool.address, &self.config.timeouts),
+        }
+    }
+
+    /// Returns a connection whose every request has been answered to its pool (or closes it
+    /// when the pool is full).
+    fn checkin(&self, index: usize, mut connection: Connection) {
+        if !connection.in_step() {
+            return;
+        }
+        connection.out.clear();
+        connection.shrink();
+        let mut idle = self.pools[index]
+            .idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if idle.len() < self.config.max_idle_per_server {
+            idle.push(connection);
+        }
+    }
+
     /// Runs `work` on a pooled connection to server `index`, returning the connection to the
     /// pool unless the work left it unusable.
     fn with_connection<T>(
@@ -131,24 +158,14 @@ impl Client {
         index: usize,
         work: impl FnOnce(&mut Connection) -> Result<T, ClientError>,
     ) -> Result<T, ClientError> {
-        let pool = &self.pools[index];
-        let pooled = pool.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        let mut connection = match pooled {
-            Some(connection) => connection,
-            None => Connection::connect(&pool.address, &self.config.timeouts)?,
-        };
+        let mut connection = self.checkout(index)?;
         let result = work(&mut connection);
         let reusable = match &result {
-            Ok(_) => connection.in_step(),
-            Err(error) => error.keeps_connection() && connection.in_step(),
+            Ok(_) => true,
+            Err(error) => error.keeps_connection(),
         };
         if reusable {
-            connection.out.clear();
-            connection.shrink();
-            let mut idle = pool.idle.lock().unwrap_or_else(|e| e.into_inner());
-            if idle.len() < self.config.max_idle_per_server {
-                idle.push(connection);
-            }
+            self.checkin(index, connection);
         }
         result
     }
@@ -268,31 +285,40 @@ impl Client {
         let mut by_server: Vec<Vec<&[u8]>> = vec![Vec::new(); self.servers.len()];
         for key in keys {
             let key = key.as_ref();
+            // Refuse a bad key before anything is sent anywhere.
+            check_key(key)?;
             by_server[self.server_index(key)].push(key);
         }
         let mut found = HashMap::with_capacity(keys.len());
-        for (index, server_keys) in by_server.iter().enumerate() {
-            if server_keys.is_empty() {
-                continue;
-            }
-            self.with_connection(index, |connection| {
+        // Every server gets its lines before any reply is read, so the servers work at the
+        // same time and the call takes the slowest one's time, not the sum.
+        let mut sent: Vec<(usize, Connection, usize)> = Vec::new();
+        let exchange = (|| -> Result<(), ClientError> {
+            for (index, server_keys) in by_server.iter().enumerate() {
+                if server_keys.is_empty() {
+                    continue;
+                }
+                let mut connection = self.checkout(index)?;
                 let lines = server_keys.chunks(self.config.keys_per_get.max(1));
                 let line_count = lines.len();
                 for chunk in lines {
                     encode_get(&mut connection.out, kind, 0, chunk.iter().copied())?;
                 }
                 connection.flush()?;
-                for read in 0..line_count {
-                    if let Err(error) = Self::read_values(connection, "get", &mut found) {
-                        if read + 1 < line_count {
-                            // Replies to the remaining lines are still coming.
-                            connection.mark_out_of_step();
-                        }
-                        return Err(error);
-                    }
+                sent.push((index, connection, line_count));
+            }
+            for (_, connection, line_count) in &mut sent {
+                for _ in 0..*line_count {
+                    Self::read_values(connection, "get", &mut found)?;
                 }
-                Ok(())
-            })?;
+            }
+            Ok(())
+        })();
+        // On failure every connection of this call is dropped: some may still have replies
+        // on their way.
+        exchange?;
+        for (index, connection, _) in sent {
+            self.checkin(index, connection);
         }
         Ok(found)
     }
