@@ -6,6 +6,21 @@
 //! storage: the daemon, the client crate and the load generator drive it.
 //!
 //! Keys and values borrow from the input buffer: a request costs no heap allocation.
+//!
+//! Where this codec knowingly differs from memcached 1.6.18:
+//! - A command line is judged by its length alone (over `max_line` bytes before its `\n`
+//!   closes), so the verdict does not depend on how the bytes were split into reads; memcached
+//!   only closes when a read leaves more than 2048 bytes without a newline, so it may accept a
+//!   longer line that arrives in one piece.
+//! - `gat`/`gats` key lists may be long like `get`/`gets` ones (memcached closes on them).
+//! - Meta flags `E` (new CAS) and `x` (md: drop the value) are accepted, as in later
+//!   memcached versions; 1.6.18 answers `CLIENT_ERROR invalid flag`.
+//! - An opaque over 32 bytes is refused before the command runs (memcached notices while
+//!   writing the reply, after an `ma` or a touching `mg` has taken effect).
+//! - Commands this codec does not model (`slabs`, `lru`, `lru_crawler`, `watch`, `extstore`,
+//!   `misbehave`, `debugtime`) answer `ERROR`.
+//! - `shutdown <bad mode>` is [`ProtocolError::InvalidShutdownMode`]; a server with shutdown
+//!   disabled should answer [`reply::SHUTDOWN_DISABLED`] to it, as memcached does.
 
 mod base64;
 pub mod client;

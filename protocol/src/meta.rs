@@ -108,7 +108,8 @@ pub struct MetaFlags<'a> {
 impl<'a> MetaFlags<'a> {
     /// The flags that ask for something back, in request order, as their letters (`b`, `c`,
     /// `f`, `h`, `k`, `l`, `O`, `s`, `t` ...; value-taking flags other than `O` are not
-    /// return flags). The encoder writes one token per letter.
+    /// return flags). The encoder writes one token per letter, except `b`, which memcached
+    /// writes right after the `k` token rather than in its own place.
     pub fn return_flags(&self) -> impl Iterator<Item = u8> + 'a {
         self.tokens
             .split(|&b| b == b' ')

@@ -199,7 +199,9 @@ pub fn meta(
 /// - `\r\n`. For `Value` the caller appends the value's bytes and then [`value_end`].
 ///
 /// Writes nothing and returns false when `q` hides the status: `EN` for mg, `HD` for ms and md,
-/// `HD` or `VA` for ma.
+/// `HD` or `VA` for ma. One exception this function cannot see: when `ma` creates the counter
+/// (`N` on a miss), memcached sends its `HD`/`VA` even in quiet mode; pass flags with `quiet`
+/// cleared for that reply.
 pub fn meta_reply(
     out: &mut Vec<u8>,
     command: MetaCommand,

@@ -127,7 +127,8 @@ pub enum StatsGroup<'a> {
 /// One request from a client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request<'a> {
-    /// `get|gets <key>+`, `gat|gats <exptime> <key>+`.
+    /// `get|gets <key>+`, `gat|gats <exptime> <key>*` (memcached answers a keyless
+    /// `gat <exptime>` with a bare `END`, so `keys` may be empty for gat/gats).
     Get {
         kind: GetKind,
         /// The new exptime for `gat`/`gats` (0 for `get`/`gets`).

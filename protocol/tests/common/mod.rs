@@ -6,8 +6,8 @@
 
 use ferrocache_protocol::reply::{self, MetaItem, MetaStatus};
 use ferrocache_protocol::{
-    MetaCommand, Parsed, ParserLimits, ProtocolError, Request, StatsGroup, StoreCommand,
-    parse_request,
+    MetaCommand, MetaFlags, MetaSetMode, Parsed, ParserLimits, ProtocolError, Request, StatsGroup,
+    StoreCommand, parse_request,
 };
 
 /// What the parser reported, in order (short-lived: size does not matter).
@@ -92,7 +92,8 @@ pub fn events_of(pieces: &[&[u8]], limits: &ParserLimits) -> (Vec<String>, Optio
 }
 
 /// What memcached 1.6.18 with default settings and an empty cache answers to `event`
-/// (stores succeed, everything else misses). Returns true when the connection closes.
+/// (stores succeed, everything else misses, `ma` with `N` creates the counter). Returns true
+/// when the connection closes.
 pub fn empty_cache_reply(event: Event<'_>, out: &mut Vec<u8>) -> bool {
     let request = match event {
         Event::Error {
@@ -160,9 +161,39 @@ pub fn empty_cache_reply(event: Event<'_>, out: &mut Vec<u8>) -> bool {
                 key: key.bytes(),
                 ..MetaItem::default()
             };
-            reply::meta_reply(out, MetaCommand::Arith, MetaStatus::NotFound, &flags, &item);
+            if flags.vivify.is_some() {
+                // Auto-created: memcached sends this reply even in quiet mode.
+                let loud = MetaFlags {
+                    quiet: false,
+                    ..flags
+                };
+                let initial = flags.initial.unwrap_or(0).to_string();
+                let status = if flags.return_value {
+                    MetaStatus::Value { len: initial.len() }
+                } else {
+                    MetaStatus::Done
+                };
+                reply::meta_reply(out, MetaCommand::Arith, status, &loud, &item);
+                if flags.return_value {
+                    out.extend_from_slice(initial.as_bytes());
+                    reply::value_end(out);
+                }
+            } else {
+                reply::meta_reply(out, MetaCommand::Arith, MetaStatus::NotFound, &flags, &item);
+            }
         }
-        Request::MetaSet { .. } => unimplemented!("ms success is tested with captured replies"),
+        Request::MetaSet { key, flags, .. } => {
+            assert!(!flags.return_cas, "CAS values are not predictable");
+            let item = MetaItem {
+                key: key.bytes(),
+                ..MetaItem::default()
+            };
+            let status = match flags.set_mode {
+                MetaSetMode::Set | MetaSetMode::Add => MetaStatus::Done,
+                _ => MetaStatus::NotStored,
+            };
+            reply::meta_reply(out, MetaCommand::Set, status, &flags, &item);
+        }
         Request::MetaNoop => out.extend_from_slice(reply::META_NOOP),
         Request::MetaDebug { .. } => out.extend_from_slice(reply::META_MISS),
     }
