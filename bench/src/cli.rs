@@ -18,7 +18,7 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = Mode::Load)]
     pub mode: Mode,
 
-    /// Server(s) as host:port[:weight]; several are routed by libmemcached-compatible ketama.
+    /// Server(s) as `host:port[:weight]`; several are routed by libmemcached-compatible ketama.
     #[arg(short = 's', long = "target", default_value = "127.0.0.1:11211", num_args = 1.., value_delimiter = ',')]
     pub targets: Vec<ServerSpec>,
 
