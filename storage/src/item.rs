@@ -7,9 +7,10 @@
 //!
 //! # Head chunk (19 bytes of header for the common case: CAS on, flags 0)
 //! ```text
-//! 0       bits        ACCESSED FETCHED STALE WIN_SENT HAS_FLAGS CHAINED WIDE_CAS CONTINUATION
+//! 0       bits        FREQ_LOW FETCHED STALE WIN_SENT HAS_FLAGS CHAINED WIDE_CAS FREQ_HIGH
 //! 1       key_len     1..=250 (0 marks a chunk that is not an item head)
-//! 2..5    value_len   u24, bytes of value in this chunk (0 for a chained item, see below)
+//! 2..5    value_len   u23, bytes of value in this chunk (0 for a chained item, see below);
+//!                     the top bit is PROBATION (the item is in its class's small queue)
 //! 5..9    expiry      u32, Clock seconds (0 never, 1 expired)
 //! 9..13   time        u32, Clock second of the last access (store, bump, touch)
 //! [13..]  cas         6 bytes, or 8 with WIDE_CAS (a CAS >= 2^48, only reachable via meta E);
@@ -30,9 +31,11 @@
 //! # Free chunk
 //! Bytes 0 and 1 are zero.
 
-/// Set on every access; the CLOCK hand clears it and evicts the item on its next pass if it
-/// is still clear.
-pub(crate) const ACCESSED: u8 = 0x01;
+/// Low bit of the item's 2-bit access frequency (0..=3): reads raise it, the CLOCK hand lowers
+/// it and evicts an item it finds at 0.
+pub(crate) const FREQ_LOW: u8 = 0x01;
+/// High bit of the access frequency; in a head chunk the CONTINUATION bit is free for it.
+pub(crate) const FREQ_HIGH: u8 = 0x80;
 /// The item has been read since it was stored (`h`, `fetch=`, `*_unfetched` counters).
 pub(crate) const FETCHED: u8 = 0x02;
 /// Marked stale by meta invalidation (`X`).
@@ -45,8 +48,43 @@ pub(crate) const HAS_FLAGS: u8 = 0x10;
 pub(crate) const CHAINED: u8 = 0x20;
 /// The CAS takes 8 bytes instead of 6.
 pub(crate) const WIDE_CAS: u8 = 0x40;
-/// The chunk continues a chained item (it is not a head).
+/// The chunk continues a chained item (it is not a head; only meaningful with key_len 0).
 pub(crate) const CONTINUATION: u8 = 0x80;
+
+/// In byte 4 (top of value_len): the item is on probation, in its class's small FIFO.
+const PROBATION: u8 = 0x80;
+
+/// Most frequency the 2 bits count.
+pub(crate) const FREQ_MAX: u8 = 3;
+
+/// The access frequency recorded in `bits`.
+#[inline]
+pub(crate) fn freq(bits: u8) -> u8 {
+    (bits & FREQ_LOW) | ((bits & FREQ_HIGH) >> 6)
+}
+
+/// `bits` with the access frequency set to `freq` (at most [`FREQ_MAX`]).
+#[inline]
+pub(crate) fn with_freq(bits: u8, freq: u8) -> u8 {
+    let freq = freq.min(FREQ_MAX);
+    (bits & !(FREQ_LOW | FREQ_HIGH)) | (freq & 1) | ((freq & 2) << 6)
+}
+
+/// Whether an item head is on probation.
+#[inline]
+pub(crate) fn is_on_probation(chunk: &[u8]) -> bool {
+    chunk[4] & PROBATION != 0
+}
+
+/// Puts an item head on probation or takes it off.
+#[inline]
+pub(crate) fn set_probation(chunk: &mut [u8], on: bool) {
+    if on {
+        chunk[4] |= PROBATION;
+    } else {
+        chunk[4] &= !PROBATION;
+    }
+}
 
 /// Handle meaning "no chunk".
 pub(crate) const NO_HANDLE: u32 = u32::MAX;
@@ -57,8 +95,8 @@ pub(crate) const CONTINUATION_HEADER: usize = 10;
 const FIXED: usize = 13;
 const NARROW_CAS_MAX: u64 = (1 << 48) - 1;
 
-/// Largest value length an unchained item records.
-pub(crate) const UNCHAINED_VALUE_MAX: usize = (1 << 24) - 1;
+/// Largest value length an unchained item records (23 bits; the 24th is PROBATION).
+pub(crate) const UNCHAINED_VALUE_MAX: usize = (1 << 23) - 1;
 
 /// An item's header, decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +111,8 @@ pub(crate) struct Header {
     pub flags: u32,
     /// First continuation chunk of a chained item, else [`NO_HANDLE`].
     pub next: u32,
+    /// In the class's small FIFO (not yet proven by a second access).
+    pub probation: bool,
 }
 
 impl Header {
@@ -88,6 +128,7 @@ impl Header {
             cas,
             flags,
             next: NO_HANDLE,
+            probation: false,
         };
         header.fix_layout_bits();
         header
@@ -138,7 +179,7 @@ impl Header {
         let (value_len, next) = if bits & CHAINED != 0 {
             (read_u32(chunk, at), read_u32(chunk, at + 4))
         } else {
-            (read_u24(chunk, 2), NO_HANDLE)
+            (read_u24(chunk, 2) & UNCHAINED_VALUE_MAX as u32, NO_HANDLE)
         };
         Header {
             bits,
@@ -149,6 +190,7 @@ impl Header {
             cas,
             flags,
             next,
+            probation: chunk[4] & PROBATION != 0,
         }
     }
 
@@ -158,6 +200,7 @@ impl Header {
         chunk[1] = self.key_len;
         let in_chunk = if self.is_chained() { 0 } else { self.value_len };
         chunk[2..5].copy_from_slice(&in_chunk.to_le_bytes()[..3]);
+        set_probation(chunk, self.probation);
         write_u32(chunk, 5, self.expiry);
         write_u32(chunk, 9, self.time);
         let mut at = FIXED;
@@ -269,6 +312,8 @@ mod tests {
         for cas_enabled in [true, false] {
             for (flags, cas) in [(0, 1), (0xdead_beef, 1 << 48), (1, u64::MAX)] {
                 let mut header = Header::new(250, 70_000, flags, 99, 1234, cas);
+                header.probation = true;
+                header.bits = with_freq(header.bits, 3);
                 let mut chunk = vec![0u8; 64];
                 header.write(&mut chunk, cas_enabled);
                 if !cas_enabled {
@@ -283,6 +328,16 @@ mod tests {
                 assert!(is_head(&chunk));
             }
         }
+    }
+
+    #[test]
+    fn frequency_uses_two_bits() {
+        for freq_value in 0..=FREQ_MAX {
+            let bits = with_freq(HAS_FLAGS | STALE, freq_value);
+            assert_eq!(freq(bits), freq_value);
+            assert_eq!(bits & (HAS_FLAGS | STALE), HAS_FLAGS | STALE);
+        }
+        assert_eq!(freq(with_freq(0, 9)), FREQ_MAX);
     }
 
     #[test]

@@ -12,6 +12,7 @@
 
 use crate::item::{self, NO_HANDLE};
 use crate::stats::ClassStats;
+use std::collections::{HashSet, VecDeque};
 
 /// One page held by the partition.
 struct Page {
@@ -35,6 +36,11 @@ pub(crate) struct SlabClass {
     fresh: Option<(u32, u32)>,
     /// CLOCK hand: position over `pages.len() * chunks_per_page` chunks.
     pub hand: usize,
+    /// The small FIFO: handles of items on probation, oldest first. Entries go stale when an
+    /// item leaves early (deleted, replaced); the item's PROBATION bit is the truth.
+    pub probation: VecDeque<u32>,
+    /// Items on probation now.
+    pub probation_items: usize,
     pub used_chunks: usize,
     /// Items whose head chunk is in this class.
     pub items: usize,
@@ -102,6 +108,8 @@ impl Slabs {
                 free: Vec::new(),
                 fresh: None,
                 hand: 0,
+                probation: VecDeque::new(),
+                probation_items: 0,
                 used_chunks: 0,
                 items: 0,
                 mem_requested: 0,
@@ -269,6 +277,8 @@ impl Slabs {
         let chunk_bits = self.chunk_bits;
         let class = &mut self.classes[usize::from(page.class)];
         class.free.retain(|&handle| handle >> chunk_bits != id);
+        // The page may next serve another class: no stale entry may point into it.
+        class.probation.retain(|&handle| handle >> chunk_bits != id);
         if class.fresh.is_some_and(|(fresh, _)| fresh == id) {
             class.fresh = None;
         }
@@ -300,6 +310,22 @@ impl Slabs {
         self.handle(page as usize, pos % class.chunks_per_page)
     }
 
+    /// Drops stale small-FIFO entries (and duplicates, left when a chunk is reused) once they
+    /// outnumber the items on probation, so the queue stays bounded without evictions.
+    pub fn compact_probation(&mut self, class: usize) {
+        let slab = &self.classes[class];
+        if slab.probation.len() <= 2 * slab.probation_items + 64 {
+            return;
+        }
+        let mut queue = std::mem::take(&mut self.classes[class].probation);
+        let mut seen = HashSet::with_capacity(self.classes[class].probation_items);
+        queue.retain(|&handle| {
+            let chunk = self.chunk(handle);
+            item::is_head(chunk) && item::is_on_probation(chunk) && seen.insert(handle)
+        });
+        self.classes[class].probation = queue;
+    }
+
     /// Handles of every chunk of a page.
     pub fn page_handles(&self, id: u32) -> impl Iterator<Item = u32> + use<> {
         let chunks = self.classes[usize::from(self.page(id as usize).class)].chunks_per_page;
@@ -326,6 +352,8 @@ impl Slabs {
             class.fresh = None;
             class.hand = 0;
             class.used_chunks = 0;
+            class.probation.clear();
+            class.probation_items = 0;
         }
         self.spare_ids.clear();
         self.pages

@@ -81,7 +81,8 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         8 => (key.clone(), mode, len(), prop_oneof![Just(0u32), any::<u32>()], ttl())
             .prop_map(|(key, mode, len, flags, ttl)| Op::Store { key, mode, len, flags, ttl }),
-        2 => (key.clone(), len(), any::<bool>()).prop_map(|(key, len, right)| Op::Cas { key, len, right }),
+        2 => (key.clone(), len(), any::<bool>())
+            .prop_map(|(key, len, right)| Op::Cas { key, len, right }),
         2 => (key.clone(), prop_oneof![0u64..1000, Just(u64::MAX - 1)])
             .prop_map(|(key, number)| Op::SetNumber { key, number }),
         2 => (key.clone(), any::<bool>(), prop_oneof![0u64..2000, Just(u64::MAX)])
