@@ -1848,3 +1848,132 @@ fn parse_counter(value: &[u8]) -> Option<u64> {
     }
     Some(number)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn partition(memory_limit: usize) -> (Partition, Arc<PagePool>, Arc<Clock>) {
+        let config = Arc::new(StorageConfig {
+            memory_limit,
+            ..StorageConfig::default()
+        });
+        let pool = Arc::new(PagePool::new(config.memory_limit, config.page_size));
+        let clock = Arc::new(Clock::starting_at_unix(1_700_000_000));
+        let partition = Partition::new(config, pool.clone(), clock.clone());
+        (partition, pool, clock)
+    }
+
+    fn set(partition: &mut Partition, key: &[u8], value: &[u8]) {
+        partition
+            .store(&StoreRequest::new(0, key, value, 0, 0, StoreMode::Set))
+            .expect("stored");
+    }
+
+    #[test]
+    fn probation_queue_stays_bounded_without_evictions() {
+        let (mut partition, _, _) = partition(64 << 20);
+        for i in 0..50_000 {
+            let key = format!("k{i}");
+            set(&mut partition, key.as_bytes(), b"v");
+            partition.delete(&DeleteRequest::new(0, key.as_bytes()));
+        }
+        for class in &partition.slabs.classes {
+            assert!(class.probation.len() <= 2 * class.probation_items + 65);
+        }
+    }
+
+    #[test]
+    fn read_items_are_promoted_and_one_hit_wonders_leave_first() {
+        let (mut partition, _, _) = partition(2 << 20);
+        let value = [b'v'; 100];
+        for i in 0..2_000 {
+            set(&mut partition, format!("hot{i}").as_bytes(), &value);
+            assert!(partition.get(0, format!("hot{i}").as_bytes()).is_some());
+        }
+        for i in 0..200_000 {
+            set(&mut partition, format!("cold{i}").as_bytes(), &value);
+        }
+        let kept = (0..2_000)
+            .filter(|i| partition.peek(0, format!("hot{i}").as_bytes()).is_some())
+            .count();
+        assert!(
+            kept > 1_900,
+            "items read once survive a flood of new keys: {kept}"
+        );
+        let promoted = (0..2_000)
+            .filter_map(|i| {
+                partition
+                    .peek(0, format!("hot{i}").as_bytes())
+                    .map(|it| it.header)
+            })
+            .filter(|header| !header.probation)
+            .count();
+        assert_eq!(promoted, kept, "they were promoted to the main CLOCK");
+    }
+
+    #[test]
+    fn automove_follows_ages_on_a_moving_clock() {
+        let (mut partition, _, clock) = partition(8 << 20);
+        let small = [b's'; 100];
+        for i in 0..60_000 {
+            set(&mut partition, format!("small{i}").as_bytes(), &small);
+        }
+        let small_class = partition.slabs.class_for(19 + 10 + 100).unwrap();
+        let small_pages = partition.slabs.classes[small_class].pages.len();
+        // An hour later only large values are written and read, and time keeps moving.
+        clock.advance(3600);
+        let big = [b'b'; 5000];
+        for round in 0..40 {
+            for i in 0..400 {
+                let key = format!("big{i}");
+                if partition.get(0, key.as_bytes()).is_none() {
+                    set(&mut partition, key.as_bytes(), &big);
+                }
+            }
+            if round % 2 == 0 {
+                clock.advance(1);
+            }
+            partition.maintain(500);
+        }
+        assert!(partition.slabs.classes[small_class].pages.len() < small_pages);
+        let big_hits = (0..400)
+            .filter(|i| partition.peek(0, format!("big{i}").as_bytes()).is_some())
+            .count();
+        assert!(
+            big_hits > 380,
+            "the large class got the memory it needs: {big_hits}"
+        );
+        assert!(partition.stats().slabs_moved > 0);
+    }
+
+    #[test]
+    fn a_lowered_limit_is_honoured_by_maintain() {
+        let (mut partition, pool, _) = partition(8 << 20);
+        for i in 0..60_000 {
+            set(&mut partition, format!("k{i}").as_bytes(), &[b'v'; 100]);
+        }
+        assert_eq!(pool.pages_in_use(), 8);
+        pool.set_limit(4 << 20);
+        for _ in 0..10 {
+            partition.maintain(100);
+        }
+        assert_eq!(pool.pages_in_use(), 4);
+        assert_eq!(partition.pages(), 4);
+        set(&mut partition, b"after", b"v");
+        assert!(partition.get(0, b"after").is_some());
+    }
+
+    #[test]
+    fn counters_parse_like_strtoull() {
+        assert_eq!(parse_counter(b"42"), Some(42));
+        assert_eq!(parse_counter(b" \t42 "), Some(42));
+        assert_eq!(parse_counter(b"   "), Some(0));
+        assert_eq!(parse_counter(b"-0"), Some(0));
+        assert_eq!(parse_counter(b"18446744073709551615"), Some(u64::MAX));
+        assert_eq!(parse_counter(b"18446744073709551616"), None);
+        assert_eq!(parse_counter(b"4x"), None);
+        assert_eq!(parse_counter(b"x"), None);
+        assert_eq!(parse_counter(b"-1"), None);
+    }
+}
