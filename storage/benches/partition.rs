@@ -9,14 +9,20 @@ use std::sync::Arc;
 
 const KEYS: usize = 100_000;
 
-fn partition() -> (Partition, KeyHasher, Vec<(Vec<u8>, u64)>) {
+/// A prefilled partition; `caller_hash` builds it with [`Partition::with_key_hasher`].
+fn partition(caller_hash: bool) -> (Partition, KeyHasher, Vec<(Vec<u8>, u64)>) {
     let config = Arc::new(StorageConfig {
         memory_limit: 256 << 20,
         ..StorageConfig::default()
     });
     let pool = Arc::new(PagePool::new(config.memory_limit, config.page_size));
     let hasher = KeyHasher::with_seed(1, 1);
-    let mut partition = Partition::new(config, pool, Arc::new(Clock::new()));
+    let clock = Arc::new(Clock::new());
+    let mut partition = if caller_hash {
+        Partition::with_key_hasher(config, pool, clock, hasher.clone())
+    } else {
+        Partition::new(config, pool, clock)
+    };
     let keys: Vec<(Vec<u8>, u64)> = (0..KEYS)
         .map(|i| {
             let key = format!("key:0000000000000000000000:{i}").into_bytes();
@@ -34,7 +40,7 @@ fn partition() -> (Partition, KeyHasher, Vec<(Vec<u8>, u64)>) {
 }
 
 fn benches(c: &mut Criterion) {
-    let (mut partition, hasher, keys) = partition();
+    let (mut partition, hasher, keys) = partition(false);
     let mut at = 0usize;
     c.bench_function("get_hit", |b| {
         b.iter(|| {
@@ -58,6 +64,16 @@ fn benches(c: &mut Criterion) {
             black_box(partition.get(*hash, key).is_none());
         })
     });
+    let (mut with_hasher, _, _) = partition(true);
+    c.bench_function("get_hit_with_key_hasher", |b| {
+        b.iter(|| {
+            at = (at + 7919) % KEYS;
+            let (key, hash) = &keys[at];
+            let item = with_hasher.get(*hash, key).expect("hit");
+            black_box(item.value().next());
+        })
+    });
+    drop(with_hasher);
     let value = [b'w'; 100];
     c.bench_function("set_100_bytes", |b| {
         b.iter(|| {

@@ -26,8 +26,21 @@ impl Harness {
         let pool = Arc::new(PagePool::new(config.memory_limit, config.page_size));
         let clock = Arc::new(Clock::starting_at_unix(START_UNIX));
         let hasher = KeyHasher::with_seed(42, partitions);
+        // Even partitions hash keys themselves, odd ones use the router's hash: both index
+        // modes run under every test.
         let partitions = (0..partitions)
-            .map(|_| Partition::new(config.clone(), pool.clone(), clock.clone()))
+            .map(|at| {
+                if at % 2 == 0 {
+                    Partition::new(config.clone(), pool.clone(), clock.clone())
+                } else {
+                    Partition::with_key_hasher(
+                        config.clone(),
+                        pool.clone(),
+                        clock.clone(),
+                        hasher.clone(),
+                    )
+                }
+            })
             .collect();
         Harness {
             config,
