@@ -10,7 +10,7 @@ use std::sync::Arc;
 const KEYS: usize = 100_000;
 
 /// A prefilled partition; `caller_hash` builds it with [`Partition::with_key_hasher`].
-fn partition(caller_hash: bool) -> (Partition, KeyHasher, Vec<(Vec<u8>, u64)>) {
+fn prefilled(caller_hash: bool) -> (Partition, KeyHasher, Vec<(Vec<u8>, u64)>) {
     let config = Arc::new(StorageConfig {
         memory_limit: 256 << 20,
         ..StorageConfig::default()
@@ -40,7 +40,7 @@ fn partition(caller_hash: bool) -> (Partition, KeyHasher, Vec<(Vec<u8>, u64)>) {
 }
 
 fn benches(c: &mut Criterion) {
-    let (mut partition, hasher, keys) = partition(false);
+    let (mut partition, hasher, keys) = prefilled(false);
     let mut at = 0usize;
     c.bench_function("get_hit", |b| {
         b.iter(|| {
@@ -64,7 +64,7 @@ fn benches(c: &mut Criterion) {
             black_box(partition.get(*hash, key).is_none());
         })
     });
-    let (mut with_hasher, _, _) = partition(true);
+    let (mut with_hasher, _, _) = prefilled(true);
     c.bench_function("get_hit_with_key_hasher", |b| {
         b.iter(|| {
             at = (at + 7919) % KEYS;
