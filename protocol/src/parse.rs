@@ -131,28 +131,25 @@ fn frame_line<'a>(input: &'a [u8], limits: &ParserLimits) -> Framing<'a> {
     let short_window = input.len().min(limits.max_line.saturating_add(1));
     let newline = match memchr(b'\n', &input[..short_window]) {
         Some(at) => Some(at),
-        None if input.len() <= limits.max_line => {
-            return Framing::Incomplete {
-                needed: input.len() + 1,
-            };
-        }
-        None if starts_multiget(input) => {
-            let cap = limits.max_key_list_line.max(limits.max_line);
-            let long_window = input.len().min(cap.saturating_add(1));
-            match memchr(b'\n', &input[short_window..long_window]) {
-                Some(at) => Some(short_window + at),
-                None if input.len() <= cap => {
-                    return Framing::Incomplete {
-                        needed: input.len() + 1,
-                    };
+        None if input.len() <= limits.max_line => None,
+        None => match key_list_line(input) {
+            KeyList::No => return Framing::TooLong,
+            KeyList::Undecided => None,
+            KeyList::Yes => {
+                let cap = limits.max_key_list_line.max(limits.max_line);
+                let long_window = input.len().min(cap.saturating_add(1));
+                match memchr(b'\n', &input[short_window..long_window]) {
+                    Some(at) => Some(short_window + at),
+                    None if input.len() <= cap => None,
+                    None => return Framing::TooLong,
                 }
-                None => None,
             }
-        }
-        None => None,
+        },
     };
     let Some(newline) = newline else {
-        return Framing::TooLong;
+        return Framing::Incomplete {
+            needed: input.len() + 1,
+        };
     };
     let mut line = &input[..newline];
     // memcached strips the `\r` only from a line longer than one byte; a one-byte line is an
@@ -169,17 +166,31 @@ fn frame_line<'a>(input: &'a [u8], limits: &ParserLimits) -> Framing<'a> {
     }
 }
 
-/// memcached's exemption for long lines: up to 100 leading spaces, then `get ` or `gets `
-/// (and here `gat `, `gats ` too).
-fn starts_multiget(input: &[u8]) -> bool {
+/// Whether a long line is a key list, memcached's exemption: up to 100 leading spaces, then
+/// `get ` or `gets ` (and here `gat `, `gats ` too).
+#[derive(PartialEq, Eq)]
+enum KeyList {
+    Yes,
+    No,
+    /// Only spaces or a prefix of `gets ` so far: the next bytes decide. (Deciding now would
+    /// make the verdict depend on where a read happened to end.)
+    Undecided,
+}
+
+fn key_list_line(input: &[u8]) -> KeyList {
+    const PREFIXES: [&[u8]; 4] = [b"get ", b"gets ", b"gat ", b"gats "];
     let spaces = input.iter().take_while(|&&b| b == b' ').count();
     if spaces > 100 {
-        return false;
+        return KeyList::No;
     }
     let rest = &input[spaces..];
-    [&b"get "[..], b"gets ", b"gat ", b"gats "]
-        .iter()
-        .any(|prefix| rest.starts_with(prefix))
+    if PREFIXES.iter().any(|prefix| rest.starts_with(prefix)) {
+        KeyList::Yes
+    } else if PREFIXES.iter().any(|prefix| prefix.starts_with(rest)) {
+        KeyList::Undecided
+    } else {
+        KeyList::No
+    }
 }
 
 /// memcached's `MAX_TOKENS` is 24 including its terminal token: it splits at most 23 tokens

@@ -517,6 +517,46 @@ fn long_lines_close_the_connection_silently() {
     ));
 }
 
+/// Found by the fuzzer: a long run of leading spaces could be judged before the command after
+/// it arrived, so the verdict depended on where the read ended.
+#[test]
+fn leading_spaces_wait_for_the_command_before_judging_a_long_line() {
+    let limits = ParserLimits {
+        max_line: 48,
+        max_key_list_line: 96,
+        max_value: 16,
+    };
+    let stream = [&[b' '; 69][..], b"gat        mb\r\nm\x93\n"].concat();
+    let whole = events_of(&[&stream], &limits);
+    assert_eq!(whole.0.len(), 2, "{whole:?}");
+    assert!(whole.0[0].contains("InvalidExptime"));
+    let (front, back) = stream.split_at(55);
+    assert_eq!(events_of(&[front, back], &limits), whole);
+    assert_eq!(
+        parse_request(&[b' '; 60], &limits),
+        Parsed::Incomplete { needed: 61 }
+    );
+    assert_eq!(
+        parse_request(&[&[b' '; 60][..], b"ge"].concat(), &limits),
+        Parsed::Incomplete { needed: 63 }
+    );
+    // More than 100 spaces, or anything but a key list command, is decided at once.
+    assert!(matches!(
+        parse_request(&[b' '; 101], &limits),
+        Parsed::Error {
+            error: ProtocolError::LineTooLong,
+            ..
+        }
+    ));
+    assert!(matches!(
+        parse_request(&[&[b' '; 60][..], b"set"].concat(), &limits),
+        Parsed::Error {
+            error: ProtocolError::LineTooLong,
+            ..
+        }
+    ));
+}
+
 #[test]
 fn values_over_the_limit_are_swallowed() {
     let limits = ParserLimits {
