@@ -641,8 +641,10 @@ impl Partition {
         }
         let old = self.lookup(request.hash, request.key).ok();
         let compare = request.compare_cas;
-        // Text `cas` and `ms` with `C` in set mode: the CAS decides.
-        let cas_mode = compare.is_some() && request.mode == StoreMode::Set;
+        // Text `cas`, and `ms` with `C` in set or replace mode: the CAS decides.
+        // memcached's mset: "REPLACE + CAS works the same as CAS".
+        let cas_mode =
+            compare.is_some() && matches!(request.mode, StoreMode::Set | StoreMode::Replace);
 
         let Some((old_handle, old_header)) = old else {
             if cas_mode {
@@ -675,7 +677,7 @@ impl Partition {
         };
         let stale_store = request.invalidate
             && compare.is_some_and(|cas| cas != 0 && cas < old_header.cas)
-            && (cas_mode || request.mode == StoreMode::Replace);
+            && cas_mode;
         let mut header;
         let mut copied_value = Vec::new();
         let parts: [&[u8]; 2];
@@ -686,8 +688,7 @@ impl Partition {
                 return Ok(StoreOutcome::NotStored);
             }
             StoreMode::Set | StoreMode::Replace => {
-                let cas_checked =
-                    cas_mode || (compare.is_some() && request.mode == StoreMode::Replace);
+                let cas_checked = cas_mode;
                 if cas_checked && !stale_store && cas_matches != Some(true) {
                     self.counters.cas_badval += 1;
                     self.class_counters(old_handle).cas_badval += 1;

@@ -196,6 +196,36 @@ fn cas_stored_exists_not_found() {
 }
 
 #[test]
+fn replace_with_cas_works_like_cas() {
+    let mut h = Harness::one();
+    let (partition, hash) = h.route(b"k");
+    let mut request = StoreRequest::new(hash, b"k", b"v", 0, 0, StoreMode::Replace);
+    request.compare_cas = Some(1);
+    assert_eq!(partition.store(&request), Ok(StoreOutcome::NotFound));
+    let cas = h.set(b"k", b"v1");
+    let (partition, hash) = h.route(b"k");
+    let mut request = StoreRequest::new(hash, b"k", b"v2", 0, 0, StoreMode::Replace);
+    request.compare_cas = Some(cas + 1);
+    assert_eq!(partition.store(&request), Ok(StoreOutcome::Exists));
+    request.compare_cas = Some(cas);
+    assert!(matches!(
+        partition.store(&request),
+        Ok(StoreOutcome::Stored { .. })
+    ));
+    // Append with a CAS only checks it.
+    let current = partition.peek(hash, b"k").unwrap().cas();
+    let mut request = StoreRequest::new(hash, b"k", b"+", 0, 0, StoreMode::Append);
+    request.compare_cas = Some(current + 1);
+    assert_eq!(partition.store(&request), Ok(StoreOutcome::Exists));
+    request.compare_cas = Some(current);
+    assert!(matches!(
+        partition.store(&request),
+        Ok(StoreOutcome::Stored { .. })
+    ));
+    assert_eq!(h.value(b"k"), Some(b"v2+".to_vec()));
+}
+
+#[test]
 fn new_cas_is_kept_even_when_wide() {
     let mut h = Harness::one();
     for wanted in [5u64, 1 << 48, u64::MAX] {
