@@ -269,7 +269,6 @@ impl Worker {
 
     fn housekeeping(&mut self, idle: bool) {
         let now = self.shared.cache.clock.now();
-        self.shared.heartbeats[self.id].store(now, Ordering::Relaxed);
         let due = self.last_maintenance.elapsed() >= TICK;
         if (idle || due) && self.shared.settings.background_reclaim {
             // Never wait for the lock: a busy partition is being used, which is better.
@@ -284,6 +283,8 @@ impl Worker {
         }
         if now != self.last_second {
             self.last_second = now;
+            // Once a second, not once a turn: the heartbeats of all workers share a cache line.
+            self.shared.heartbeats[self.id].store(now, Ordering::Relaxed);
             self.scratch.trim();
             self.kick_idle(now);
         }
