@@ -461,7 +461,7 @@ fn random_size_fill_keeps_memory_within_the_limit() {
         client.send(b"\r\n");
         written += size;
         key += 1;
-        if key % 256 == 0 {
+        if key.is_multiple_of(256) {
             // Stay in step with the server so its replies (none) and reads keep pace.
             assert_eq!(client.call(b"mn\r\n", b"MN\r\n"), "MN\r\n");
             let rss = server.rss_kib();
