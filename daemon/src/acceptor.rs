@@ -11,7 +11,7 @@
 //! the busier worker caps throughput; round-robin gives each worker the same number. It also
 //! serves UNIX and inherited (socket-activated) listeners, which cannot be multiplied, with the
 //! same code. A hand-off costs one channel send and one wake-up per connection, never per
-//! request. (Measured: see the README's performance section.)
+//! request. (Not yet measured against a SO_REUSEPORT variant: that comparison is still owed.)
 
 use crate::listener::Listener;
 use crate::shared::Shared;
