@@ -166,13 +166,26 @@ mod tests {
 
     #[test]
     fn cpu_times_are_read() {
+        // CPU time is accounted in scheduler ticks: spin until one has been charged (a fixed
+        // number of iterations may finish inside a tick and read 0), within a wall-clock bound.
+        let started = std::time::Instant::now();
         let mut spin = 0u64;
-        for i in 0..2_000_000u64 {
-            spin = spin.wrapping_add(i * i);
-        }
-        assert!(spin > 0);
-        let ((user, user_us), _) = cpu_times();
-        assert!(user > 0 || user_us > 0);
+        let used = loop {
+            for i in 0..1_000_000u64 {
+                spin = std::hint::black_box(spin.wrapping_add(i * i));
+            }
+            let ((user, user_us), (system, system_us)) = cpu_times();
+            if user > 0 || user_us > 0 || system > 0 || system_us > 0 {
+                break true;
+            }
+            if started.elapsed() > std::time::Duration::from_secs(5) {
+                break false;
+            }
+        };
+        assert!(
+            used,
+            "getrusage reported no CPU time after 5 s of spinning ({spin})"
+        );
     }
 
     #[test]
