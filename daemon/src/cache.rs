@@ -35,10 +35,13 @@ impl Cache {
         let hasher = KeyHasher::new(partitions);
         let partitions = (0..partitions)
             .map(|_| {
-                Padded(Mutex::new(Partition::new(
+                // The partitions' indexes use the routing hash, so a key is hashed once per
+                // request, not once to route and again to look up.
+                Padded(Mutex::new(Partition::with_key_hasher(
                     Arc::clone(&config),
                     Arc::clone(&pool),
                     Arc::clone(&clock),
+                    hasher.clone(),
                 )))
             })
             .collect();
