@@ -160,11 +160,20 @@ impl Session {
                     close,
                     silent,
                 } => {
-                    if error == ProtocolError::InvalidShutdownMode
-                        && !context.shared.settings.shutdown_enabled
-                    {
+                    let settings = &context.shared.settings;
+                    let flush = is_flush_all(rest);
+                    if flush {
+                        // memcached counts every flush_all line, refused or not.
+                        context.stats.cmd_flush.incr();
+                    }
+                    if error == ProtocolError::InvalidShutdownMode && !settings.shutdown_enabled {
                         // memcached checks whether shutdown is enabled before its argument.
                         out.extend_from_slice(reply::SHUTDOWN_DISABLED);
+                    } else if flush && !settings.flush_enabled {
+                        // ... and whether flush_all is, before its delay.
+                        if !silent {
+                            out.extend_from_slice(reply::CLIENT_ERROR_FLUSH_DISABLED);
+                        }
                     } else if !silent {
                         out.extend_from_slice(error.reply());
                     }
@@ -289,9 +298,9 @@ impl Session {
                 }
             }
             Request::FlushAll { delay, noreply } => {
+                context.stats.cmd_flush.incr();
                 let reply = if shared.settings.flush_enabled {
                     cache.flush_all(delay);
-                    context.stats.cmd_flush.incr();
                     reply::OK
                 } else {
                     reply::CLIENT_ERROR_FLUSH_DISABLED
@@ -421,6 +430,13 @@ fn forget_refused_set(cache: &Cache, line: &[u8]) {
         let (hash, mut partition) = cache.lock_key(key);
         partition.delete(&DeleteRequest::new(hash, key));
     }
+}
+
+/// Whether a command line is `flush_all` (for what memcached does before checking its
+/// arguments).
+fn is_flush_all(line: &[u8]) -> bool {
+    line.strip_prefix(b"flush_all")
+        .is_some_and(|rest| matches!(rest.first(), None | Some(b' ' | b'\r' | b'\n')))
 }
 
 /// The reply to a store the engine could not do.

@@ -202,3 +202,23 @@ fn long_lines_like_memcached() {
         assert_eq!(replies[0], replies[1], "request of {} bytes", request.len());
     }
 }
+
+/// With `-F`, flush_all is refused, before its delay is even read.
+#[test]
+fn flush_all_disabled_like_memcached() {
+    let reference = Reference::start(&["-t", "2", "-F"]);
+    let server = Server::start(&["-t", "2", "-F"]);
+    let (mut memcached, mut ferrocached) = (reference.connect(), server.connect());
+    for step in [
+        &b"set a 0 0 1\r\n1\r\nflush_all\r\nget a\r\n"[..],
+        b"flush_all abc\r\nflush_all -1\r\nflush_all 10\r\n",
+        b"flush_all noreply\r\nflush_all 0 noreply\r\nflush_all abc noreply\r\n",
+    ] {
+        assert_eq!(
+            show(&memcached.call_script(step)),
+            show(&ferrocached.call_script(step)),
+            "request {}",
+            show(step)
+        );
+    }
+}
