@@ -136,7 +136,7 @@ impl Session {
                         let line = rest[..used].split(|&b| b == b'\n').next().unwrap_or(&[]);
                         log::trace!("<{}", String::from_utf8_lossy(line).trim_end());
                     }
-                    match self.execute(&request, out, context) {
+                    match self.execute(&request, &rest[..used], out, context) {
                         Step::Done => {
                             consumed += used;
                             *budget -= 1;
@@ -196,6 +196,7 @@ impl Session {
     fn execute(
         &mut self,
         request: &Request<'_>,
+        line: &[u8],
         out: &mut Vec<u8>,
         context: &mut ServeContext<'_>,
     ) -> Step {
@@ -344,7 +345,7 @@ impl Session {
                     out.extend_from_slice(reply);
                 }
             }
-            Request::Stats(group) => write_stats(shared, group, out),
+            Request::Stats(group) => write_stats(shared, group, line, out),
             Request::MetaGet { key, flags } => meta_get(cache, key.bytes(), &flags, out),
             Request::MetaSet { key, value, flags } => {
                 meta_set(cache, key.bytes(), value, &flags, out)
@@ -632,7 +633,7 @@ fn meta_arith(cache: &Cache, key: &[u8], flags: &MetaFlags<'_>, out: &mut Vec<u8
 }
 
 /// `stats [group]`: `STAT <name> <value>` lines, then `END` (or `RESET`, or `ERROR`).
-fn write_stats(shared: &Shared, group: StatsGroup<'_>, out: &mut Vec<u8>) {
+fn write_stats(shared: &Shared, group: StatsGroup<'_>, line: &[u8], out: &mut Vec<u8>) {
     let lines = match group {
         StatsGroup::General => stats::general(shared),
         StatsGroup::Settings => stats::settings(shared),
@@ -645,7 +646,20 @@ fn write_stats(shared: &Shared, group: StatsGroup<'_>, out: &mut Vec<u8>) {
             return out.extend_from_slice(reply::RESET);
         }
         // memcached answers these two even with nothing to report.
-        StatsGroup::Other(b"detail") => return out.extend_from_slice(reply::OK),
+        StatsGroup::Other(b"detail") => {
+            // `stats detail on|off|dump`: per-prefix stats are not kept, so there is never
+            // anything to dump; the group token is all the codec hands over, so the argument
+            // is read from the line.
+            let argument = line
+                .split(|&b| b == b' ' || b == b'\r' || b == b'\n')
+                .filter(|token| !token.is_empty())
+                .nth(2);
+            return out.extend_from_slice(match argument {
+                Some(b"on" | b"off") => reply::OK,
+                Some(b"dump") => reply::END,
+                _ => reply::STATS_DETAIL_USAGE,
+            });
+        }
         StatsGroup::Other(b"cachedump") => return out.extend_from_slice(reply::END),
         StatsGroup::Other(_) => return out.extend_from_slice(reply::ERROR),
     };

@@ -102,7 +102,11 @@ fn script() -> Vec<Vec<u8>> {
         "verbosity\r\nverbosity 1\r\nverbosity noreply\r\nverbosity 0 noreply\r\n".into(),
         "stats noreply\r\nstats bogus\r\nstats sizes\r\n".into(),
         "cache_memlimit 7\r\ncache_memlimit 100\r\ncache_memlimit 64 noreply\r\n".into(),
-        "shutdown\r\n".into(),
+        "shutdown\r\nshutdown graceful\r\nshutdown bogus\r\n".into(),
+        "stats detail on\r\nstats detail off\r\nstats detail dump\r\n".into(),
+        "stats detail\r\nstats detail bogus\r\n".into(),
+        "verbosity abc\r\ncache_memlimit abc\r\ncache_memlimit\r\n".into(),
+        "cache_memlimit 2000000000\r\ncache_memlimit 64\r\n".into(),
         // Meta commands.
         "ms mk 2 F5 T0\r\nhi\r\n".into(),
         "mg mk v f t s k\r\nmg mk\r\nmg mk O123 k v\r\n".into(),
