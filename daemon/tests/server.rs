@@ -331,3 +331,44 @@ fn start_up_line_names_addresses_threads_and_memory() {
     );
     assert!(server.terminate().success());
 }
+
+#[test]
+fn a_pipelining_client_cannot_starve_another() {
+    // One worker, so both clients share its loop; -R 20 lets each have a turn in between.
+    let server = Server::start(&["-t", "1", "-R", "20"]);
+    let mut setup = server.connect();
+    setup.call(b"set k 0 0 10\r\n0123456789\r\n", b"\r\n");
+    let one = b"VALUE k 0 10\r\n0123456789\r\nEND\r\n";
+    let requests = 200_000;
+    let mut hog = server.connect();
+    let mut writer = hog.stream.try_clone().unwrap();
+    let sender =
+        std::thread::spawn(move || writer.write_all(&b"get k\r\n".repeat(requests)).unwrap());
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let first = hog.read_exact(one.len());
+        started_tx.send(()).unwrap();
+        let rest = hog.read_exact(one.len() * (requests - 1));
+        (first, rest.len())
+    });
+    started_rx
+        .recv_timeout(IO_TIMEOUT)
+        .expect("the hog is served");
+    let mut polite = server.connect();
+    assert_eq!(
+        polite.call(b"get k\r\n", b"END\r\n").as_bytes(),
+        one,
+        "the polite client is answered"
+    );
+    assert!(
+        !reader.is_finished(),
+        "the polite client waited until all {requests} pipelined requests were served"
+    );
+    sender.join().unwrap();
+    let (first, rest) = reader.join().unwrap();
+    assert_eq!(
+        (first.as_slice(), rest),
+        (&one[..], one.len() * (requests - 1))
+    );
+    assert!(stat(&mut polite, "conn_yields") > 0);
+}
