@@ -7,8 +7,9 @@
 //! (`report`), the fill and idle modes.
 //!
 //! The generator shares two cores with the server, so it is built to be cheap: no allocation
-//! per request (buffers and key lists are reused), one `read` and one `write` per connection
-//! per event-loop turn, replies parsed in place by `ferrocache_protocol::client`.
+//! per request (buffers and key lists are reused), one `write` per connection per event-loop
+//! turn, reads until the socket is drained, replies parsed in place by
+//! `ferrocache_protocol::client`.
 //!
 //! With several targets a "connection" is one socket per target: a multi-get is split by the
 //! ketama ring into one `get` per server and completes when the last part is answered.
