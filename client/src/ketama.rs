@@ -326,4 +326,30 @@ mod tests {
             "weight-3 server got {share:.3}"
         );
     }
+
+    proptest::proptest! {
+        /// The binary search finds what a linear scan of the continuum finds: the first point
+        /// at or after the hash, else the first point.
+        #[test]
+        fn lookup_matches_a_linear_scan(
+            weights in proptest::collection::vec(1u32..20, 1..8),
+            hashes in proptest::collection::vec(proptest::prelude::any::<u32>(), 50),
+        ) {
+            let servers: Vec<ServerSpec> = weights
+                .iter()
+                .enumerate()
+                .map(|(i, &w)| ServerSpec::new(format!("h{i}"), 11211 + i as u16).with_weight(w))
+                .collect();
+            let ring = KetamaRing::new(&servers).unwrap();
+            for hash in hashes {
+                let expected = ring
+                    .points
+                    .iter()
+                    .find(|p| p.value >= hash)
+                    .unwrap_or(&ring.points[0])
+                    .server as usize;
+                proptest::prop_assert_eq!(ring.server_for_hash(hash), expected);
+            }
+        }
+    }
 }
