@@ -40,6 +40,8 @@ command -v "$MEMCACHED" >/dev/null || { echo "compare.sh: $MEMCACHED not found (
 # W6 holds thousands of sockets in the bench and in the server.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+started_at=$(date -u '+%Y-%m-%d %H:%M UTC')
 JSON_DIR=${JSON_DIR:-$(mktemp -d)}
 mkdir -p "$JSON_DIR"
 RESULTS="$JSON_DIR/results.tsv"
@@ -165,7 +167,11 @@ for round in $(seq 1 "$ROUNDS"); do
   fi
 done
 
-# Medians and ratios as a markdown table.
+# Where and when, then medians and ratios as a markdown table.
+cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
+echo "$started_at to $(date -u '+%H:%M UTC'); $(nproc) CPUs ($cpu); load average $load_before at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end"
+echo "$("$MEMCACHED" -V); $("$FERROCACHED" -V 2>&1 | head -1)"
+echo
 python3 - "$RESULTS" "$ROUNDS" "$RUN_SECONDS" <<'EOF'
 import collections, statistics, sys
 rows = collections.defaultdict(list)
