@@ -18,7 +18,10 @@ static JOURNALD_LOGGER: StderrLogger = StderrLogger { journald: true };
 
 impl Log for StderrLogger {
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        // -v/-vv are about ferrocached's own connections and commands, not its libraries'
+        // internals (mio traces every registration).
         metadata.level() <= log::max_level()
+            && (metadata.level() <= Level::Info || metadata.target().starts_with("ferrocached"))
     }
 
     fn log(&self, record: &Record<'_>) {
