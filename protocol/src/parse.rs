@@ -88,12 +88,11 @@ pub fn parse_request<'a>(input: &'a [u8], limits: &ParserLimits) -> Parsed<'a> {
     };
     // Retrievals need only their first tokens (their keys are the rest of the line, checked
     // in one pass): splitting a 100-key line into tokens first would read it twice.
-    let head = Tokens::split(line, 3);
-    let tokens = if matches!(head.get(0), b"get" | b"gets" | b"gat" | b"gats" | b"bget") {
-        head
-    } else {
-        Tokens::split(line, MAX_SPLIT_TOKENS)
+    let limit = match first_token(line) {
+        b"get" | b"gets" | b"gat" | b"gats" | b"bget" => 3,
+        _ => MAX_SPLIT_TOKENS,
     };
+    let tokens = Tokens::split(line, limit);
     let command = Command {
         input,
         line_consumed,
@@ -191,6 +190,13 @@ fn key_list_line(input: &[u8]) -> KeyList {
     } else {
         KeyList::No
     }
+}
+
+/// The command name: the first space-separated token.
+fn first_token(line: &[u8]) -> &[u8] {
+    let start = line.iter().take_while(|&&b| b == b' ').count();
+    let rest = &line[start..];
+    memchr(b' ', rest).map_or(rest, |end| &rest[..end])
 }
 
 /// memcached's `MAX_TOKENS` is 24 including its terminal token: it splits at most 23 tokens
@@ -341,6 +347,19 @@ struct Command<'i, 't> {
     limits: &'t ParserLimits,
 }
 
+/// Whether some space-separated token of `line` is longer than `max`: the gaps between spaces,
+/// found with memchr rather than byte by byte (a multi-get line can hold thousands of keys).
+fn has_token_longer_than(line: &[u8], max: usize) -> bool {
+    let mut token_start = 0;
+    for space in memchr::memchr_iter(b' ', line) {
+        if space - token_start > max {
+            return true;
+        }
+        token_start = space + 1;
+    }
+    line.len() - token_start > max
+}
+
 /// proto_text.c's `WANT_TOKENS`-style checks answer `ERROR`.
 fn want(condition: bool) -> Result<(), Failure> {
     if condition {
@@ -419,10 +438,11 @@ impl<'i> Command<'i, '_> {
             (0, 1)
         };
         // `gat <exptime>` without a key is valid for memcached: it answers `END`.
-        let keys = Keys::new(self.tokens.rest_from(first_key));
-        if keys.iter().any(|key| key.len() > KEY_MAX_LEN) {
+        let key_list = self.tokens.rest_from(first_key);
+        if has_token_longer_than(key_list, KEY_MAX_LEN) {
             return Err(ProtocolError::BadCommandLine.into());
         }
+        let keys = Keys::new(key_list);
         Ok(self.done(Request::Get {
             kind,
             exptime,
