@@ -1,5 +1,6 @@
-//! The cache as the daemon sees it: one storage partition per worker thread, each behind its
-//! own `parking_lot::Mutex`, and the key-to-partition routing.
+//! The cache as the daemon sees it: a few storage partitions per worker thread
+//! (`cli::PARTITIONS_PER_THREAD`), each behind its own `parking_lot::Mutex`, and the
+//! key-to-partition routing.
 //!
 //! Owns: building the partitions over one shared page pool and clock, locating a key's
 //! partition, and operations that span every partition (flush, sums of counters). Must not

@@ -13,6 +13,22 @@ use std::path::PathBuf;
 /// Exit status for a bad command line (sysexits.h EX_USAGE).
 pub const EXIT_USAGE: i32 = 64;
 
+/// Storage partitions per event-loop thread. Each worker owns (maintains) `PARTITIONS_PER_THREAD`
+/// partitions; any worker locks any partition to serve a key in it. With one partition per
+/// thread two workers meet on the same lock half the time, and a lock holder preempted by the
+/// scheduler (the load generator shares the cores) stalls the other for a tick. Measured on
+/// W1 (50 connections, 1 in flight, `-t 2`, alternating rounds, loaded 2-core machine): p99
+/// 4.9-7.0 ms with 2 partitions, 1.2-3.0 ms with 16, memcached 4.5-8.1 ms, same throughput; 8
+/// partitions were in between. More is not free: the engine evicts within a partition and
+/// cannot take a page from another one, so with small `-m` and many sizes a partition can
+/// find its class without pages and nothing of that class to evict (`SERVER_ERROR out of
+/// memory storing object`): at 8 per thread the hardening test (`-t 4`, `-m 64`, values of
+/// 1-20,000 bytes) hit it in 2 runs of 8, at 4 per thread in none of 10.
+pub const PARTITIONS_PER_THREAD: usize = 4;
+
+/// Index slots memcached starts with (hashpower 16), spread over the partitions.
+const DEFAULT_INDEX_SLOTS: usize = 1 << 16;
+
 /// Bytes per MiB, the unit of `-m`.
 const MIB: usize = 1 << 20;
 
@@ -223,6 +239,8 @@ pub struct Settings {
     pub udp_port: u16,
     pub unix_mask: u32,
     pub threads: usize,
+    /// Storage partitions: `threads * PARTITIONS_PER_THREAD`.
+    pub partitions: usize,
     pub conn_limit: usize,
     pub backlog: i32,
     pub reqs_per_event: usize,
@@ -316,6 +334,8 @@ fn settings_from(cli: Cli) -> Result<Settings, String> {
     };
     // memcached lowers the largest chunk to the item size limit when -I is small.
     storage.slab_chunk_max = storage.slab_chunk_max.min(cli.max_item_size);
+    let partitions = threads * PARTITIONS_PER_THREAD;
+    storage.index_capacity = (DEFAULT_INDEX_SLOTS / partitions).max(1 << 10);
 
     let mut settings = Settings {
         listen: Vec::new(),
@@ -323,6 +343,7 @@ fn settings_from(cli: Cli) -> Result<Settings, String> {
         udp_port: cli.udp_port,
         unix_mask: cli.unix_mask,
         threads,
+        partitions,
         conn_limit: cli.conn_limit as usize,
         backlog: cli.listen_backlog,
         reqs_per_event: cli.max_reqs_per_event as usize,
@@ -484,7 +505,7 @@ fn apply_extended(settings: &mut Settings, option: &str) -> Result<(), String> {
                     settings.hashpower_init = power as u8;
                     // The table memcached would size as one is spread over the partitions.
                     settings.storage.index_capacity =
-                        ((1usize << power) / settings.threads).max(1 << 10);
+                        ((1usize << power) / settings.partitions).max(1 << 10);
                 }
                 "slab_chunk_max" => {
                     let kilobytes = number("a size in kilobytes")?;

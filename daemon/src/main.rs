@@ -1,7 +1,7 @@
 //! ferrocached: a memcached-compatible, multi-threaded, sharded cache daemon.
 //!
 //! Owns: start-up and shutdown order: command line, logging, process setup (limits, daemon,
-//! privileges), binding, the storage partitions, one worker thread per partition, the acceptor
+//! privileges), binding, the storage partitions, the worker threads that own them, the acceptor
 //! on the main thread, and the exit status. Must not touch: request handling (`session`),
 //! connection I/O (`connection`), item semantics (the storage crate).
 
@@ -90,7 +90,7 @@ fn run(settings: Settings) -> Result<(), String> {
         .collect::<Vec<_>>()
         .join(", ");
     let clock = Arc::new(Clock::new());
-    let cache = Cache::new(settings.storage.clone(), settings.threads, clock);
+    let cache = Cache::new(settings.storage.clone(), settings.partitions, clock);
     let (poll, acceptor_waker) = Acceptor::poll_and_waker().map_err(|e| e.to_string())?;
     let shared = Arc::new(Shared::new(settings, cache, listener_info, acceptor_waker));
 

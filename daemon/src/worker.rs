@@ -1,9 +1,9 @@
-//! A worker thread: one mio event loop that owns a set of connections and one storage
-//! partition's housekeeping.
+//! A worker thread: one mio event loop that owns a set of connections and the housekeeping of
+//! its storage partitions (`PARTITIONS_PER_THREAD` of them).
 //!
 //! Owns: the connections the acceptor hands it (in a `slab::Slab`), their readiness events,
 //! fair turns between them (`-R`), closing idle ones (`idle_timeout`), background maintenance
-//! of its own partition in short slices, its heartbeat for the systemd watchdog, and its part of
+//! of its own partitions in short slices, one partition per slice, its heartbeat for the systemd watchdog, and its part of
 //! a graceful shutdown. Must not touch: other workers' connections; other partitions are reached
 //! only through their locks, by the requests its connections make.
 
@@ -64,6 +64,8 @@ pub struct Worker {
     ready: VecDeque<usize>,
     last_second: u32,
     last_maintenance: Instant,
+    /// The owned partition whose maintenance slice comes next.
+    next_partition: usize,
 }
 
 impl Worker {
@@ -83,6 +85,7 @@ impl Worker {
                 ready: VecDeque::new(),
                 last_second: 0,
                 last_maintenance: Instant::now(),
+                next_partition: id,
             },
             WorkerHandle { sender, waker },
         ))
@@ -272,7 +275,13 @@ impl Worker {
         let due = self.last_maintenance.elapsed() >= TICK;
         if (idle || due) && self.shared.settings.background_reclaim {
             // Never wait for the lock: a busy partition is being used, which is better.
-            if let Some(mut partition) = self.shared.cache.partition(self.id).try_lock() {
+            // The partitions this worker owns take turns: id, id + threads, id + 2 threads...
+            let owned = self.next_partition;
+            self.next_partition += self.shared.settings.threads;
+            if self.next_partition >= self.shared.settings.partitions {
+                self.next_partition = self.id;
+            }
+            if let Some(mut partition) = self.shared.cache.partition(owned).try_lock() {
                 partition.maintain(if idle {
                     MAINTENANCE_IDLE
                 } else {
