@@ -37,7 +37,7 @@ impl Clock {
     /// exptimes).
     pub fn starting_at_unix(unix_now: i64) -> Self {
         Clock {
-            epoch_unix: unix_now - i64::from(START),
+            epoch_unix: unix_now.saturating_sub(i64::from(START)),
             started: Instant::now(),
             now: AtomicU32::new(START),
         }
@@ -45,8 +45,9 @@ impl Clock {
 
     /// Re-reads the monotonic clock. Time never goes backwards, even if the wall clock does.
     pub fn tick(&self) {
-        let elapsed = u32::try_from(self.started.elapsed().as_secs()).unwrap_or(u32::MAX - START);
-        self.now.fetch_max(START + elapsed, Ordering::Relaxed);
+        let elapsed = u32::try_from(self.started.elapsed().as_secs()).unwrap_or(u32::MAX);
+        self.now
+            .fetch_max(START.saturating_add(elapsed), Ordering::Relaxed);
     }
 
     /// Internal seconds now (>= 2).
@@ -62,7 +63,12 @@ impl Clock {
 
     /// Moves the clock forward by `secs` (tests only).
     pub fn advance(&self, secs: u32) {
-        self.now.fetch_add(secs, Ordering::Relaxed);
+        // fetch_add would wrap to below START, where `uptime` underflows.
+        let _ = self
+            .now
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |now| {
+                Some(now.saturating_add(secs))
+            });
     }
 
     /// Seconds since the clock started (`stats uptime`).
@@ -72,7 +78,7 @@ impl Clock {
 
     /// The Unix time of the current internal second (`stats time`).
     pub fn unix_now(&self) -> i64 {
-        self.epoch_unix + i64::from(self.now())
+        self.epoch_unix.saturating_add(i64::from(self.now()))
     }
 
     /// Converts a client's exptime to an internal expiry: 0 never expires, 1 is already
@@ -87,7 +93,8 @@ impl Clock {
             if exptime <= self.epoch_unix {
                 1
             } else {
-                u32::try_from(exptime - self.epoch_unix).unwrap_or(u32::MAX)
+                // Saturating: a clock pinned near Unix time 0 has a negative epoch.
+                u32::try_from(exptime.saturating_sub(self.epoch_unix)).unwrap_or(u32::MAX)
             }
         } else {
             // exptime <= 30 days always fits.
@@ -151,5 +158,26 @@ mod tests {
         assert_eq!(clock.unix_now(), 1_000_000_005);
         assert_eq!(clock.ttl_of(0), -1);
         assert_eq!(clock.ttl_of(clock.now() + 7), 7);
+    }
+
+    #[test]
+    fn extreme_unix_times_and_exptimes_do_not_overflow() {
+        for unix in [i64::MIN, -5, 0, i64::MAX] {
+            let clock = Clock::starting_at_unix(unix);
+            for exptime in [i64::MIN, -1, 0, 1, MAX_RELATIVE_EXPTIME + 1, i64::MAX] {
+                let _ = clock.expiry_of(exptime);
+            }
+            let _ = clock.unix_now();
+        }
+        assert_eq!(Clock::starting_at_unix(0).expiry_of(i64::MAX), u32::MAX);
+    }
+
+    #[test]
+    fn advancing_past_the_end_of_time_stays_there() {
+        let clock = Clock::starting_at_unix(1_000_000_000);
+        clock.advance(u32::MAX);
+        clock.advance(1);
+        assert_eq!(clock.now(), u32::MAX);
+        assert_eq!(clock.uptime(), u32::MAX - START);
     }
 }
