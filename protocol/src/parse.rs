@@ -427,6 +427,16 @@ impl<'i> Command<'i, '_> {
         self.tokens.last() == b"noreply"
     }
 
+    /// The key (token 1) of a single-key text command; over 250 bytes is `CLIENT_ERROR bad
+    /// command line format`, which memcached suppresses under `noreply`.
+    fn key(&self, noreply: bool) -> Result<&'i [u8], Failure> {
+        let key = self.tokens.get(1);
+        if key.len() > KEY_MAX_LEN {
+            return Err(Failure::new(ProtocolError::BadCommandLine).silent_if(noreply));
+        }
+        Ok(key)
+    }
+
     /// `get|gets|bget <key>+`, `gat|gats <exptime> <key>+`.
     fn get(&self, kind: GetKind) -> Result<Parsed<'i>, Failure> {
         want(self.tokens.ntokens() >= 3)?;
@@ -464,10 +474,7 @@ impl<'i> Command<'i, '_> {
         }
         let noreply = self.noreply();
         let bad_line = || Failure::new(ProtocolError::BadCommandLine).silent_if(noreply);
-        let key = tokens.get(1);
-        if key.len() > KEY_MAX_LEN {
-            return Err(bad_line());
-        }
+        let key = self.key(noreply)?;
         let (Some(flags), Some(exptime), Some(len)) = (
             safe_strtoul(tokens.get(2)),
             safe_strtol(tokens.get(3)),
@@ -530,10 +537,7 @@ impl<'i> Command<'i, '_> {
                 return Err(Failure::new(ProtocolError::BadDeleteUsage).silent_if(noreply));
             }
         }
-        let key = tokens.get(1);
-        if key.len() > KEY_MAX_LEN {
-            return Err(Failure::new(ProtocolError::BadCommandLine).silent_if(noreply));
-        }
+        let key = self.key(noreply)?;
         Ok(self.done(Request::Delete { key, noreply }))
     }
 
@@ -542,10 +546,7 @@ impl<'i> Command<'i, '_> {
         let ntokens = self.tokens.ntokens();
         want(ntokens == 4 || ntokens == 5)?;
         let noreply = self.noreply();
-        let key = self.tokens.get(1);
-        if key.len() > KEY_MAX_LEN {
-            return Err(Failure::new(ProtocolError::BadCommandLine).silent_if(noreply));
-        }
+        let key = self.key(noreply)?;
         let delta = safe_strtoull(self.tokens.get(2))
             .ok_or_else(|| Failure::new(ProtocolError::InvalidDelta).silent_if(noreply))?;
         Ok(self.done(Request::Arith {
@@ -561,10 +562,7 @@ impl<'i> Command<'i, '_> {
         let ntokens = self.tokens.ntokens();
         want(ntokens == 4 || ntokens == 5)?;
         let noreply = self.noreply();
-        let key = self.tokens.get(1);
-        if key.len() > KEY_MAX_LEN {
-            return Err(Failure::new(ProtocolError::BadCommandLine).silent_if(noreply));
-        }
+        let key = self.key(noreply)?;
         let exptime = safe_strtol(self.tokens.get(2))
             .ok_or_else(|| Failure::new(ProtocolError::InvalidExptime).silent_if(noreply))?;
         Ok(self.done(Request::Touch {
