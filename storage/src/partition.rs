@@ -1361,14 +1361,16 @@ impl Partition {
     /// Frees a dead item found by a lookup or the allocator's hand.
     fn reclaim(&mut self, handle: u32, header: &Header, death: Death) {
         self.counters.reclaimed += 1;
-        let unfetched = death == Death::Expired && header.bits & item::FETCHED == 0;
-        if unfetched {
+        self.class_counters(handle).reclaimed += 1;
+        self.free_dead(handle, header, death);
+    }
+
+    /// Frees a dead item; the caller has counted who found it (`reclaimed` or
+    /// `crawler_reclaimed`).
+    fn free_dead(&mut self, handle: u32, header: &Header, death: Death) {
+        if death == Death::Expired && header.bits & item::FETCHED == 0 {
             self.counters.expired_unfetched += 1;
-        }
-        let class = self.class_counters(handle);
-        class.reclaimed += 1;
-        if unfetched {
-            class.expired_unfetched += 1;
+            self.class_counters(handle).expired_unfetched += 1;
         }
         self.unlink(handle);
     }
@@ -1470,14 +1472,9 @@ impl Partition {
     fn evict_with_hand(&mut self, class: usize, total: usize) -> bool {
         let now = self.clock.now();
         for _ in 0..(usize::from(item::FREQ_MAX) + 1) * total + 1 {
-            let pos = self.slabs.classes[class].hand % total;
-            self.slabs.classes[class].hand = (pos + 1) % total;
-            let handle = self.slabs.handle_at(class, pos);
-            let chunk = self.slabs.chunk(handle);
-            if !item::is_head(chunk) {
+            let Some((handle, header)) = self.advance_hand(class, total) else {
                 continue;
-            }
-            let header = Header::read(chunk, self.cas_enabled);
+            };
             if let Some(death) = self.death(&header, now) {
                 self.reclaim(handle, &header, death);
                 return true;
@@ -1501,20 +1498,26 @@ impl Partition {
     fn reclaim_near_hand(&mut self, class: usize, total: usize) -> bool {
         let now = self.clock.now();
         for _ in 0..total.min(RECLAIM_SCAN_WITHOUT_EVICTIONS) {
-            let pos = self.slabs.classes[class].hand % total;
-            self.slabs.classes[class].hand = (pos + 1) % total;
-            let handle = self.slabs.handle_at(class, pos);
-            let chunk = self.slabs.chunk(handle);
-            if !item::is_head(chunk) {
+            let Some((handle, header)) = self.advance_hand(class, total) else {
                 continue;
-            }
-            let header = Header::read(chunk, self.cas_enabled);
+            };
             if let Some(death) = self.death(&header, now) {
                 self.reclaim(handle, &header, death);
                 return true;
             }
         }
         false
+    }
+
+    /// Moves the class's CLOCK hand one chunk on (over `total` chunks) and returns the item
+    /// head it passed, if the chunk was one.
+    fn advance_hand(&mut self, class: usize, total: usize) -> Option<(u32, Header)> {
+        let slab = &mut self.slabs.classes[class];
+        let pos = slab.hand % total;
+        slab.hand = (pos + 1) % total;
+        let handle = self.slabs.handle_at(class, pos);
+        let chunk = self.slabs.chunk(handle);
+        item::is_head(chunk).then(|| (handle, Header::read(chunk, self.cas_enabled)))
     }
 
     /// Evicts a live item, counting it.
@@ -1656,16 +1659,8 @@ impl Partition {
                 let header = Header::read(chunk, self.cas_enabled);
                 if let Some(death) = self.death(&header, now) {
                     self.counters.crawler_reclaimed += 1;
-                    let unfetched = death == Death::Expired && header.bits & item::FETCHED == 0;
-                    if unfetched {
-                        self.counters.expired_unfetched += 1;
-                    }
-                    let class = self.class_counters(handle);
-                    class.crawler_reclaimed += 1;
-                    if unfetched {
-                        class.expired_unfetched += 1;
-                    }
-                    self.unlink(handle);
+                    self.class_counters(handle).crawler_reclaimed += 1;
+                    self.free_dead(handle, &header, death);
                 }
             }
         }
