@@ -6,59 +6,15 @@
 
 #![no_main]
 
-use ferrocache_protocol::{Parsed, ParserLimits, parse_request};
+use ferrocache_protocol::ParserLimits;
 use libfuzzer_sys::fuzz_target;
 
-/// Feeds `pieces` into a growing buffer as a server would (honouring `needed` and `swallow`)
-/// and returns what the parser reported, as text.
-fn events(pieces: &[&[u8]], limits: &ParserLimits) -> Vec<String> {
-    let mut events = Vec::new();
-    let mut buffer: Vec<u8> = Vec::new();
-    let mut swallow_left = 0usize;
-    let mut needed = 0usize;
-    for piece in pieces {
-        buffer.extend_from_slice(piece);
-        loop {
-            let dropped = swallow_left.min(buffer.len());
-            buffer.drain(..dropped);
-            swallow_left -= dropped;
-            if swallow_left > 0 || buffer.len() < needed.max(1) {
-                break;
-            }
-            match parse_request(&buffer, limits) {
-                Parsed::Request { request, consumed } => {
-                    assert!(consumed > 0 && consumed <= buffer.len());
-                    events.push(format!("{request:?}"));
-                    buffer.drain(..consumed);
-                    needed = 0;
-                }
-                Parsed::Incomplete { needed: more } => {
-                    assert!(more > buffer.len(), "needed {more} of {}", buffer.len());
-                    needed = more;
-                    break;
-                }
-                Parsed::Error {
-                    error,
-                    consumed,
-                    swallow,
-                    close,
-                    silent,
-                } => {
-                    assert!(consumed <= buffer.len());
-                    assert!(consumed > 0 || close, "an error made no progress");
-                    events.push(format!("{error:?} silent={silent} close={close}"));
-                    if close {
-                        return events;
-                    }
-                    buffer.drain(..consumed);
-                    swallow_left = swallow;
-                    needed = 0;
-                }
-            }
-        }
-    }
-    events
-}
+// The integration tests' connection simulator: the fuzzer holds the parser to the same
+// promises (and the same feeding loop) as the proptests, from one copy of it.
+#[path = "../../tests/common/mod.rs"]
+mod common;
+
+use common::events_of;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&split_seed, stream)) = data.split_first() else {
@@ -74,9 +30,9 @@ fuzz_target!(|data: &[u8]| {
         },
     ];
     for limits in &limits {
-        let whole = events(&[stream], limits);
+        let whole = events_of(&[stream], limits);
         let cut = usize::from(split_seed) % (stream.len() + 1);
         let (front, back) = stream.split_at(cut);
-        assert_eq!(events(&[front, back], limits), whole);
+        assert_eq!(events_of(&[front, back], limits), whole);
     }
 });
