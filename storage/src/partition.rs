@@ -1637,13 +1637,14 @@ impl Partition {
                 empty_slots += 1;
                 continue;
             }
-            let handles: Vec<u32> = self
+            // The handles are computed, not borrowed: reclaiming while walking them is fine.
+            let mut handles = self
                 .slabs
                 .page_handles(self.crawl_page as u32)
                 .skip(self.crawl_chunk)
                 .take(budget - examined)
-                .collect();
-            if handles.is_empty() {
+                .peekable();
+            if handles.peek().is_none() {
                 self.crawl_page += 1;
                 self.crawl_chunk = 0;
                 continue;
