@@ -50,7 +50,8 @@ pub enum MetaArithMode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct MetaFlags<'a> {
     /// The flag tokens as sent, space-separated, in request order (after the key, and after
-    /// the data length for `ms`). [`MetaFlags::return_flags`] walks it.
+    /// the data length for `ms`). [`crate::reply::meta_reply`] walks it to write the return
+    /// flags in that order.
     pub tokens: &'a [u8],
     /// `b`: the key is base64 (already decoded into the request's key).
     pub base64: bool,
@@ -108,8 +109,9 @@ pub struct MetaFlags<'a> {
 impl<'a> MetaFlags<'a> {
     /// The flags that ask for something back, in request order, as their letters (`b`, `c`,
     /// `f`, `h`, `k`, `l`, `O`, `s`, `t` ...; value-taking flags other than `O` are not
-    /// return flags). The encoder writes one token per letter, except `b`, which memcached
-    /// writes right after the `k` token rather than in its own place.
+    /// return flags). For callers that inspect a request; the encoder reads `tokens` itself.
+    /// A reply has one token per letter, except `b`, which memcached writes right after the
+    /// `k` token rather than in its own place.
     pub fn return_flags(&self) -> impl Iterator<Item = u8> + 'a {
         self.tokens
             .split(|&b| b == b' ')
