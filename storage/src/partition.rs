@@ -1307,15 +1307,19 @@ impl Partition {
             None => {
                 header.bits = item::with_freq(header.bits, 0);
                 header.probation = true;
-                let slab = &mut self.slabs.classes[class];
-                slab.probation.push_back(handle);
-                slab.probation_items += 1;
-                self.slabs.compact_probation(class);
             }
         }
         let chunk = self.slabs.chunk_mut(handle);
         chunk[0] = header.bits;
         item::set_probation(chunk, header.probation);
+        if header.probation {
+            // Only now that the chunk says so: compaction keeps just the entries whose chunk
+            // is on probation, and an item missing from the queue could never be evicted.
+            let slab = &mut self.slabs.classes[class];
+            slab.probation.push_back(handle);
+            slab.probation_items += 1;
+            self.slabs.compact_probation(class);
+        }
         let size = item_size(header, cas_enabled) as u64;
         self.items += 1;
         self.bytes += size;
@@ -1877,6 +1881,29 @@ mod tests {
         }
         for class in &partition.slabs.classes {
             assert!(class.probation.len() <= 2 * class.probation_items + 65);
+        }
+    }
+
+    #[test]
+    fn every_item_on_probation_is_in_the_small_fifo() {
+        // Deletes leave stale queue entries, so some stores set off a compaction.
+        let (mut partition, _, _) = partition(64 << 20);
+        for i in 0..10_000 {
+            let key = format!("k{i}");
+            set(&mut partition, key.as_bytes(), b"v");
+            if i % 8 != 0 {
+                partition.delete(&DeleteRequest::new(0, key.as_bytes()));
+            }
+        }
+        for i in (0..10_000).step_by(8) {
+            let item = partition.peek(0, format!("k{i}").as_bytes()).expect("kept");
+            let (handle, on_probation) = (item.handle, item.header.probation);
+            let class = partition.slabs.class_of(handle);
+            assert!(on_probation);
+            assert!(
+                partition.slabs.classes[class].probation.contains(&handle),
+                "k{i} is on probation but not in the small FIFO: it can never be evicted"
+            );
         }
     }
 
