@@ -24,6 +24,24 @@ fn meta_flags(line: &[u8]) -> MetaFlags<'_> {
     }
 }
 
+/// What [`reply::meta_reply`] writes; empty when `q` hides the status, which it must also
+/// report by returning false.
+fn meta_reply(
+    command: MetaCommand,
+    status: MetaStatus,
+    flags: &MetaFlags<'_>,
+    item: &MetaItem<'_>,
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    let sent = reply::meta_reply(&mut out, command, status, flags, item);
+    assert_eq!(
+        sent,
+        !out.is_empty(),
+        "the return value says whether it wrote"
+    );
+    out
+}
+
 #[test]
 fn text_replies() {
     // memcached 1.6.18: `get vk` after `set vk 5 0 3` -> VALUE vk 5 3 / abc / END.
@@ -86,15 +104,15 @@ fn meta_get_replies() {
     };
     // memcached 1.6.18: `mg k s t f h l c k O9 v` -> `VA 2 s2 t-1 f0 h0 l0 c16 kk O9`.
     let flags = meta_flags(b"mg k s t f h l c k O9 v\r\n");
-    let mut out = Vec::new();
-    assert!(reply::meta_reply(
-        &mut out,
-        MetaCommand::Get,
-        MetaStatus::Value { len: 2 },
-        &flags,
-        &item
-    ));
-    assert_eq!(out, b"VA 2 s2 t-1 f0 h0 l0 c16 kk O9\r\n");
+    assert_eq!(
+        meta_reply(
+            MetaCommand::Get,
+            MetaStatus::Value { len: 2 },
+            &flags,
+            &item
+        ),
+        b"VA 2 s2 t-1 f0 h0 l0 c16 kk O9\r\n"
+    );
     // `mg k s t f h l c k O9 q` (hit, no v): HD is not hidden by q for mg.
     let flags = meta_flags(b"mg k s t f h l c k O9 q\r\n");
     let hit = MetaItem {
@@ -102,31 +120,16 @@ fn meta_get_replies() {
         last_access: 1,
         ..item
     };
-    let mut out = Vec::new();
-    assert!(reply::meta_reply(
-        &mut out,
-        MetaCommand::Get,
-        MetaStatus::Done,
-        &flags,
-        &hit
-    ));
-    assert_eq!(out, b"HD s2 t-1 f0 h1 l1 c16 kk O9\r\n");
+    assert_eq!(
+        meta_reply(MetaCommand::Get, MetaStatus::Done, &flags, &hit),
+        b"HD s2 t-1 f0 h1 l1 c16 kk O9\r\n"
+    );
     // ... but EN is.
-    let mut out = Vec::new();
-    assert!(!reply::meta_reply(
-        &mut out,
-        MetaCommand::Get,
-        MetaStatus::Miss,
-        &flags,
-        &hit
-    ));
-    assert!(out.is_empty());
+    assert!(meta_reply(MetaCommand::Get, MetaStatus::Miss, &flags, &hit).is_empty());
     // A miss echoes only O and k: `mg k v k O123` -> `EN kk O123`.
     let flags = meta_flags(b"mg k v s k O123\r\n");
     assert_eq!(
-        written(|out| {
-            reply::meta_reply(out, MetaCommand::Get, MetaStatus::Miss, &flags, &item);
-        }),
+        meta_reply(MetaCommand::Get, MetaStatus::Miss, &flags, &item),
         b"EN kk O123\r\n"
     );
     // Base64 key: `k` is re-encoded and followed by `b`, wherever `b` was; after `md Zm9v b I`,
@@ -141,15 +144,12 @@ fn meta_get_replies() {
         ..MetaItem::default()
     };
     assert_eq!(
-        written(|out| {
-            reply::meta_reply(
-                out,
-                MetaCommand::Get,
-                MetaStatus::Value { len: 2 },
-                &flags,
-                &stale,
-            );
-        }),
+        meta_reply(
+            MetaCommand::Get,
+            MetaStatus::Value { len: 2 },
+            &flags,
+            &stale
+        ),
         b"VA 2 kZm9v b c23 t30 X W\r\n"
     );
     let later = MetaItem {
@@ -158,15 +158,12 @@ fn meta_get_replies() {
         ..stale
     };
     assert_eq!(
-        written(|out| {
-            reply::meta_reply(
-                out,
-                MetaCommand::Get,
-                MetaStatus::Value { len: 2 },
-                &flags,
-                &later,
-            );
-        }),
+        meta_reply(
+            MetaCommand::Get,
+            MetaStatus::Value { len: 2 },
+            &flags,
+            &later
+        ),
         b"VA 2 kZm9v b c23 t30 Z X\r\n"
     );
 }
@@ -181,9 +178,7 @@ fn meta_set_delete_arith_replies() {
         ..MetaItem::default()
     };
     assert_eq!(
-        written(|out| {
-            reply::meta_reply(out, MetaCommand::Set, MetaStatus::Done, &flags, &item);
-        }),
+        meta_reply(MetaCommand::Set, MetaStatus::Done, &flags, &item),
         b"HD c16 kk O9\r\n"
     );
     // `ms k 2 ME c k` on an existing key -> `NS c0 kk`.
@@ -193,15 +188,7 @@ fn meta_set_delete_arith_replies() {
         ..MetaItem::default()
     };
     assert_eq!(
-        written(|out| {
-            reply::meta_reply(
-                out,
-                MetaCommand::Set,
-                MetaStatus::NotStored,
-                &flags,
-                &not_stored,
-            );
-        }),
+        meta_reply(MetaCommand::Set, MetaStatus::NotStored, &flags, &not_stored),
         b"NS c0 kk\r\n"
     );
     // `ms Zm9v 2 b k c O1 T0` -> `HD kZm9v b c22 O1`.
@@ -212,40 +199,22 @@ fn meta_set_delete_arith_replies() {
         ..MetaItem::default()
     };
     assert_eq!(
-        written(|out| {
-            reply::meta_reply(out, MetaCommand::Set, MetaStatus::Done, &flags, &foo);
-        }),
+        meta_reply(MetaCommand::Set, MetaStatus::Done, &flags, &foo),
         b"HD kZm9v b c22 O1\r\n"
     );
     // q hides ms's and md's HD, not md's NF (1.6.18 sends `NF` to `md k q`).
     let quiet = meta_flags(b"md k q\r\n");
     for command in [MetaCommand::Set, MetaCommand::Delete] {
-        assert!(!reply::meta_reply(
-            &mut Vec::new(),
-            command,
-            MetaStatus::Done,
-            &quiet,
-            &item
-        ));
+        assert!(meta_reply(command, MetaStatus::Done, &quiet, &item).is_empty());
     }
     assert_eq!(
-        written(|out| {
-            reply::meta_reply(
-                out,
-                MetaCommand::Delete,
-                MetaStatus::NotFound,
-                &quiet,
-                &item,
-            );
-        }),
+        meta_reply(MetaCommand::Delete, MetaStatus::NotFound, &quiet, &item),
         b"NF\r\n"
     );
     // `md k C1 k` -> `EX kk`.
     let flags = meta_flags(b"md k C1 k\r\n");
     assert_eq!(
-        written(|out| {
-            reply::meta_reply(out, MetaCommand::Delete, MetaStatus::Exists, &flags, &item);
-        }),
+        meta_reply(MetaCommand::Delete, MetaStatus::Exists, &flags, &item),
         b"EX kk\r\n"
     );
     // `ma n v t c k O1 N0 s f` on "7" -> `VA 1 t-1 c20 kn O1` then `8`: ma writes t, c, O, k.
@@ -257,26 +226,26 @@ fn meta_set_delete_arith_replies() {
         size: 1,
         ..MetaItem::default()
     };
-    let mut out = Vec::new();
-    assert!(reply::meta_reply(
-        &mut out,
+    let mut out = meta_reply(
         MetaCommand::Arith,
         MetaStatus::Value { len: 1 },
         &flags,
-        &counter
-    ));
+        &counter,
+    );
     out.extend_from_slice(b"8");
     reply::value_end(&mut out);
     assert_eq!(out, b"VA 1 t-1 c20 kn O1\r\n8\r\n");
     // q hides ma's VA as well (1.6.18 sends nothing to `ma n q v`), not NF.
     let quiet = meta_flags(b"ma n q v\r\n");
-    assert!(!reply::meta_reply(
-        &mut Vec::new(),
-        MetaCommand::Arith,
-        MetaStatus::Value { len: 1 },
-        &quiet,
-        &counter
-    ));
+    assert!(
+        meta_reply(
+            MetaCommand::Arith,
+            MetaStatus::Value { len: 1 },
+            &quiet,
+            &counter
+        )
+        .is_empty()
+    );
     // `ma zz2 t c k O1` on a missing key -> `NF kzz2 O1`.
     let flags = meta_flags(b"ma zz2 t c k O1\r\n");
     let missing = MetaItem {
@@ -284,15 +253,7 @@ fn meta_set_delete_arith_replies() {
         ..MetaItem::default()
     };
     assert_eq!(
-        written(|out| {
-            reply::meta_reply(
-                out,
-                MetaCommand::Arith,
-                MetaStatus::NotFound,
-                &flags,
-                &missing,
-            );
-        }),
+        meta_reply(MetaCommand::Arith, MetaStatus::NotFound, &flags, &missing),
         b"NF kzz2 O1\r\n"
     );
 }
