@@ -435,7 +435,8 @@ pub struct Partition {
     pool: Arc<PagePool>,
     clock: Arc<Clock>,
     cas_enabled: bool,
-    /// Item head handles, found by comparing keys in place in their chunks.
+    /// Item head handles, found by comparing keys in place in their chunks; one per item, so
+    /// its length is the item count.
     index: HashTable<u32>,
     index_hasher: IndexHasher,
     slabs: Slabs,
@@ -443,7 +444,6 @@ pub struct Partition {
     flush: FlushState,
     /// Counters; gauges are filled in by [`Partition::stats`].
     counters: PartitionStats,
-    items: u64,
     bytes: u64,
     /// Crawler position: page slot and chunk.
     crawl_page: usize,
@@ -455,7 +455,7 @@ pub struct Partition {
 impl std::fmt::Debug for Partition {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Partition")
-            .field("items", &self.items)
+            .field("items", &self.index.len())
             .field("bytes", &self.bytes)
             .field("slabs", &self.slabs)
             .finish()
@@ -506,7 +506,6 @@ impl Partition {
             next_cas: 1,
             flush: FlushState::default(),
             counters: PartitionStats::default(),
-            items: 0,
             bytes: 0,
             crawl_page: 0,
             crawl_chunk: 0,
@@ -927,7 +926,7 @@ impl Partition {
     /// Item counters of this partition.
     pub fn stats(&self) -> PartitionStats {
         let mut stats = self.counters.clone();
-        stats.curr_items = self.items;
+        stats.curr_items = self.index.len() as u64;
         stats.bytes = self.bytes;
         stats.total_pages = self.slabs.page_count() as u64;
         stats.hash_bytes = self.index.allocation_size() as u64;
@@ -970,7 +969,7 @@ impl Partition {
 
     /// Live and not-yet-reclaimed items.
     pub fn len(&self) -> usize {
-        self.items as usize
+        self.index.len()
     }
 
     /// Whether the partition holds no items.
@@ -1321,7 +1320,6 @@ impl Partition {
             self.slabs.compact_probation(class);
         }
         let size = item_size(header, cas_enabled) as u64;
-        self.items += 1;
         self.bytes += size;
         self.counters.total_items += 1;
         let class = &mut self.slabs.classes[class];
@@ -1344,7 +1342,6 @@ impl Partition {
     fn forget(&mut self, handle: u32) {
         let header = Header::read(self.slabs.chunk(handle), self.cas_enabled);
         let size = item_size(&header, self.cas_enabled) as u64;
-        self.items -= 1;
         self.bytes -= size;
         let class = self.slabs.class_of(handle);
         let class = &mut self.slabs.classes[class];
