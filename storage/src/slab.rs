@@ -76,18 +76,18 @@ impl SlabClass {
 /// The pages and slab classes of one partition.
 pub(crate) struct Slabs {
     pub classes: Vec<SlabClass>,
+    /// Page slots by id; an empty slot's id is in `spare_ids`.
     pages: Vec<Option<Page>>,
     spare_ids: Vec<u32>,
     chunk_bits: u32,
     max_pages: usize,
-    page_count: usize,
 }
 
 impl std::fmt::Debug for Slabs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Slabs")
             .field("classes", &self.classes.len())
-            .field("pages", &self.page_count)
+            .field("pages", &self.page_count())
             .finish()
     }
 }
@@ -125,7 +125,6 @@ impl Slabs {
             spare_ids: Vec::new(),
             chunk_bits,
             max_pages,
-            page_count: 0,
         }
     }
 
@@ -143,12 +142,12 @@ impl Slabs {
     }
 
     pub fn page_count(&self) -> usize {
-        self.page_count
+        self.pages.len() - self.spare_ids.len()
     }
 
     /// Whether another page can be addressed by the handles.
     pub fn can_add_page(&self) -> bool {
-        self.page_count < self.max_pages
+        self.page_count() < self.max_pages
     }
 
     #[inline]
@@ -253,7 +252,6 @@ impl Slabs {
                 (self.pages.len() - 1) as u32
             }
         };
-        self.page_count += 1;
         let class = &mut self.classes[class];
         class.pages.push(id);
         class.ever_had_pages = true;
@@ -293,7 +291,6 @@ impl Slabs {
             }
         }
         self.spare_ids.push(id);
-        self.page_count -= 1;
         page.data
     }
 
@@ -345,7 +342,6 @@ impl Slabs {
 
     /// Every page held, for giving them all back.
     pub fn drain_pages(&mut self) -> Vec<Box<[u8]>> {
-        self.page_count = 0;
         for class in &mut self.classes {
             class.pages.clear();
             class.free.clear();
