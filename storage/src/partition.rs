@@ -1521,13 +1521,19 @@ impl Partition {
         item::is_head(chunk).then(|| (handle, Header::read(chunk, self.cas_enabled)))
     }
 
-    /// Evicts a live item, counting it.
+    /// Evicts a live item, counting it. An item whose frequency is not 0 was read since the
+    /// hand last passed: memcached's `evicted_active`. (The hand and the small FIFO only take
+    /// items at 0; emptying a page for another class takes every item on it.)
     fn evict(&mut self, handle: u32, header: &Header, now: u32) {
         let age = now.saturating_sub(header.time);
         let unfetched = header.bits & item::FETCHED == 0;
+        let active = item::freq(header.bits) > 0;
         self.counters.evictions += 1;
         if unfetched {
             self.counters.evicted_unfetched += 1;
+        }
+        if active {
+            self.counters.evicted_active += 1;
         }
         let class = self.slabs.class_of(handle);
         let slab = &mut self.slabs.classes[class];
@@ -1539,6 +1545,9 @@ impl Partition {
         }
         if unfetched {
             slab.counters.evicted_unfetched += 1;
+        }
+        if active {
+            slab.counters.evicted_active += 1;
         }
         self.unlink(handle);
     }
@@ -1902,6 +1911,27 @@ mod tests {
                 "k{i} is on probation but not in the small FIFO: it can never be evicted"
             );
         }
+    }
+
+    #[test]
+    fn evicting_an_item_read_since_the_hand_passed_counts_as_evicted_active() {
+        // Two pages, both taken by items that were read; a value of another class then has a
+        // page emptied for it, evicting items whose frequency the hand never lowered.
+        let (mut partition, pool, _) = partition(2 << 20);
+        let mut i = 0;
+        while !pool.is_exhausted() || partition.slabs.classes.iter().any(|c| c.free_chunks() > 0) {
+            let key = format!("read{i}");
+            set(&mut partition, key.as_bytes(), &[b'r'; 100]);
+            assert!(partition.get(0, key.as_bytes()).is_some());
+            i += 1;
+        }
+        set(&mut partition, b"big", &[b'b'; 5000]);
+        let stats = partition.stats();
+        assert!(stats.evictions > 0);
+        assert_eq!(stats.evicted_active, stats.evictions);
+        let class = partition.slabs.class_for(19 + 7 + 100).unwrap();
+        let class_stats = &partition.slabs.classes[class].counters;
+        assert_eq!(class_stats.evicted_active, class_stats.evicted);
     }
 
     #[test]
