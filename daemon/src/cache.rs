@@ -1,5 +1,5 @@
-//! The cache as the daemon sees it: a few storage partitions per worker thread
-//! (`cli::PARTITIONS_PER_THREAD`), each behind its own `parking_lot::Mutex`, and the
+//! The cache as the daemon sees it: the storage partitions (one per worker thread,
+//! `cli::PARTITIONS_PER_THREAD`), each behind its own `parking_lot::Mutex`, and the
 //! key-to-partition routing.
 //!
 //! Owns: building the partitions over one shared page pool and clock, locating a key's

@@ -13,18 +13,19 @@ use std::path::PathBuf;
 /// Exit status for a bad command line (sysexits.h EX_USAGE).
 pub const EXIT_USAGE: i32 = 64;
 
-/// Storage partitions per event-loop thread. Each worker owns (maintains) `PARTITIONS_PER_THREAD`
-/// partitions; any worker locks any partition to serve a key in it. With one partition per
-/// thread two workers meet on the same lock half the time, and a lock holder preempted by the
-/// scheduler (the load generator shares the cores) stalls the other for a tick. Measured on
-/// W1 (50 connections, 1 in flight, `-t 2`, alternating rounds, loaded 2-core machine): p99
-/// 4.9-7.0 ms with 2 partitions, 1.2-3.0 ms with 16, memcached 4.5-8.1 ms, same throughput; 8
-/// partitions were in between. More is not free: the engine evicts within a partition and
-/// cannot take a page from another one, so with small `-m` and many sizes a partition can
-/// find its class without pages and nothing of that class to evict (`SERVER_ERROR out of
-/// memory storing object`): at 8 per thread the hardening test (`-t 4`, `-m 64`, values of
-/// 1-20,000 bytes) hit it in 2 runs of 8, at 4 per thread in none of 10.
-pub const PARTITIONS_PER_THREAD: usize = 4;
+/// Storage partitions per event-loop thread: one, as the design says, so each partition is as
+/// large as it can be. Any worker locks any partition to serve a key in it, and the worker that
+/// owns a partition runs its maintenance. More partitions per thread make it rarer for two
+/// workers to meet on one lock (a holder preempted by the load generator on a 2-core machine
+/// stalls the other for a tick), but they split `-m` into smaller pools of slab classes: the
+/// engine evicts within a partition, so with small `-m` and many value sizes a partition can
+/// find a class without pages and nothing of that class to evict (at 8 per thread the
+/// hardening test hit `SERVER_ERROR out of memory storing object` in 2 runs of 8). Measured on
+/// W1 (`-t 2`, 50 connections, 1 in flight, three alternating rounds, 2026-11-23): p99
+/// 4.27/4.56/4.25 ms with 1 per thread, 4.33/2.84/4.25 ms with 4, memcached 3.07/4.41 ms;
+/// throughput 58-78k vs 70-73k vs 60-63k ops/s: within this machine's noise, so the simpler
+/// and more memory-efficient layout stays.
+pub const PARTITIONS_PER_THREAD: usize = 1;
 
 /// Index slots memcached starts with (hashpower 16), spread over the partitions.
 const DEFAULT_INDEX_SLOTS: usize = 1 << 16;

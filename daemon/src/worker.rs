@@ -1,5 +1,5 @@
 //! A worker thread: one mio event loop that owns a set of connections and the housekeeping of
-//! its storage partitions (`PARTITIONS_PER_THREAD` of them).
+//! its storage partition (`PARTITIONS_PER_THREAD` of them, one by default).
 //!
 //! Owns: the connections the acceptor hands it (in a `slab::Slab`), their readiness events,
 //! fair turns between them (`-R`), closing idle ones (`idle_timeout`), background maintenance
