@@ -23,18 +23,18 @@ pub struct ConnInfo {
     pub state: AtomicU8,
 }
 
-/// `ConnInfo::state` values, named as memcached's connection states.
+/// `ConnInfo::state` values, named as memcached's connection states. None is kept for
+/// `conn_closing`: a closing connection shows `conn_mwrite` while its last replies go out,
+/// and leaves the registry when it closes.
 pub mod conn_state {
     pub const WAITING: u8 = 0;
     pub const NREAD: u8 = 1;
     pub const WRITE: u8 = 2;
-    pub const CLOSING: u8 = 3;
 
     pub fn name(state: u8) -> &'static str {
         match state {
             NREAD => "conn_nread",
             WRITE => "conn_mwrite",
-            CLOSING => "conn_closing",
             _ => "conn_waiting",
         }
     }
