@@ -2,8 +2,8 @@
 //! replies not yet written, and the rules for moving bytes between them.
 //!
 //! Owns: reading (into the worker's shared scratch buffer when the connection has nothing
-//! carried over, so an idle connection holds no heap), writing all the replies of one read with
-//! one `write`, back-pressure (no reading while too much output is unsent), `-R` fairness, and
+//! carried over, so an idle connection holds no heap), writing all the replies of one turn
+//! (however many reads it took) with one `write`, back-pressure (no reading while too much output is unsent), `-R` fairness, and
 //! the decision to close. Must not touch: protocol or storage: the [`Session`] serves requests.
 //!
 //! mio is edge-triggered: a readable edge is not repeated, so the connection remembers whether

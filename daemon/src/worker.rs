@@ -3,9 +3,10 @@
 //!
 //! Owns: the connections the acceptor hands it (in a `slab::Slab`), their readiness events,
 //! fair turns between them (`-R`), closing idle ones (`idle_timeout`), background maintenance
-//! of its own partitions in short slices, one partition per slice, its heartbeat for the systemd watchdog, and its part of
-//! a graceful shutdown. Must not touch: other workers' connections; other partitions are reached
-//! only through their locks, by the requests its connections make.
+//! of its own partitions in short slices (one partition per slice), its heartbeat for the
+//! systemd watchdog, and its part of a graceful shutdown. Must not touch: other workers'
+//! connections; other partitions are reached only through their locks, by the requests its
+//! connections make.
 
 use crate::connection::{Connection, Scratch, Verdict};
 use crate::listener::Stream;
@@ -49,7 +50,7 @@ pub struct WorkerHandle {
 struct Slot {
     connection: Connection,
     info: Arc<ConnInfo>,
-    /// In the ready queue (yielded, to be served again this turn).
+    /// In the ready queue (yielded: served again after the next poll's events).
     queued: bool,
 }
 
