@@ -355,7 +355,9 @@ impl Connection {
         context.stats.bytes_written.add(written as u64);
         self.output_sent += written;
         if self.output_sent == self.output.len() {
-            self.output.clear();
+            // Free it now: when a writable event finishes the output, no serving turn may
+            // follow to release it, and an idle connection would keep a reply-sized buffer.
+            self.output = Vec::new();
             self.output_sent = 0;
         }
         Ok(())

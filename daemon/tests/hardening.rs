@@ -743,3 +743,34 @@ fn network_fuzz_keeps_a_known_get_answering() {
     assert_unharmed(&mut server, &mut keeper, "the network fuzz");
     eprintln!("network fuzz: {rounds} streams, {bytes} bytes, daemon unharmed");
 }
+
+#[test]
+fn idle_connections_keep_no_reply_buffer_after_a_large_get() {
+    // A reply the socket does not take at once is left with the connection and finished by
+    // writable events; once written, an idle connection must not keep its buffer.
+    let server = Server::start(&["-t", "1", "-m", "64", "-I", "2m"]);
+    let mut setter = server.connect();
+    const LEN: usize = 1_500_000;
+    setter.send(format!("set big 0 0 {LEN}\r\n").as_bytes());
+    setter.send(&vec![b'v'; LEN]);
+    assert_eq!(setter.call(b"\r\n", b"\r\n"), "STORED\r\n");
+    let before = server.rss_kib();
+    let mut idle = Vec::new();
+    for _ in 0..60 {
+        let mut client = server.connect();
+        // 12 MB of replies, more than the socket takes before the client reads.
+        client.send(b"get big big big big big big big big\r\n");
+        std::thread::sleep(Duration::from_millis(20));
+        let reply = client.read_until(b"END\r\n");
+        assert_eq!(
+            reply.len(),
+            8 * (LEN + "VALUE big 0 1500000\r\n\r\n".len()) + 5
+        );
+        idle.push(client);
+    }
+    let grown = server.rss_kib().saturating_sub(before);
+    assert!(
+        grown < 24 << 10,
+        "RSS grew by {grown} KiB for 60 idle connections that each read a 1.5 MB reply"
+    );
+}
