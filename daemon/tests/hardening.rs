@@ -771,6 +771,6 @@ fn idle_connections_keep_no_reply_buffer_after_a_large_get() {
     let grown = server.rss_kib().saturating_sub(before);
     assert!(
         grown < 24 << 10,
-        "RSS grew by {grown} KiB for 60 idle connections that each read a 1.5 MB reply"
+        "RSS grew by {grown} KiB for 60 idle connections that each read a 12 MB multi-get"
     );
 }
