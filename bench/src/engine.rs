@@ -807,44 +807,14 @@ impl Context<'_> {
                     request.hits += 1;
                     if !part.keys.is_empty() {
                         // Hits come back in request order: keys skipped on the way missed.
-                        let index = self.plan.key_format.index_of(key);
-                        while part.next_key < part.keys.len()
-                            && Some(part.keys[part.next_key]) != index
-                        {
-                            let missed = part.keys[part.next_key];
-                            Self::fill_after_miss(
-                                &mut socket.out,
-                                &self.plan.key_format,
-                                missed,
-                                &self.values,
-                                &mut self.scratch_key,
-                                self.plan.value_size,
-                                &mut self.rng,
-                                &mut self.tally,
-                                request.measured,
-                            );
-                            part.next_key += 1;
-                        }
+                        let hit = self.plan.key_format.index_of(key);
+                        self.fill_misses(&mut socket.out, part, hit, request.measured);
                         part.next_key += 1;
                     }
                     false
                 }
                 Reply::End if part.is_get => {
-                    while part.next_key < part.keys.len() {
-                        let missed = part.keys[part.next_key];
-                        Self::fill_after_miss(
-                            &mut socket.out,
-                            &self.plan.key_format,
-                            missed,
-                            &self.values,
-                            &mut self.scratch_key,
-                            self.plan.value_size,
-                            &mut self.rng,
-                            &mut self.tally,
-                            request.measured,
-                        );
-                        part.next_key += 1;
-                    }
+                    self.fill_misses(&mut socket.out, part, None, request.measured);
                     true
                 }
                 Reply::Stored if !part.is_get => true,
@@ -904,33 +874,38 @@ impl Context<'_> {
         Ok(measured_done)
     }
 
-    /// Cache-aside: the application read the database and stores the value, without waiting.
-    #[allow(clippy::too_many_arguments)] // disjoint borrows of the context and the socket
-    fn fill_after_miss(
+    /// Cache-aside: every key of `part` not yet accounted for, up to the hit `until` (or all
+    /// of them at `END`), missed; the application read the database and stores each value,
+    /// without waiting.
+    fn fill_misses(
+        &mut self,
         out: &mut Vec<u8>,
-        format: &KeyFormat,
-        key: u64,
-        values: &[u8],
-        scratch_key: &mut Vec<u8>,
-        sizes: SizeRange,
-        rng: &mut SmallRng,
-        tally: &mut Tally,
+        part: &mut Part,
+        until: Option<u64>,
         measured: bool,
     ) {
-        scratch_key.clear();
-        format.write(key, scratch_key);
+        while part.next_key < part.keys.len() && Some(part.keys[part.next_key]) != until {
+            self.fill_after_miss(out, part.keys[part.next_key], measured);
+            part.next_key += 1;
+        }
+    }
+
+    fn fill_after_miss(&mut self, out: &mut Vec<u8>, key: u64, measured: bool) {
+        let sizes = self.plan.value_size;
+        self.scratch_key.clear();
+        self.plan.key_format.write(key, &mut self.scratch_key);
         let len = if sizes.min == sizes.max {
             sizes.min
         } else {
-            rng.random_range(sizes.min..=sizes.max)
+            self.rng.random_range(sizes.min..=sizes.max)
         };
         let store = Store {
             noreply: true,
-            ..Store::set(scratch_key, &values[..len])
+            ..Store::set(&self.scratch_key, &self.values[..len])
         };
         encode_store(out, &store).expect("key formats are checked when parsed");
         if measured {
-            tally.fill_sets += 1;
+            self.tally.fill_sets += 1;
         }
     }
 }
