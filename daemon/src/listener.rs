@@ -7,6 +7,7 @@
 use crate::cli::ListenSpec;
 use mio::event::Source;
 use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 use socket2::{Domain, Socket, Type};
 use std::io::{self, Read, Write};
@@ -185,38 +186,37 @@ fn bind_unix(path: &PathBuf, mask: u32, backlog: i32) -> io::Result<Listener> {
     })
 }
 
-impl Source for Listener {
-    fn register(
-        &mut self,
-        registry: &Registry,
-        token: Token,
-        interests: Interest,
-    ) -> io::Result<()> {
-        match self {
-            Listener::Tcp(l) => l.register(registry, token, interests),
-            Listener::Unix { listener, .. } => listener.register(registry, token, interests),
-        }
-    }
+/// Listeners and streams register with the poll by their descriptor: mio's `SourceFd` works
+/// alike for TCP and UNIX sockets, so neither enum needs to delegate variant by variant.
+macro_rules! source_by_descriptor {
+    ($($socket:ty),*) => {$(
+        impl Source for $socket {
+            fn register(
+                &mut self,
+                registry: &Registry,
+                token: Token,
+                interests: Interest,
+            ) -> io::Result<()> {
+                SourceFd(&self.raw_fd()).register(registry, token, interests)
+            }
 
-    fn reregister(
-        &mut self,
-        registry: &Registry,
-        token: Token,
-        interests: Interest,
-    ) -> io::Result<()> {
-        match self {
-            Listener::Tcp(l) => l.reregister(registry, token, interests),
-            Listener::Unix { listener, .. } => listener.reregister(registry, token, interests),
-        }
-    }
+            fn reregister(
+                &mut self,
+                registry: &Registry,
+                token: Token,
+                interests: Interest,
+            ) -> io::Result<()> {
+                SourceFd(&self.raw_fd()).reregister(registry, token, interests)
+            }
 
-    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
-        match self {
-            Listener::Tcp(l) => l.deregister(registry),
-            Listener::Unix { listener, .. } => listener.deregister(registry),
+            fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
+                SourceFd(&self.raw_fd()).deregister(registry)
+            }
         }
-    }
+    )*};
 }
+
+source_by_descriptor!(Listener, Stream);
 
 impl Stream {
     pub fn raw_fd(&self) -> RawFd {
@@ -246,38 +246,5 @@ impl Write for Stream {
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
-    }
-}
-
-impl Source for Stream {
-    fn register(
-        &mut self,
-        registry: &Registry,
-        token: Token,
-        interests: Interest,
-    ) -> io::Result<()> {
-        match self {
-            Stream::Tcp(s) => s.register(registry, token, interests),
-            Stream::Unix(s) => s.register(registry, token, interests),
-        }
-    }
-
-    fn reregister(
-        &mut self,
-        registry: &Registry,
-        token: Token,
-        interests: Interest,
-    ) -> io::Result<()> {
-        match self {
-            Stream::Tcp(s) => s.reregister(registry, token, interests),
-            Stream::Unix(s) => s.reregister(registry, token, interests),
-        }
-    }
-
-    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
-        match self {
-            Stream::Tcp(s) => s.deregister(registry),
-            Stream::Unix(s) => s.deregister(registry),
-        }
     }
 }
