@@ -782,7 +782,8 @@ impl Partition {
         }
         let Ok((handle, old_header)) = self.lookup(request.hash, request.key) else {
             if let Some((initial, exptime)) = request.vivify {
-                let digits = initial.to_string();
+                let mut digits = itoa::Buffer::new();
+                let digits = digits.format(initial);
                 let exptime = request.exptime.unwrap_or(exptime);
                 let header = self.new_header(
                     request.key,
@@ -830,7 +831,9 @@ impl Partition {
             self.counters.decr_hits += 1;
             self.class_counters(handle).decr_hits += 1;
         }
-        let digits = value.to_string();
+        // On the stack: an incr must not allocate.
+        let mut digits = itoa::Buffer::new();
+        let digits = digits.format(value);
         let mut header = old_header;
         if let Some(exptime) = request.exptime {
             header.expiry = self.clock.expiry_of(exptime);
