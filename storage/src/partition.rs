@@ -738,7 +738,7 @@ impl Partition {
                 if request.mode == StoreMode::Set
                     && let Ok((handle, _)) = self.lookup(request.hash, request.key)
                 {
-                    self.unlink(handle);
+                    self.unlink_found(handle, request.hash, request.key);
                 }
                 Err(error)
             }
@@ -768,7 +768,7 @@ impl Partition {
             None => {
                 self.counters.delete_hits += 1;
                 self.class_counters(handle).delete_hits += 1;
-                self.unlink(handle);
+                self.unlink_found(handle, request.hash, request.key);
             }
         }
         DeleteOutcome::Deleted
@@ -1112,7 +1112,7 @@ impl Partition {
             Ok((_, stored)) => stored,
             Err(_) => {
                 if let Ok((handle, _)) = self.lookup(hash, &key) {
-                    self.unlink(handle);
+                    self.unlink_found(handle, hash, &key);
                 }
                 old
             }
@@ -1331,10 +1331,22 @@ impl Partition {
         class.counters.cmd_set += 1;
     }
 
-    /// Removes an item from the index and frees it.
+    /// Removes an item from the index and frees it, hashing its stored key to find its slot
+    /// (eviction and reclaim know only the handle).
     fn unlink(&mut self, handle: u32) {
         let key = item::key_of(self.slabs.chunk(handle), self.cas_enabled);
         let index_hash = self.index_hasher.hash_stored(key);
+        self.unlink_at(handle, index_hash);
+    }
+
+    /// [`Partition::unlink`] for an item the caller just looked up by `hash` and `key`: the
+    /// request's hash already names the slot, so the key is not hashed again.
+    fn unlink_found(&mut self, handle: u32, hash: u64, key: &[u8]) {
+        let index_hash = self.index_hash(hash, key);
+        self.unlink_at(handle, index_hash);
+    }
+
+    fn unlink_at(&mut self, handle: u32, index_hash: u64) {
         if let Ok(entry) = self.index.find_entry(index_hash, |&other| other == handle) {
             entry.remove();
         }
