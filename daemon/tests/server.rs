@@ -296,7 +296,7 @@ fn bad_command_lines_exit_64_with_one_line() {
         .output()
         .unwrap();
     assert!(version.status.success());
-    assert!(String::from_utf8_lossy(&version.stdout).contains("1.6.18-ferrocache"));
+    assert!(String::from_utf8_lossy(&version.stdout).contains("memcached 1.6.18 protocol"));
     let help = Command::new(env!("CARGO_BIN_EXE_ferrocached"))
         .arg("-h")
         .output()

@@ -16,7 +16,7 @@
 
 use crate::meta::{MetaCommand, MetaFlags};
 use crate::reply::MetaStatus;
-use crate::request::{GetKind, KEY_MAX_LEN, Key, Request, StatsGroup, StoreCommand};
+use crate::request::{DetailAction, GetKind, KEY_MAX_LEN, Key, Request, StatsGroup, StoreCommand};
 use base64::Engine as _;
 use thiserror::Error;
 
@@ -236,6 +236,23 @@ pub fn encode_stats(out: &mut Vec<u8>, group: StatsGroup<'_>) -> Result<(), Enco
         StatsGroup::Sizes => b"sizes",
         StatsGroup::Conns => b"conns",
         StatsGroup::Reset => b"reset",
+        StatsGroup::SizesEnable => b"sizes_enable",
+        StatsGroup::SizesDisable => b"sizes_disable",
+        StatsGroup::Detail(action) => match action {
+            Some(DetailAction::On) => b"detail on",
+            Some(DetailAction::Off) => b"detail off",
+            Some(DetailAction::Dump) => b"detail dump",
+            None => return Err(EncodeError::BadStatsGroup),
+        },
+        StatsGroup::Cachedump(arguments) => {
+            let (class, limit) = arguments.map_err(|_| EncodeError::BadStatsGroup)?;
+            out.extend_from_slice(b"stats cachedump ");
+            out.extend_from_slice(itoa::Buffer::new().format(class).as_bytes());
+            out.push(b' ');
+            out.extend_from_slice(itoa::Buffer::new().format(limit).as_bytes());
+            out.extend_from_slice(b"\r\n");
+            return Ok(());
+        }
         StatsGroup::Other(other) => {
             if other.is_empty() || other.iter().any(|&b| b <= b' ' || b == 0x7f) {
                 return Err(EncodeError::BadStatsGroup);

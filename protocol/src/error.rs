@@ -54,6 +54,14 @@ pub enum ProtocolError {
     /// is enabled first and answers [`crate::reply::SHUTDOWN_DISABLED`] when it is not: a
     /// server without shutdown should send that instead of this.
     InvalidShutdownMode,
+    /// `CLIENT_ERROR bad command line` (memcached's `stats cachedump` with too few
+    /// arguments, and other places that leave out the word "format").
+    BadCommandLineShort,
+    /// `stats cachedump` of a class id memcached cannot have.
+    IllegalSlabId,
+    /// A line that looks like an HTTP request: memcached closes the connection without a
+    /// reply (the parser marks it `silent`); the text is for logs.
+    HttpRequest,
 }
 
 impl ProtocolError {
@@ -89,6 +97,9 @@ impl ProtocolError {
             ProtocolError::GetFlagsTooLong => "CLIENT_ERROR options flags are too long\r\n",
             ProtocolError::FlagsTooLong => "CLIENT_ERROR options flags too long\r\n",
             ProtocolError::InvalidShutdownMode => "CLIENT_ERROR invalid shutdown mode\r\n",
+            ProtocolError::BadCommandLineShort => "CLIENT_ERROR bad command line\r\n",
+            ProtocolError::IllegalSlabId => "CLIENT_ERROR Illegal slab id\r\n",
+            ProtocolError::HttpRequest => "CLIENT_ERROR this is not an HTTP server\r\n",
         }
     }
 }
@@ -130,6 +141,9 @@ mod tests {
             GetFlagsTooLong,
             FlagsTooLong,
             InvalidShutdownMode,
+            BadCommandLineShort,
+            IllegalSlabId,
+            HttpRequest,
         ] {
             let reply = error.reply();
             assert!(reply.ends_with(b"\r\n"), "{error:?}");

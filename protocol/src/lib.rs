@@ -25,6 +25,7 @@
 mod base64;
 pub mod client;
 mod error;
+mod line;
 pub mod meta;
 mod meta_parse;
 mod number;
@@ -33,6 +34,9 @@ pub mod reply;
 mod request;
 
 pub use error::ProtocolError;
+pub use line::{Parsed, ParserLimits, Refused, TooLargeStore};
 pub use meta::{MetaArithMode, MetaCommand, MetaFlags, MetaSetMode};
-pub use parse::{Parsed, ParserLimits, parse_request};
-pub use request::{GetKind, KEY_MAX_LEN, Key, Keys, Request, StatsGroup, StoreCommand};
+pub use parse::parse_request;
+pub use request::{
+    DetailAction, GetKind, KEY_MAX_LEN, Key, Keys, Request, StatsGroup, StoreCommand,
+};

@@ -82,8 +82,6 @@ pub struct MetaFlags<'a> {
     /// `I`: invalidate (md: mark stale instead of removing; ms: store even if the CAS is
     /// older, marking the item stale).
     pub invalidate: bool,
-    /// `x` (md): remove the value but keep the item.
-    pub remove_value: bool,
     /// `N<ttl>`: vivify on miss with this TTL (mg, ma).
     pub vivify: Option<i64>,
     /// `R<ttl>`: win the recache if the remaining TTL is below this (mg).
@@ -92,8 +90,6 @@ pub struct MetaFlags<'a> {
     pub ttl: Option<i64>,
     /// `C<cas>`: compare this CAS unique (ms, md, ma).
     pub compare_cas: Option<u64>,
-    /// `E<cas>`: use this as the item's new CAS unique.
-    pub new_cas: Option<u64>,
     /// `F<flags>`: client flags to store (ms).
     pub client_flags: Option<u32>,
     /// `J<n>`: initial value for an auto-created counter (ma).

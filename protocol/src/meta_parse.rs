@@ -6,15 +6,22 @@
 //! (`reply`), or what a flag means to the cache (the server's).
 //!
 //! memcached accepts every known flag on every meta command and ignores those that mean
-//! nothing to it (`md k v` is fine), so the parser does too. Two flags memcached 1.6.18 does
-//! not know yet are accepted as later versions do, because [`MetaFlags`] carries them: `E`
-//! (new CAS) and `x` (md: drop the value, keep the item).
+//! nothing to it (`md k v` is fine), so the parser does too. Flags later memcached versions
+//! added (`E` new CAS, `x` drop the value) are refused as 1.6.18 refuses them: a client that
+//! sends them would otherwise see them work here and fail on memcached.
+
+// A `Failure` carries the refused command's key inline, like every key here (a base64 key is
+// decoded into the request, never onto the heap). It is no larger than the `Parsed` of the `Ok`
+// side, so boxing it would only add the allocation this crate avoids.
+#![allow(clippy::result_large_err)]
 
 use crate::base64;
 use crate::error::ProtocolError;
+use crate::line::{
+    DataBlock, Failure, Parsed, ParserLimits, Refused, Tokens, TooLargeStore, data_block,
+};
 use crate::meta::{MetaArithMode, MetaCommand, MetaFlags, MetaSetMode};
 use crate::number::{safe_strtol, safe_strtoul, safe_strtoull};
-use crate::parse::{DataBlock, Failure, Parsed, ParserLimits, Tokens, data_block};
 use crate::request::{KEY_MAX_LEN, Key, Request};
 
 /// memcached's `MFLAG_MAX_OPT_LENGTH`: a meta line of this many tokens (plus the terminal one)
@@ -39,7 +46,7 @@ pub(crate) fn parse<'i>(
     input: &'i [u8],
     line_consumed: usize,
     limits: &ParserLimits,
-) -> Result<Parsed<'i>, Failure> {
+) -> Result<Parsed<'i>, Failure<'i>> {
     let ntokens = tokens.ntokens();
     if ntokens < 3 {
         return Err(ProtocolError::UnknownCommand.into());
@@ -83,10 +90,16 @@ pub(crate) fn parse<'i>(
         error,
         swallow: len + 2,
         silent: false,
+        refused: Refused::Nothing,
     };
     let (key, flags) = parse_flags(command, tokens, 3).map_err(|f| swallowing(f.error))?;
     if len > limits.max_value {
-        return Err(swallowing(ProtocolError::ValueTooLarge));
+        return Err(
+            swallowing(ProtocolError::ValueTooLarge).refusing(Refused::TooLarge {
+                key,
+                store: TooLargeStore::Meta(flags.set_mode),
+            }),
+        );
     }
     Ok(match data_block(input, line_consumed, len) {
         DataBlock::Complete { value, consumed } => Parsed::Request {
@@ -101,6 +114,7 @@ pub(crate) fn parse<'i>(
             swallow: 0,
             close: false,
             silent: false,
+            refused: Refused::Nothing,
         },
     })
 }
@@ -110,7 +124,7 @@ fn parse_flags<'i>(
     command: MetaCommand,
     tokens: &Tokens<'i>,
     first: usize,
-) -> Result<(Key<'i>, MetaFlags<'i>), Failure> {
+) -> Result<(Key<'i>, MetaFlags<'i>), Failure<'i>> {
     let raw_key = tokens.get(1);
     let (key, flags, mode) = match preparse(tokens, first, raw_key) {
         Ok(parsed) => parsed,
@@ -229,10 +243,6 @@ fn preparse<'i>(
                 Some(cas) => flags.compare_cas = Some(cas),
                 None => fail(Some(ProtocolError::BadFlagToken)),
             },
-            b'E' => match safe_strtoull(value) {
-                Some(cas) => flags.new_cas = Some(cas),
-                None => fail(Some(ProtocolError::BadFlagToken)),
-            },
             b'M' => match *value {
                 [mode_char] => mode = Some(mode_char),
                 _ => fail(Some(ProtocolError::BadModeLength)),
@@ -246,7 +256,6 @@ fn preparse<'i>(
                 None => fail(Some(ProtocolError::InvalidDeltaValue)),
             },
             b'I' => flags.invalidate = true,
-            b'x' => flags.remove_value = true,
             _ => return Err(ProtocolError::InvalidFlag),
         }
     }

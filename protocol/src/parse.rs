@@ -5,67 +5,24 @@
 //! how much input a request or an error consumes, and when an error closes the connection.
 //! Must not touch: I/O, storage, reply formatting.
 
+// A `Failure` carries the refused command's key inline, like every key here (a base64 key is
+// decoded into the request, never onto the heap). It is no larger than the `Parsed` of the `Ok`
+// side, so boxing it would only add the allocation this crate avoids.
+#![allow(clippy::result_large_err)]
+
 use memchr::memchr;
 
 use crate::error::ProtocolError;
+use crate::line::{
+    DataBlock, Failure, MAX_SPLIT_TOKENS, Parsed, ParserLimits, Refused, Tokens, TooLargeStore,
+    data_block,
+};
 use crate::meta::MetaCommand;
 use crate::meta_parse;
 use crate::number::{safe_strtol, safe_strtoul, safe_strtoull};
-use crate::request::{GetKind, KEY_MAX_LEN, Keys, Request, StatsGroup, StoreCommand};
-
-/// Limits the parser enforces.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ParserLimits {
-    /// A command line longer than this (bytes before its `\n`) closes the connection
-    /// silently (memcached: 2048), except `get`/`gets`/`gat`/`gats` key lists. (memcached
-    /// 1.6.18 exempts only `get ` and `gets `, after up to 100 leading spaces; `gat`/`gats`
-    /// are exempt here too so that clients may touch as many keys as they get.)
-    pub max_line: usize,
-    /// Cap on a retrieval command's line (many keys); longer closes the connection.
-    pub max_key_list_line: usize,
-    /// Data blocks longer than this are refused with `SERVER_ERROR object too large for
-    /// cache` and swallowed without being buffered (the server's item size limit).
-    pub max_value: usize,
-}
-
-impl Default for ParserLimits {
-    fn default() -> Self {
-        ParserLimits {
-            max_line: 2048,
-            max_key_list_line: 1 << 20,
-            max_value: 1 << 20,
-        }
-    }
-}
-
-/// What parsing the front of a buffer gave.
-// A request is a few hundred bytes (a base64 key is decoded inline, meta flags are parsed into
-// fields): boxing it would cost the heap allocation per request that this crate avoids.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Parsed<'a> {
-    /// A complete request that took the first `consumed` bytes (line and data block).
-    Request {
-        request: Request<'a>,
-        consumed: usize,
-    },
-    /// Not enough bytes yet: normal, not an error. Call again once the buffer holds at least
-    /// `needed` bytes in all (for a data block on its way, its full length, so a large value is
-    /// not rescanned on every read).
-    Incomplete { needed: usize },
-    /// Bad input. Reply with `error.reply()` unless `silent`, drop the first `consumed`
-    /// bytes, then drop `swallow` more bytes as they arrive (a refused data block; may exceed
-    /// what is buffered now), and close the connection after the reply if `close`.
-    Error {
-        error: ProtocolError,
-        consumed: usize,
-        swallow: usize,
-        close: bool,
-        /// memcached sends nothing for this error (a `noreply` command whose error it
-        /// suppresses, as 1.6.18 does for some).
-        silent: bool,
-    },
-}
+use crate::request::{
+    DetailAction, GetKind, KEY_MAX_LEN, Key, Keys, Request, StatsGroup, StoreCommand,
+};
 
 /// Parses the first request in `input`.
 ///
@@ -83,6 +40,7 @@ pub fn parse_request<'a>(input: &'a [u8], limits: &ParserLimits) -> Parsed<'a> {
                 swallow: 0,
                 close: true,
                 silent: true,
+                refused: Refused::Nothing,
             };
         }
     };
@@ -199,146 +157,6 @@ fn first_token(line: &[u8]) -> &[u8] {
     memchr(b' ', rest).map_or(rest, |end| &rest[..end])
 }
 
-/// memcached's `MAX_TOKENS` is 24 including its terminal token: it splits at most 23 tokens
-/// and leaves the rest of the line unsplit (only `get` looks at it).
-const MAX_SPLIT_TOKENS: usize = 23;
-
-/// A command line split on spaces (only spaces: a tab is part of a token), without allocating.
-pub(crate) struct Tokens<'a> {
-    line: &'a [u8],
-    /// `(start, end)` of each token in `line`.
-    spans: [(usize, usize); MAX_SPLIT_TOKENS],
-    count: usize,
-}
-
-impl<'a> Tokens<'a> {
-    /// Splits at most `limit` (<= 23) tokens. Only a full split (`limit` 23) gives memcached's
-    /// `ntokens`; a shorter one serves the retrievals, which only ask for at least one key.
-    fn split(line: &'a [u8], limit: usize) -> Self {
-        let mut tokens = Tokens {
-            line,
-            spans: [(0, 0); MAX_SPLIT_TOKENS],
-            count: 0,
-        };
-        let mut at = 0;
-        while tokens.count < limit.min(MAX_SPLIT_TOKENS) {
-            while line.get(at) == Some(&b' ') {
-                at += 1;
-            }
-            if at >= line.len() {
-                break;
-            }
-            let end = memchr(b' ', &line[at..]).map_or(line.len(), |len| at + len);
-            tokens.spans[tokens.count] = (at, end);
-            tokens.count += 1;
-            at = end;
-        }
-        tokens
-    }
-
-    /// memcached's `ntokens`: the tokens split plus its terminal token. Compared with the
-    /// same numbers as in proto_text.c so the checks read alike.
-    pub(crate) fn ntokens(&self) -> usize {
-        self.count + 1
-    }
-
-    /// Token `index`, or an empty slice past the last one (memcached's terminal token).
-    pub(crate) fn get(&self, index: usize) -> &'a [u8] {
-        if index < self.count {
-            let (start, end) = self.spans[index];
-            &self.line[start..end]
-        } else {
-            &[]
-        }
-    }
-
-    /// The line from token `index` to its end (empty past the last token).
-    pub(crate) fn rest_from(&self, index: usize) -> &'a [u8] {
-        if index < self.count {
-            &self.line[self.spans[index].0..]
-        } else {
-            &[]
-        }
-    }
-
-    /// The last token split (memcached's `tokens[ntokens - 2]`, where it looks for
-    /// `noreply`).
-    fn last(&self) -> &'a [u8] {
-        self.get(self.count.wrapping_sub(1))
-    }
-}
-
-/// An error found on a command line, before it becomes a [`Parsed::Error`].
-pub(crate) struct Failure {
-    pub(crate) error: ProtocolError,
-    /// Data-block bytes to drop after the line.
-    pub(crate) swallow: usize,
-    /// The command said `noreply` and memcached suppresses this error.
-    pub(crate) silent: bool,
-}
-
-impl Failure {
-    pub(crate) fn new(error: ProtocolError) -> Self {
-        Failure {
-            error,
-            swallow: 0,
-            silent: false,
-        }
-    }
-
-    fn silent_if(mut self, noreply: bool) -> Self {
-        self.silent = noreply;
-        self
-    }
-
-    fn into_parsed<'a>(self, consumed: usize) -> Parsed<'a> {
-        Parsed::Error {
-            error: self.error,
-            consumed,
-            swallow: self.swallow,
-            close: false,
-            silent: self.silent,
-        }
-    }
-}
-
-impl From<ProtocolError> for Failure {
-    fn from(error: ProtocolError) -> Self {
-        Failure::new(error)
-    }
-}
-
-/// A data block after a command line: complete, still arriving, or not ended by `\r\n`.
-pub(crate) enum DataBlock<'a> {
-    Complete {
-        value: &'a [u8],
-        consumed: usize,
-    },
-    Incomplete {
-        needed: usize,
-    },
-    /// memcached read `len + 2` bytes whose last two are not `\r\n`: it answers `CLIENT_ERROR
-    /// bad data chunk` and parses what follows them as commands.
-    BadChunk {
-        consumed: usize,
-    },
-}
-
-/// The data block of `len` bytes (plus `\r\n`) starting at `start`.
-pub(crate) fn data_block(input: &[u8], start: usize, len: usize) -> DataBlock<'_> {
-    let total = start.saturating_add(len).saturating_add(2);
-    if input.len() < total {
-        return DataBlock::Incomplete { needed: total };
-    }
-    if &input[total - 2..total] != b"\r\n" {
-        return DataBlock::BadChunk { consumed: total };
-    }
-    DataBlock::Complete {
-        value: &input[start..start + len],
-        consumed: total,
-    }
-}
-
 /// One command line being turned into a request.
 struct Command<'i, 't> {
     input: &'i [u8],
@@ -361,7 +179,7 @@ fn has_token_longer_than(line: &[u8], max: usize) -> bool {
 }
 
 /// proto_text.c's `WANT_TOKENS`-style checks answer `ERROR`.
-fn want(condition: bool) -> Result<(), Failure> {
+fn want(condition: bool) -> Result<(), Failure<'static>> {
     if condition {
         Ok(())
     } else {
@@ -370,7 +188,7 @@ fn want(condition: bool) -> Result<(), Failure> {
 }
 
 impl<'i> Command<'i, '_> {
-    fn parse(&self) -> Result<Parsed<'i>, Failure> {
+    fn parse(&self) -> Result<Parsed<'i>, Failure<'i>> {
         let tokens = self.tokens;
         let name = tokens.get(0);
         let ntokens = tokens.ntokens();
@@ -410,7 +228,29 @@ impl<'i> Command<'i, '_> {
             b"shutdown" => self.shutdown(),
             b"cache_memlimit" => self.cache_memlimit(),
             b"stats" => Ok(self.done(Request::Stats(self.stats_group()))),
-            _ => Err(ProtocolError::UnknownCommand.into()),
+            _ => Ok(self.unknown()),
+        }
+    }
+
+    /// A command memcached does not know: `ERROR`, except that a line memcached's dispatch on
+    /// the first letter does not claim, whose last token starts with `HTTP/` (a browser or an
+    /// HTTP health check that reached the cache port), closes the connection without a reply.
+    fn unknown(&self) -> Parsed<'i> {
+        let name = self.tokens.get(0);
+        let claimed = matches!(name[0], b'g' | b's' | b'a' | b'c' | b'i' | b'd' | b't')
+            || (name[0] == b'm' && name.len() == 2);
+        let http = !claimed && self.tokens.last().starts_with(b"HTTP/");
+        Parsed::Error {
+            error: if http {
+                ProtocolError::HttpRequest
+            } else {
+                ProtocolError::UnknownCommand
+            },
+            consumed: self.line_consumed,
+            swallow: 0,
+            close: http,
+            silent: http,
+            refused: Refused::Nothing,
         }
     }
 
@@ -429,7 +269,7 @@ impl<'i> Command<'i, '_> {
 
     /// The key (token 1) of a single-key text command; over 250 bytes is `CLIENT_ERROR bad
     /// command line format`, which memcached suppresses under `noreply`.
-    fn key(&self, noreply: bool) -> Result<&'i [u8], Failure> {
+    fn key(&self, noreply: bool) -> Result<&'i [u8], Failure<'i>> {
         let key = self.tokens.get(1);
         if key.len() > KEY_MAX_LEN {
             return Err(Failure::new(ProtocolError::BadCommandLine).silent_if(noreply));
@@ -438,7 +278,7 @@ impl<'i> Command<'i, '_> {
     }
 
     /// `get|gets|bget <key>+`, `gat|gats <exptime> <key>+`.
-    fn get(&self, kind: GetKind) -> Result<Parsed<'i>, Failure> {
+    fn get(&self, kind: GetKind) -> Result<Parsed<'i>, Failure<'i>> {
         want(self.tokens.ntokens() >= 3)?;
         let touches = matches!(kind, GetKind::Gat | GetKind::Gats);
         let (exptime, first_key) = if touches {
@@ -462,7 +302,7 @@ impl<'i> Command<'i, '_> {
 
     /// `set|add|replace|append|prepend <key> <flags> <exptime> <bytes> [noreply]` and
     /// `cas <key> <flags> <exptime> <bytes> <cas> [noreply]`, as `process_update_command`.
-    fn store(&self, command: StoreCommand) -> Result<Parsed<'i>, Failure> {
+    fn store(&self, command: StoreCommand) -> Result<Parsed<'i>, Failure<'i>> {
         let tokens = self.tokens;
         let is_cas = command == StoreCommand::Cas;
         let ntokens = tokens.ntokens();
@@ -496,6 +336,10 @@ impl<'i> Command<'i, '_> {
                 error: ProtocolError::ValueTooLarge,
                 swallow: len + 2,
                 silent: noreply,
+                refused: Refused::TooLarge {
+                    key: Key::Borrowed(key),
+                    store: TooLargeStore::Text(command),
+                },
             });
         }
         match data_block(self.input, self.line_consumed, len) {
@@ -518,12 +362,13 @@ impl<'i> Command<'i, '_> {
                 swallow: 0,
                 close: false,
                 silent: noreply,
+                refused: Refused::Nothing,
             }),
         }
     }
 
     /// `delete <key> [0] [noreply]`, with `process_delete_command`'s exact rules.
-    fn delete(&self) -> Result<Parsed<'i>, Failure> {
+    fn delete(&self) -> Result<Parsed<'i>, Failure<'i>> {
         let tokens = self.tokens;
         let ntokens = tokens.ntokens();
         want((3..=5).contains(&ntokens))?;
@@ -542,7 +387,7 @@ impl<'i> Command<'i, '_> {
     }
 
     /// `incr|decr <key> <delta> [noreply]`.
-    fn arith(&self, incr: bool) -> Result<Parsed<'i>, Failure> {
+    fn arith(&self, incr: bool) -> Result<Parsed<'i>, Failure<'i>> {
         let ntokens = self.tokens.ntokens();
         want(ntokens == 4 || ntokens == 5)?;
         let noreply = self.noreply();
@@ -558,7 +403,7 @@ impl<'i> Command<'i, '_> {
     }
 
     /// `touch <key> <exptime> [noreply]`.
-    fn touch(&self) -> Result<Parsed<'i>, Failure> {
+    fn touch(&self) -> Result<Parsed<'i>, Failure<'i>> {
         let ntokens = self.tokens.ntokens();
         want(ntokens == 4 || ntokens == 5)?;
         let noreply = self.noreply();
@@ -573,13 +418,16 @@ impl<'i> Command<'i, '_> {
     }
 
     /// `flush_all [delay] [noreply]`: a token after the delay that is not `noreply` is ignored.
-    fn flush_all(&self) -> Result<Parsed<'i>, Failure> {
+    fn flush_all(&self) -> Result<Parsed<'i>, Failure<'i>> {
         let ntokens = self.tokens.ntokens();
         want((2..=4).contains(&ntokens))?;
         let noreply = self.noreply();
         let delay = if ntokens != if noreply { 3 } else { 2 } {
-            safe_strtol(self.tokens.get(1))
-                .ok_or_else(|| Failure::new(ProtocolError::InvalidExptime).silent_if(noreply))?
+            safe_strtol(self.tokens.get(1)).ok_or_else(|| {
+                Failure::new(ProtocolError::InvalidExptime)
+                    .silent_if(noreply)
+                    .refusing(Refused::FlushAll)
+            })?
         } else {
             0
         };
@@ -590,7 +438,7 @@ impl<'i> Command<'i, '_> {
     }
 
     /// `verbosity <level> [noreply]`; `verbosity noreply` is a silent error, as on 1.6.18.
-    fn verbosity(&self) -> Result<Parsed<'i>, Failure> {
+    fn verbosity(&self) -> Result<Parsed<'i>, Failure<'i>> {
         let ntokens = self.tokens.ntokens();
         want(ntokens == 3 || ntokens == 4)?;
         let noreply = self.noreply();
@@ -600,7 +448,7 @@ impl<'i> Command<'i, '_> {
     }
 
     /// `shutdown [graceful]`.
-    fn shutdown(&self) -> Result<Parsed<'i>, Failure> {
+    fn shutdown(&self) -> Result<Parsed<'i>, Failure<'i>> {
         match (self.tokens.ntokens(), self.tokens.get(1)) {
             (2, _) => Ok(self.done(Request::Shutdown { graceful: false })),
             (3, b"graceful") => Ok(self.done(Request::Shutdown { graceful: true })),
@@ -609,7 +457,7 @@ impl<'i> Command<'i, '_> {
     }
 
     /// `cache_memlimit <megabytes> [noreply]`: a bad number answers `ERROR`, as on 1.6.18.
-    fn cache_memlimit(&self) -> Result<Parsed<'i>, Failure> {
+    fn cache_memlimit(&self) -> Result<Parsed<'i>, Failure<'i>> {
         let ntokens = self.tokens.ntokens();
         want(ntokens == 3 || ntokens == 4)?;
         let noreply = self.noreply();
@@ -635,12 +483,39 @@ impl<'i> Command<'i, '_> {
             b"sizes" => StatsGroup::Sizes,
             b"conns" => StatsGroup::Conns,
             b"reset" => StatsGroup::Reset,
+            b"sizes_enable" => StatsGroup::SizesEnable,
+            b"sizes_disable" => StatsGroup::SizesDisable,
+            b"detail" => StatsGroup::Detail(match self.tokens.get(2) {
+                b"on" => Some(DetailAction::On),
+                b"off" => Some(DetailAction::Off),
+                b"dump" => Some(DetailAction::Dump),
+                _ => None,
+            }),
+            b"cachedump" => StatsGroup::Cachedump(self.cachedump_arguments()),
             other => StatsGroup::Other(other),
         }
     }
 
+    /// `stats cachedump <class> <limit>`, checked in memcached's order.
+    fn cachedump_arguments(&self) -> Result<(u32, u32), ProtocolError> {
+        if self.tokens.ntokens() < 5 {
+            return Err(ProtocolError::BadCommandLineShort);
+        }
+        let (Some(class), Some(limit)) = (
+            safe_strtoul(self.tokens.get(2)),
+            safe_strtoul(self.tokens.get(3)),
+        ) else {
+            return Err(ProtocolError::BadCommandLine);
+        };
+        // memcached's MAX_NUMBER_OF_SLAB_CLASSES.
+        if class >= 64 {
+            return Err(ProtocolError::IllegalSlabId);
+        }
+        Ok((class, limit))
+    }
+
     /// `me <key> [b]`: only a `b` right after the key counts; anything else is ignored.
-    fn meta_debug(&self) -> Result<Parsed<'i>, Failure> {
+    fn meta_debug(&self) -> Result<Parsed<'i>, Failure<'i>> {
         let tokens = self.tokens;
         let raw_key = tokens.get(1);
         if tokens.ntokens() < 3 || raw_key.len() > KEY_MAX_LEN {

@@ -4,6 +4,7 @@
 //! Owns: the request types and their small helpers. Must not touch: parsing (`parse`),
 //! replies (`reply`), storage semantics.
 
+use crate::error::ProtocolError;
 use crate::meta::MetaFlags;
 
 /// Longest key memcached accepts, in bytes.
@@ -119,9 +120,26 @@ pub enum StatsGroup<'a> {
     Conns,
     /// `stats reset` (answers `RESET`).
     Reset,
-    /// Anything else (`stats detail on`, `stats cachedump 1 1`, ...): the sub-command's first
-    /// token; the server decides (memcached answers `ERROR` to unknown ones).
+    /// `stats detail on|off|dump`; `None` when the argument is missing or none of those (the
+    /// server answers memcached's usage line).
+    Detail(Option<DetailAction>),
+    /// `stats cachedump <class> <limit>`, or the error memcached gives its arguments (a server
+    /// with dumping disabled refuses before looking at them).
+    Cachedump(Result<(u32, u32), ProtocolError>),
+    /// `stats sizes_enable` / `stats sizes_disable`.
+    SizesEnable,
+    SizesDisable,
+    /// Any other sub-command (`stats noreply`, `stats extstore`, ...): its name; memcached
+    /// answers `ERROR`.
     Other(&'a [u8]),
+}
+
+/// The argument of `stats detail`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DetailAction {
+    On,
+    Off,
+    Dump,
 }
 
 /// One request from a client.

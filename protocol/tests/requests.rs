@@ -8,8 +8,8 @@ use std::cell::Cell;
 
 use common::events_of;
 use ferrocache_protocol::{
-    GetKind, Key, MetaArithMode, MetaFlags, MetaSetMode, Parsed, ParserLimits, ProtocolError,
-    Request, StatsGroup, StoreCommand, parse_request,
+    DetailAction, GetKind, Key, MetaArithMode, MetaFlags, MetaSetMode, Parsed, ParserLimits,
+    ProtocolError, Refused, Request, StatsGroup, StoreCommand, TooLargeStore, parse_request,
 };
 
 /// Counts heap allocations made by the current thread, so the no-allocation test is not
@@ -300,7 +300,33 @@ fn other_text_commands() {
         (b"stats sizes\r\n", StatsGroup::Sizes),
         (b"stats conns\r\n", StatsGroup::Conns),
         (b"stats reset\r\n", StatsGroup::Reset),
-        (b"stats detail on\r\n", StatsGroup::Other(b"detail")),
+        (
+            b"stats detail on\r\n",
+            StatsGroup::Detail(Some(DetailAction::On)),
+        ),
+        (
+            b"stats detail dump\r\n",
+            StatsGroup::Detail(Some(DetailAction::Dump)),
+        ),
+        (b"stats detail\r\n", StatsGroup::Detail(None)),
+        (b"stats detail x\r\n", StatsGroup::Detail(None)),
+        (
+            b"stats cachedump 3 10\r\n",
+            StatsGroup::Cachedump(Ok((3, 10))),
+        ),
+        (
+            b"stats cachedump 3\r\n",
+            StatsGroup::Cachedump(Err(ProtocolError::BadCommandLineShort)),
+        ),
+        (
+            b"stats cachedump x 1\r\n",
+            StatsGroup::Cachedump(Err(ProtocolError::BadCommandLine)),
+        ),
+        (
+            b"stats cachedump 64 1\r\n",
+            StatsGroup::Cachedump(Err(ProtocolError::IllegalSlabId)),
+        ),
+        (b"stats sizes_enable\r\n", StatsGroup::SizesEnable),
         (b"stats noreply\r\n", StatsGroup::Other(b"noreply")),
     ] {
         assert_eq!(request(line), Request::Stats(group));
@@ -335,12 +361,12 @@ fn meta_commands() {
         flags.return_flags().collect::<Vec<_>>(),
         b"stcfhlkO".to_vec()
     );
-    let Request::MetaGet { flags, .. } = request(b"mg foo N30 R10 T-1 E77\r\n") else {
+    let Request::MetaGet { flags, .. } = request(b"mg foo N30 R10 T-1\r\n") else {
         panic!()
     };
     assert_eq!(
-        (flags.vivify, flags.recache, flags.ttl, flags.new_cas),
-        (Some(30), Some(10), Some(-1), Some(77))
+        (flags.vivify, flags.recache, flags.ttl),
+        (Some(30), Some(10), Some(-1))
     );
 
     let Request::MetaSet { key, value, flags } = request(b"ms Zm9v 2 b T60 F7 C5 I MA k\r\nhi\r\n")
@@ -372,10 +398,10 @@ fn meta_commands() {
         assert_eq!(flags.set_mode, expected);
     }
 
-    let Request::MetaDelete { flags, .. } = request(b"md k q I T30 C9 x\r\n") else {
+    let Request::MetaDelete { flags, .. } = request(b"md k q I T30 C9\r\n") else {
         panic!()
     };
-    assert!(flags.quiet && flags.invalidate && flags.remove_value);
+    assert!(flags.quiet && flags.invalidate);
     assert_eq!((flags.ttl, flags.compare_cas), (Some(30), Some(9)));
 
     let Request::MetaArith { flags, .. } = request(b"ma k N0 J10 D5 MD v\r\n") else {
@@ -454,6 +480,7 @@ fn long_lines_close_the_connection_silently() {
         swallow: 0,
         close: true,
         silent: true,
+        refused: Refused::Nothing,
     };
     // memcached 1.6.18: 2049 bytes without a newline -> closed, nothing sent.
     assert_eq!(parse_request(&[b'x'; 2049], &limits), too_long);
@@ -572,6 +599,10 @@ fn values_over_the_limit_are_swallowed() {
             swallow: 1003,
             close: false,
             silent: false,
+            refused: Refused::TooLarge {
+                key: Key::Borrowed(b"k"),
+                store: TooLargeStore::Text(StoreCommand::Set),
+            },
         }
     );
     // noreply: memcached 1.6.18 swallows silently.

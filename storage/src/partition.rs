@@ -194,6 +194,8 @@ pub enum ArithOutcome {
         cas: u64,
         /// Seconds left to live, -1 for never (meta `t`).
         ttl: i64,
+        /// The counter did not exist and was created holding the initial value (meta `N`).
+        created: bool,
     },
     NotFound,
     /// `compare_cas` did not match.
@@ -797,6 +799,7 @@ impl Partition {
                     value: initial,
                     cas: header.cas,
                     ttl: self.clock.ttl_of(header.expiry),
+                    created: true,
                 });
             }
             if incr {
@@ -858,6 +861,7 @@ impl Partition {
             value,
             cas: header.cas,
             ttl: self.clock.ttl_of(header.expiry),
+            created: false,
         })
     }
 

@@ -326,10 +326,16 @@ fn meta_arith_cas_vivify_and_ttl() {
     let (partition, hash) = h.route(b"c");
     let mut request = ArithRequest::new(hash, b"c", ArithMode::Incr, 5);
     request.vivify = Some((10, 60));
-    let ArithOutcome::Updated { value, cas, ttl } = partition.arith(&request).unwrap() else {
+    let ArithOutcome::Updated {
+        value,
+        cas,
+        ttl,
+        created,
+    } = partition.arith(&request).unwrap()
+    else {
         panic!("vivified");
     };
-    assert_eq!((value, ttl), (10, 60));
+    assert_eq!((value, ttl, created), (10, 60, true));
     request.compare_cas = Some(cas + 1);
     assert_eq!(partition.arith(&request).unwrap(), ArithOutcome::Exists);
     request.compare_cas = Some(cas);
@@ -340,7 +346,8 @@ fn meta_arith_cas_vivify_and_ttl() {
         ArithOutcome::Updated {
             value: 15,
             cas: 777,
-            ttl: -1
+            ttl: -1,
+            created: false,
         }
     );
 }

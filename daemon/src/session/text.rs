@@ -1,50 +1,30 @@
-//! The request executor: a connection's buffered bytes in, memcached 1.6.18's replies out.
+//! The text and meta protocol front: a connection's bytes in, memcached 1.6.18's replies out.
 //!
-//! Owns: parsing each complete request (`ferrocache_protocol::parse_request`), executing it
-//! against the cache (the key's partition locked only while the storage call runs and its reply
-//! is copied out), encoding the reply (`ferrocache_protocol::reply`), noreply and meta `q`,
-//! error replies and the bytes an error makes us discard (also across reads), the `-R` budget,
-//! and pausing at the output high-water mark, even in the middle of a multi-get. Must not touch:
-//! sockets or buffers' memory (the `connection` owns both) or item semantics (the storage crate).
+//! Owns: parsing each complete request (`ferrocache_protocol::parse_request`), turning it into
+//! the command layer's commands, encoding their outcomes (`ferrocache_protocol::reply`),
+//! noreply and meta `q`, error replies and the bytes an error makes us discard (also across
+//! reads), the `-R` budget, and pausing at the output high-water mark, even in the middle of a
+//! multi-get. Must not touch: sockets or buffers' memory (the `connection` owns both), or what
+//! a command does to the cache (the `command` layer).
 
-use crate::cache::Cache;
-use crate::connection::OUTPUT_HIGH_WATER;
-use crate::counters::ThreadStats;
+use super::{OUTPUT_HIGH_WATER, ServeContext, Stop};
+use crate::command::Executor;
+use crate::command::admin::Refusal;
+use crate::command::arith::Arith;
+use crate::command::delete::Delete;
+use crate::command::retrieval::Retrieve;
+use crate::command::stats::{StatsOutcome, StatsRefusal};
+use crate::command::store::{Store, StoreKind};
 use crate::shared::Shared;
-use crate::stats;
 use ferrocache_protocol::reply::{self, MetaItem, MetaStatus};
 use ferrocache_protocol::{
-    GetKind, KEY_MAX_LEN, Keys, MetaArithMode, MetaCommand, MetaFlags, MetaSetMode, Parsed,
-    ParserLimits, ProtocolError, Request, StatsGroup, StoreCommand, parse_request,
+    GetKind, Keys, MetaArithMode, MetaCommand, MetaFlags, Parsed, ParserLimits, ProtocolError,
+    Refused, Request, StoreCommand, TooLargeStore, parse_request,
 };
 use ferrocache_storage::{
-    ArithMode, ArithOutcome, ArithRequest, DeleteOutcome, DeleteRequest, MetaGetOptions,
-    MetaGetOutcome, StoreError, StoreMode, StoreOutcome, StoreRequest,
+    ArithMode, ArithOutcome, DeleteOutcome, MetaGetOptions, MetaGetOutcome, StoreError,
+    StoreOutcome,
 };
-use std::sync::atomic::Ordering;
-
-/// `stats sizes` without `-o track_sizes` (which is refused), as memcached answers it.
-const SIZES_DISABLED: &[u8] = b"STAT sizes_status disabled\r\nEND\r\n";
-
-/// memcached refuses `cache_memlimit` values above this many megabytes.
-const MEMLIMIT_MAX_MB: u64 = 1_000_000_000;
-
-/// Smallest `cache_memlimit`, in megabytes.
-const MEMLIMIT_MIN_MB: u64 = 8;
-
-/// Why [`Session::serve`] stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stop {
-    /// The input holds no complete request: call again once it holds at least `total` bytes
-    /// (0 when unknown: any new bytes).
-    NeedInput { total: usize },
-    /// `-R` requests served; more may be waiting.
-    Budget,
-    /// The output is over the high-water mark; serve again once the client has read some.
-    Backpressure,
-    /// Close the connection once the output is written (`quit`, `shutdown`, a fatal error).
-    Close,
-}
 
 /// What one request's execution asks of the loop around it.
 enum Step {
@@ -54,28 +34,9 @@ enum Step {
     Close,
 }
 
-/// Per-thread context of one serving turn.
-pub struct ServeContext<'a> {
-    pub shared: &'a Shared,
-    /// The serving worker's counters (single writer: this thread).
-    pub stats: &'a ThreadStats,
-    /// Requests served in this turn.
-    pub served: usize,
-}
-
-impl<'a> ServeContext<'a> {
-    pub fn new(shared: &'a Shared, worker: usize) -> Self {
-        ServeContext {
-            shared,
-            stats: &shared.threads[worker],
-            served: 0,
-        }
-    }
-}
-
-/// A connection's protocol state between reads: a few words, no heap.
+/// A text connection's state between reads: a few words, no heap.
 #[derive(Debug)]
-pub struct Session {
+pub struct TextSession {
     limits: ParserLimits,
     /// Bytes of a refused data block still to be discarded as they arrive.
     swallow: usize,
@@ -84,9 +45,9 @@ pub struct Session {
     get_progress: usize,
 }
 
-impl Session {
+impl TextSession {
     pub fn new(shared: &Shared) -> Self {
-        Session {
+        TextSession {
             limits: ParserLimits {
                 max_value: shared.settings.storage.item_size_max,
                 ..ParserLimits::default()
@@ -136,7 +97,7 @@ impl Session {
                         let line = rest[..used].split(|&b| b == b'\n').next().unwrap_or(&[]);
                         log::trace!("<{}", String::from_utf8_lossy(line).trim_end());
                     }
-                    match self.execute(&request, &rest[..used], out, context) {
+                    match self.execute(&request, out, &context.executor) {
                         Step::Done => {
                             consumed += used;
                             *budget -= 1;
@@ -159,27 +120,9 @@ impl Session {
                     swallow,
                     close,
                     silent,
+                    refused,
                 } => {
-                    let settings = &context.shared.settings;
-                    let flush = is_flush_all(rest);
-                    if flush {
-                        // memcached counts every flush_all line, refused or not.
-                        context.stats.cmd_flush.incr();
-                    }
-                    if error == ProtocolError::InvalidShutdownMode && !settings.shutdown_enabled {
-                        // memcached checks whether shutdown is enabled before its argument.
-                        out.extend_from_slice(reply::SHUTDOWN_DISABLED);
-                    } else if flush && !settings.flush_enabled {
-                        // ... and whether flush_all is, before its delay.
-                        if !silent {
-                            out.extend_from_slice(reply::CLIENT_ERROR_FLUSH_DISABLED);
-                        }
-                    } else if !silent {
-                        out.extend_from_slice(error.reply());
-                    }
-                    if error == ProtocolError::ValueTooLarge {
-                        forget_refused_set(&context.shared.cache, &rest[..used.min(rest.len())]);
-                    }
+                    refuse(error, silent, refused, out, &context.executor);
                     consumed += used.min(rest.len());
                     self.swallow = swallow;
                     *budget = budget.saturating_sub(1);
@@ -193,21 +136,13 @@ impl Session {
         }
     }
 
-    fn execute(
-        &mut self,
-        request: &Request<'_>,
-        line: &[u8],
-        out: &mut Vec<u8>,
-        context: &mut ServeContext<'_>,
-    ) -> Step {
-        let shared = context.shared;
-        let cache = &shared.cache;
+    fn execute(&mut self, request: &Request<'_>, out: &mut Vec<u8>, exec: &Executor<'_>) -> Step {
         match *request {
             Request::Get {
                 kind,
                 exptime,
                 keys,
-            } => return self.get(cache, kind, exptime, keys, out),
+            } => return self.get(exec, kind, exptime, keys, out),
             Request::Store {
                 command,
                 key,
@@ -217,23 +152,11 @@ impl Session {
                 cas,
                 noreply,
             } => {
-                let (mode, compare_cas) = match command {
-                    StoreCommand::Set => (StoreMode::Set, None),
-                    StoreCommand::Add => (StoreMode::Add, None),
-                    StoreCommand::Replace => (StoreMode::Replace, None),
-                    StoreCommand::Append => (StoreMode::Append, None),
-                    StoreCommand::Prepend => (StoreMode::Prepend, None),
-                    StoreCommand::Cas => (StoreMode::Set, Some(cas)),
-                };
-                let (hash, mut partition) = cache.lock_key(key);
-                let mut store = StoreRequest::new(hash, key, value, flags, exptime, mode);
-                store.compare_cas = compare_cas;
-                let result = partition.store(&store);
-                if result.is_err() && command == StoreCommand::Set {
-                    // As memcached: a failed set must not leave the old value readable.
-                    partition.delete(&DeleteRequest::new(hash, key));
+                let mut store = Store::new(StoreKind::Text(command), key, value, flags, exptime);
+                if command == StoreCommand::Cas {
+                    store.compare_cas = Some(cas);
                 }
-                drop(partition);
+                let result = exec.store(&store);
                 if !noreply {
                     out.extend_from_slice(match result {
                         Ok(StoreOutcome::Stored { .. }) => reply::STORED,
@@ -245,9 +168,7 @@ impl Session {
                 }
             }
             Request::Delete { key, noreply } => {
-                let (hash, mut partition) = cache.lock_key(key);
-                let outcome = partition.delete(&DeleteRequest::new(hash, key));
-                drop(partition);
+                let outcome = exec.delete(&Delete::new(key));
                 if !noreply {
                     out.extend_from_slice(match outcome {
                         DeleteOutcome::Deleted => reply::DELETED,
@@ -266,9 +187,7 @@ impl Session {
                 } else {
                     ArithMode::Decr
                 };
-                let (hash, mut partition) = cache.lock_key(key);
-                let result = partition.arith(&ArithRequest::new(hash, key, mode, delta));
-                drop(partition);
+                let result = exec.arith(&Arith::new(key, mode, delta));
                 if !noreply {
                     match result {
                         Ok(ArithOutcome::Updated { value, .. }) => reply::number(out, value),
@@ -287,9 +206,7 @@ impl Session {
                 exptime,
                 noreply,
             } => {
-                let (hash, mut partition) = cache.lock_key(key);
-                let touched = partition.touch(hash, key, exptime);
-                drop(partition);
+                let touched = exec.touch(key, exptime);
                 if !noreply {
                     out.extend_from_slice(if touched {
                         reply::TOUCHED
@@ -299,67 +216,53 @@ impl Session {
                 }
             }
             Request::FlushAll { delay, noreply } => {
-                context.stats.cmd_flush.incr();
-                let reply = if shared.settings.flush_enabled {
-                    cache.flush_all(delay);
-                    reply::OK
-                } else {
-                    reply::CLIENT_ERROR_FLUSH_DISABLED
+                let reply = match exec.flush_all(delay) {
+                    Ok(()) => reply::OK,
+                    Err(refusal) => refusal_reply(refusal),
                 };
                 if !noreply {
                     out.extend_from_slice(reply);
                 }
             }
-            Request::Version => reply::version(out, crate::VERSION),
+            Request::Version => reply::version(out, exec.version()),
             Request::Verbosity { level, noreply } => {
-                let level = u8::try_from(level).unwrap_or(u8::MAX);
-                shared.verbosity.store(level, Ordering::Relaxed);
-                crate::logging::set_verbosity(level);
+                exec.verbosity(level);
                 if !noreply {
                     out.extend_from_slice(reply::OK);
                 }
             }
             Request::Quit => return Step::Close,
             Request::Shutdown { .. } => {
-                if !shared.settings.shutdown_enabled {
-                    out.extend_from_slice(reply::SHUTDOWN_DISABLED);
-                    return Step::Done;
-                }
-                // As memcached: no reply, the connection closes, the server stops gracefully.
-                log::info!("shutdown requested by a client");
-                shared.request_shutdown();
-                return Step::Close;
+                return match exec.shutdown() {
+                    // As memcached: no reply, the connection closes, the server stops.
+                    Ok(()) => Step::Close,
+                    Err(refusal) => {
+                        out.extend_from_slice(refusal_reply(refusal));
+                        Step::Done
+                    }
+                };
             }
             Request::CacheMemlimit { megabytes, noreply } => {
-                let reply = if megabytes < MEMLIMIT_MIN_MB {
-                    reply::MEMLIMIT_TOO_SMALL
-                } else if megabytes > MEMLIMIT_MAX_MB {
-                    reply::MEMLIMIT_NOT_BYTES
-                } else {
-                    // Bounded above, so the product fits.
-                    cache.pool.set_limit((megabytes as usize) << 20);
-                    log::debug!("maxbytes adjusted to {megabytes}m");
-                    reply::OK
+                let reply = match exec.cache_memlimit(megabytes) {
+                    Ok(()) => reply::OK,
+                    Err(refusal) => refusal_reply(refusal),
                 };
                 if !noreply {
                     out.extend_from_slice(reply);
                 }
             }
-            Request::Stats(group) => write_stats(shared, group, line, out),
-            Request::MetaGet { key, flags } => meta_get(cache, key.bytes(), &flags, out),
+            Request::Stats(group) => write_stats(exec.stats(group), out),
+            Request::MetaGet { key, flags } => meta_get(exec, key.bytes(), &flags, out),
             Request::MetaSet { key, value, flags } => {
-                meta_set(cache, key.bytes(), value, &flags, out)
+                meta_set(exec, key.bytes(), value, &flags, out)
             }
-            Request::MetaDelete { key, flags } => meta_delete(cache, key.bytes(), &flags, out),
-            Request::MetaArith { key, flags } => meta_arith(cache, key.bytes(), &flags, out),
+            Request::MetaDelete { key, flags } => meta_delete(exec, key.bytes(), &flags, out),
+            Request::MetaArith { key, flags } => meta_arith(exec, key.bytes(), &flags, out),
             Request::MetaNoop => out.extend_from_slice(reply::META_NOOP),
             Request::MetaDebug { key, base64 } => {
-                // memcached 1.6.18 counts only `me` in cmd_meta, not mg/ms/md/ma/mn.
-                context.stats.cmd_meta.incr();
                 let key = key.bytes();
-                let (hash, mut partition) = cache.lock_key(key);
-                match partition.peek(hash, key) {
-                    Some(item) => reply::meta_debug(
+                let found = exec.meta_debug(key, |item| {
+                    reply::meta_debug(
                         out,
                         key,
                         base64,
@@ -369,46 +272,44 @@ impl Session {
                         item.fetched(),
                         item.class_id(),
                         item.total_size(),
-                    ),
-                    None => out.extend_from_slice(reply::META_MISS),
+                    )
+                });
+                if !found {
+                    out.extend_from_slice(reply::META_MISS);
                 }
             }
         }
         Step::Done
     }
 
-    /// `get`/`gets`/`gat`/`gats`: one lock per key, so a multi-get spans partitions without
+    /// `get`/`gets`/`gat`/`gats`: one key at a time, so a multi-get spans partitions without
     /// holding two locks; pauses at the high-water mark and resumes after the keys answered.
     fn get(
         &mut self,
-        cache: &Cache,
+        exec: &Executor<'_>,
         kind: GetKind,
         exptime: i64,
         keys: Keys<'_>,
         out: &mut Vec<u8>,
     ) -> Step {
         let with_cas = kind.with_cas();
-        let touch = matches!(kind, GetKind::Gat | GetKind::Gats);
+        let how = match kind {
+            GetKind::Gat | GetKind::Gats => Retrieve::Touch { exptime },
+            GetKind::Get | GetKind::Gets => Retrieve::Get,
+        };
         for (answered, key) in keys.iter().skip(self.get_progress).enumerate() {
             if answered > 0 && out.len() > OUTPUT_HIGH_WATER {
                 self.get_progress += answered;
                 return Step::Paused;
             }
-            let (hash, mut partition) = cache.lock_key(key);
-            let item = if touch {
-                partition.get_and_touch(hash, key, exptime)
-            } else {
-                partition.get(hash, key)
-            };
-            if let Some(item) = item {
+            exec.retrieve(key, how, |item| {
                 let cas = with_cas.then(|| item.cas());
                 reply::value_header(out, key, item.flags(), item.value_len(), cas);
                 for chunk in item.value() {
                     out.extend_from_slice(chunk);
                 }
                 reply::value_end(out);
-            }
-            drop(partition);
+            });
         }
         self.get_progress = 0;
         out.extend_from_slice(reply::END);
@@ -416,28 +317,49 @@ impl Session {
     }
 }
 
-/// A `set` whose value the parser refused as too large must not leave the old value readable
-/// either (memcached unlinks it); the parser's error does not carry the key, so it is taken
-/// from the refused command line.
-fn forget_refused_set(cache: &Cache, line: &[u8]) {
-    let mut tokens = line.split(|&b| b == b' ' || b == b'\r' || b == b'\n');
-    if tokens.next() != Some(b"set") {
-        return;
-    }
-    if let Some(key) = tokens
-        .next()
-        .filter(|k| !k.is_empty() && k.len() <= KEY_MAX_LEN)
-    {
-        let (hash, mut partition) = cache.lock_key(key);
-        partition.delete(&DeleteRequest::new(hash, key));
+/// Answers a request the parser refused, doing first what memcached does for that command
+/// beyond its reply.
+fn refuse(
+    error: ProtocolError,
+    silent: bool,
+    refused: Refused<'_>,
+    out: &mut Vec<u8>,
+    exec: &Executor<'_>,
+) {
+    let reply = match refused {
+        Refused::TooLarge { key, store } => {
+            let kind = match store {
+                TooLargeStore::Text(command) => StoreKind::Text(command),
+                TooLargeStore::Meta(mode) => StoreKind::Meta(mode),
+            };
+            exec.refuse_too_large(kind, key.bytes());
+            error.reply()
+        }
+        Refused::FlushAll => match exec.flush_all_malformed() {
+            Ok(()) => error.reply(),
+            Err(refusal) => refusal_reply(refusal),
+        },
+        // memcached checks whether shutdown is enabled before it looks at the argument.
+        Refused::Nothing
+            if error == ProtocolError::InvalidShutdownMode && !exec.shutdown_enabled() =>
+        {
+            // Sent even where other errors are silent.
+            return out.extend_from_slice(refusal_reply(Refusal::ShutdownDisabled));
+        }
+        Refused::Nothing => error.reply(),
+    };
+    if !silent {
+        out.extend_from_slice(reply);
     }
 }
 
-/// Whether a command line is `flush_all` (for what memcached does before checking its
-/// arguments).
-fn is_flush_all(line: &[u8]) -> bool {
-    line.strip_prefix(b"flush_all")
-        .is_some_and(|rest| matches!(rest.first(), None | Some(b' ' | b'\r' | b'\n')))
+fn refusal_reply(refusal: Refusal) -> &'static [u8] {
+    match refusal {
+        Refusal::FlushDisabled => reply::CLIENT_ERROR_FLUSH_DISABLED,
+        Refusal::ShutdownDisabled => reply::SHUTDOWN_DISABLED,
+        Refusal::MemlimitTooSmall => reply::MEMLIMIT_TOO_SMALL,
+        Refusal::MemlimitNotMegabytes => reply::MEMLIMIT_NOT_BYTES,
+    }
 }
 
 /// The reply to a store the engine could not do.
@@ -448,15 +370,14 @@ fn store_error(error: StoreError) -> &'static [u8] {
     }
 }
 
-fn meta_get(cache: &Cache, key: &[u8], flags: &MetaFlags<'_>, out: &mut Vec<u8>) {
+fn meta_get(exec: &Executor<'_>, key: &[u8], flags: &MetaFlags<'_>, out: &mut Vec<u8>) {
     let options = MetaGetOptions {
         bump: !flags.no_bump,
         touch: flags.ttl,
         vivify: flags.vivify,
         recache_below: flags.recache,
     };
-    let (hash, mut partition) = cache.lock_key(key);
-    match partition.meta_get(hash, key, &options) {
+    exec.meta_get(key, &options, |outcome| match outcome {
         MetaGetOutcome::Hit {
             item,
             hit_before,
@@ -503,31 +424,28 @@ fn meta_get(cache: &Cache, key: &[u8], flags: &MetaFlags<'_>, out: &mut Vec<u8>)
                 },
             );
         }
-    }
+    });
 }
 
-fn meta_set(cache: &Cache, key: &[u8], value: &[u8], flags: &MetaFlags<'_>, out: &mut Vec<u8>) {
-    let mode = match flags.set_mode {
-        MetaSetMode::Set => StoreMode::Set,
-        MetaSetMode::Add => StoreMode::Add,
-        MetaSetMode::Append => StoreMode::Append,
-        MetaSetMode::Prepend => StoreMode::Prepend,
-        MetaSetMode::Replace => StoreMode::Replace,
-    };
+fn meta_set(
+    exec: &Executor<'_>,
+    key: &[u8],
+    value: &[u8],
+    flags: &MetaFlags<'_>,
+    out: &mut Vec<u8>,
+) {
     let client_flags = flags.client_flags.unwrap_or(0);
-    let (hash, mut partition) = cache.lock_key(key);
-    let mut store = StoreRequest::new(hash, key, value, client_flags, flags.ttl.unwrap_or(0), mode);
+    let mut store = Store::new(
+        StoreKind::Meta(flags.set_mode),
+        key,
+        value,
+        client_flags,
+        flags.ttl.unwrap_or(0),
+    );
     store.compare_cas = flags.compare_cas;
-    store.new_cas = flags.new_cas;
     store.invalidate = flags.invalidate;
     store.vivify_exptime = flags.vivify;
-    let result = partition.store(&store);
-    if result.is_err() {
-        // As memcached: whatever the mode, a failed ms leaves no stale value behind.
-        partition.delete(&DeleteRequest::new(hash, key));
-    }
-    drop(partition);
-    let (status, cas) = match result {
+    let (status, cas) = match exec.store(&store) {
         Ok(StoreOutcome::Stored { cas }) => (MetaStatus::Done, cas),
         Ok(StoreOutcome::NotStored) => (MetaStatus::NotStored, 0),
         Ok(StoreOutcome::Exists) => (MetaStatus::Exists, 0),
@@ -551,16 +469,13 @@ fn meta_set(cache: &Cache, key: &[u8], value: &[u8], flags: &MetaFlags<'_>, out:
     );
 }
 
-fn meta_delete(cache: &Cache, key: &[u8], flags: &MetaFlags<'_>, out: &mut Vec<u8>) {
-    let (hash, mut partition) = cache.lock_key(key);
-    let outcome = partition.delete(&DeleteRequest {
-        hash,
+fn meta_delete(exec: &Executor<'_>, key: &[u8], flags: &MetaFlags<'_>, out: &mut Vec<u8>) {
+    let outcome = exec.delete(&Delete {
         key,
         compare_cas: flags.compare_cas,
         invalidate: flags.invalidate.then_some(flags.ttl),
-        new_cas: flags.new_cas,
+        counts_in_detail: false,
     });
-    drop(partition);
     let status = match outcome {
         DeleteOutcome::Deleted => MetaStatus::Done,
         DeleteOutcome::NotFound => MetaStatus::NotFound,
@@ -578,29 +493,30 @@ fn meta_delete(cache: &Cache, key: &[u8], flags: &MetaFlags<'_>, out: &mut Vec<u
     );
 }
 
-fn meta_arith(cache: &Cache, key: &[u8], flags: &MetaFlags<'_>, out: &mut Vec<u8>) {
+fn meta_arith(exec: &Executor<'_>, key: &[u8], flags: &MetaFlags<'_>, out: &mut Vec<u8>) {
     let mode = match flags.arith_mode {
         MetaArithMode::Incr => ArithMode::Incr,
         MetaArithMode::Decr => ArithMode::Decr,
     };
-    let (hash, mut partition) = cache.lock_key(key);
-    let result = partition.arith(&ArithRequest {
-        hash,
+    let result = exec.arith(&Arith {
         key,
         mode,
         delta: flags.delta.unwrap_or(1),
         compare_cas: flags.compare_cas,
-        new_cas: flags.new_cas,
         vivify: flags.vivify.map(|ttl| (flags.initial.unwrap_or(0), ttl)),
         exptime: flags.ttl,
     });
-    drop(partition);
     let item = MetaItem {
         key,
         ..MetaItem::default()
     };
     match result {
-        Ok(ArithOutcome::Updated { value, cas, ttl }) => {
+        Ok(ArithOutcome::Updated {
+            value,
+            cas,
+            ttl,
+            created,
+        }) => {
             let mut digits = itoa::Buffer::new();
             let digits = digits.format(value).as_bytes();
             let item = MetaItem {
@@ -614,7 +530,12 @@ fn meta_arith(cache: &Cache, key: &[u8], flags: &MetaFlags<'_>, out: &mut Vec<u8
             } else {
                 MetaStatus::Done
             };
-            if reply::meta_reply(out, MetaCommand::Arith, status, flags, &item)
+            // memcached sends the reply of a counter it created even in quiet mode.
+            let flags = MetaFlags {
+                quiet: flags.quiet && !created,
+                ..*flags
+            };
+            if reply::meta_reply(out, MetaCommand::Arith, status, &flags, &item)
                 && flags.return_value
             {
                 out.extend_from_slice(digits);
@@ -632,42 +553,31 @@ fn meta_arith(cache: &Cache, key: &[u8], flags: &MetaFlags<'_>, out: &mut Vec<u8
     }
 }
 
-/// `stats [group]`: `STAT <name> <value>` lines, then `END` (or `RESET`, or `ERROR`).
-fn write_stats(shared: &Shared, group: StatsGroup<'_>, line: &[u8], out: &mut Vec<u8>) {
-    let lines = match group {
-        StatsGroup::General => stats::general(shared),
-        StatsGroup::Settings => stats::settings(shared),
-        StatsGroup::Items => stats::items(shared),
-        StatsGroup::Slabs => stats::slabs(shared),
-        StatsGroup::Conns => stats::conns(shared),
-        StatsGroup::Sizes => return out.extend_from_slice(SIZES_DISABLED),
-        StatsGroup::Reset => {
-            shared.reset_stats();
-            return out.extend_from_slice(reply::RESET);
+/// `stats [group]`: `STAT <name> <value>` lines, then `END` (or `RESET`, `OK`, a report, an
+/// error).
+fn write_stats(outcome: StatsOutcome, out: &mut Vec<u8>) {
+    match outcome {
+        StatsOutcome::Pairs(pairs) => {
+            let mut value = Vec::with_capacity(64);
+            for (name, stat) in &pairs {
+                value.clear();
+                stat.write_to(&mut value);
+                reply::stat(out, name.as_bytes(), &value);
+            }
+            out.extend_from_slice(reply::END);
         }
-        // memcached answers these two even with nothing to report.
-        StatsGroup::Other(b"detail") => {
-            // `stats detail on|off|dump`: per-prefix stats are not kept, so there is never
-            // anything to dump; the group token is all the codec hands over, so the argument
-            // is read from the line.
-            let argument = line
-                .split(|&b| b == b' ' || b == b'\r' || b == b'\n')
-                .filter(|token| !token.is_empty())
-                .nth(2);
-            return out.extend_from_slice(match argument {
-                Some(b"on" | b"off") => reply::OK,
-                Some(b"dump") => reply::END,
-                _ => reply::STATS_DETAIL_USAGE,
-            });
+        StatsOutcome::Reset => out.extend_from_slice(reply::RESET),
+        StatsOutcome::Done => out.extend_from_slice(reply::OK),
+        StatsOutcome::Report(report) => out.extend_from_slice(&report),
+        StatsOutcome::Refused(StatsRefusal::DetailUsage) => {
+            out.extend_from_slice(reply::STATS_DETAIL_USAGE)
         }
-        StatsGroup::Other(b"cachedump") => return out.extend_from_slice(reply::END),
-        StatsGroup::Other(_) => return out.extend_from_slice(reply::ERROR),
-    };
-    let mut value = Vec::with_capacity(64);
-    for (name, stat) in &lines {
-        value.clear();
-        stat.write_to(&mut value);
-        reply::stat(out, name.as_bytes(), &value);
+        StatsOutcome::Refused(StatsRefusal::DumpDisabled) => {
+            out.extend_from_slice(reply::CLIENT_ERROR_DUMP_DISABLED)
+        }
+        StatsOutcome::Refused(StatsRefusal::Protocol(error)) => {
+            out.extend_from_slice(error.reply())
+        }
+        StatsOutcome::Unknown => out.extend_from_slice(reply::ERROR),
     }
-    out.extend_from_slice(reply::END);
 }

@@ -1,13 +1,97 @@
-//! What `stats`, `stats settings`, `stats items`, `stats slabs` and `stats conns` report:
-//! memcached's names with memcached's meanings, gathered from the cache, the counters and the
-//! settings.
+//! Statistics: what `stats` and each of its groups answer, with memcached's names and
+//! meanings, gathered from the cache, the counters and the settings; `stats reset`, `stats
+//! detail`, `stats sizes`, `stats cachedump`.
 //!
-//! Owns: the list of names and where each value comes from. Must not touch: the wire format
-//! (the session writes each pair as a `STAT` line) or any counter's upkeep.
+//! Owns: the list of names and where each value comes from, and memcached's refusals of the
+//! groups. Must not touch: the wire format (each front writes the pairs as its protocol
+//! does) or any counter's upkeep.
 
+use super::Executor;
 use crate::shared::{Shared, conn_state};
+use ferrocache_protocol::{DetailAction, ProtocolError, StatsGroup};
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
+
+/// What a `stats` request answers.
+#[derive(Debug)]
+pub enum StatsOutcome {
+    /// Name-value pairs, then the protocol's terminator.
+    Pairs(Stats),
+    /// `stats reset` is done (`RESET`).
+    Reset,
+    /// `stats detail on|off` is done (`OK`).
+    Done,
+    /// A report in memcached's own text form, terminator included (`stats detail dump`,
+    /// `stats cachedump`).
+    Report(Vec<u8>),
+    /// Refused with this error.
+    Refused(StatsRefusal),
+    /// A group memcached does not have (`ERROR`).
+    Unknown,
+}
+
+/// Why a `stats` group was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatsRefusal {
+    /// `stats detail` without on, off or dump.
+    DetailUsage,
+    /// `-X`: dumping is disabled.
+    DumpDisabled,
+    /// The arguments did not parse.
+    Protocol(ProtocolError),
+}
+
+impl Executor<'_> {
+    pub fn stats(&self, group: StatsGroup<'_>) -> StatsOutcome {
+        let shared = self.shared;
+        StatsOutcome::Pairs(match group {
+            StatsGroup::General => general(shared),
+            StatsGroup::Settings => settings(shared),
+            StatsGroup::Items => items(shared),
+            StatsGroup::Slabs => slabs(shared),
+            StatsGroup::Conns => conns(shared),
+            // Item size histograms are not kept (memcached's default too).
+            StatsGroup::Sizes | StatsGroup::SizesEnable | StatsGroup::SizesDisable => {
+                vec![("sizes_status".to_string(), Value::Static("disabled"))]
+            }
+            StatsGroup::Reset => {
+                shared.reset_stats();
+                return StatsOutcome::Reset;
+            }
+            StatsGroup::Detail(action) => {
+                let detail = &shared.detail;
+                return match action {
+                    Some(DetailAction::On) => {
+                        detail.set_enabled(true);
+                        StatsOutcome::Done
+                    }
+                    Some(DetailAction::Off) => {
+                        detail.set_enabled(false);
+                        StatsOutcome::Done
+                    }
+                    Some(DetailAction::Dump) => {
+                        let mut report = Vec::new();
+                        detail.dump(&mut report);
+                        StatsOutcome::Report(report)
+                    }
+                    None => StatsOutcome::Refused(StatsRefusal::DetailUsage),
+                };
+            }
+            StatsGroup::Cachedump(arguments) => {
+                if !shared.settings.dump_enabled {
+                    return StatsOutcome::Refused(StatsRefusal::DumpDisabled);
+                }
+                return match arguments {
+                    Ok((class, limit)) => {
+                        StatsOutcome::Report(shared.cache.cachedump(class, limit))
+                    }
+                    Err(error) => StatsOutcome::Refused(StatsRefusal::Protocol(error)),
+                };
+            }
+            StatsGroup::Other(_) => return StatsOutcome::Unknown,
+        })
+    }
+}
 
 /// A stat's value as it is printed.
 #[derive(Debug, Clone, PartialEq)]
@@ -98,6 +182,7 @@ pub fn general(shared: &Shared) -> Stats {
     push(&mut stats, "uptime", clock.uptime());
     push(&mut stats, "time", Value::Signed(clock.unix_now()));
     push(&mut stats, "version", crate::VERSION);
+    push(&mut stats, "ferrocache_version", env!("CARGO_PKG_VERSION"));
     push(&mut stats, "pointer_size", (usize::BITS) as u64);
     push(&mut stats, "rusage_user", seconds(user));
     push(&mut stats, "rusage_system", seconds(system));
@@ -235,7 +320,11 @@ pub fn settings(shared: &Shared) -> Stats {
     push(&mut stats, "chunk_size", storage.chunk_size_min);
     push(&mut stats, "num_threads", settings.threads);
     push(&mut stats, "stat_key_prefix", ":");
-    push(&mut stats, "detail_enabled", "no");
+    push(
+        &mut stats,
+        "detail_enabled",
+        on_off(shared.detail.is_enabled()),
+    );
     push(&mut stats, "reqs_per_event", settings.reqs_per_event);
     push(&mut stats, "cas_enabled", on_off(storage.cas));
     push(&mut stats, "tcp_backlog", settings.backlog as u64);

@@ -1,0 +1,44 @@
+//! The command layer: memcached's semantics, written once for every protocol.
+//!
+//! Owns: what each command does to the cache and to the server's counters, and which requests
+//! a server refuses (`-F`, `-A`, `-X`, `cache_memlimit` bounds, ...): one handler module per
+//! family ([`retrieval`], [`store`], [`arith`], [`delete`] (with touch), [`meta`] (what only
+//! the meta protocol asks), [`admin`], [`stats`]). Each handler takes a protocol-neutral
+//! command and returns a protocol-neutral outcome; the protocol fronts in `session` parse
+//! bytes into those commands and encode the outcomes with the codecs of
+//! `ferrocache_protocol`. Must not touch: bytes of a request or a reply, sockets, buffers, or
+//! item semantics (the storage crate's).
+//!
+//! A key's partition is locked for the storage call alone (and, for a hit, while the front
+//! copies the value into its reply buffer through the `on_hit` callback); no handler holds two
+//! locks or a lock across a syscall.
+
+pub mod admin;
+pub mod arith;
+pub mod delete;
+pub mod detail;
+pub mod meta;
+pub mod retrieval;
+pub mod stats;
+pub mod store;
+
+use crate::counters::ThreadStats;
+use crate::shared::Shared;
+
+/// The executor of one worker thread: the shared server state and that thread's counters.
+/// Cheap to make (two references); every handler is a method of it.
+#[derive(Clone, Copy)]
+pub struct Executor<'a> {
+    pub shared: &'a Shared,
+    /// The serving worker's counters (single writer: this thread).
+    pub stats: &'a ThreadStats,
+}
+
+impl<'a> Executor<'a> {
+    pub fn new(shared: &'a Shared, worker: usize) -> Self {
+        Executor {
+            shared,
+            stats: &shared.threads[worker],
+        }
+    }
+}

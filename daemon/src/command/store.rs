@@ -1,0 +1,125 @@
+//! Storage: `set`, `add`, `replace`, `append`, `prepend`, `cas`, meta `ms`, and values
+//! refused as too large before they were read.
+//!
+//! Owns: turning each protocol's storage command into one engine request, memcached's rule
+//! for what a failed store leaves behind, and the per-prefix set figures. Must not touch: the
+//! engine's semantics of each mode (the storage crate's).
+
+use super::Executor;
+use ferrocache_protocol::{MetaSetMode, StoreCommand};
+use ferrocache_storage::{DeleteRequest, StoreError, StoreMode, StoreOutcome, StoreRequest};
+
+/// Which protocol command a store is: memcached's rules differ by command, not only by mode
+/// (a text `cas` is a set with a CAS, yet a failed `cas` keeps the old item and a failed `set`
+/// does not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    Text(StoreCommand),
+    Meta(MetaSetMode),
+}
+
+impl StoreKind {
+    fn mode(self) -> StoreMode {
+        match self {
+            StoreKind::Text(command) => match command {
+                StoreCommand::Set | StoreCommand::Cas => StoreMode::Set,
+                StoreCommand::Add => StoreMode::Add,
+                StoreCommand::Replace => StoreMode::Replace,
+                StoreCommand::Append => StoreMode::Append,
+                StoreCommand::Prepend => StoreMode::Prepend,
+            },
+            StoreKind::Meta(mode) => match mode {
+                MetaSetMode::Set => StoreMode::Set,
+                MetaSetMode::Add => StoreMode::Add,
+                MetaSetMode::Append => StoreMode::Append,
+                MetaSetMode::Prepend => StoreMode::Prepend,
+                MetaSetMode::Replace => StoreMode::Replace,
+            },
+        }
+    }
+
+    /// memcached drops the key's old item when a store fails for lack of memory or size, so
+    /// that a reader never sees the value the client meant to replace: for `set`
+    /// ("Unacceptable for SET", proto_text.c) and for every `ms` (process_mset_command), but
+    /// not for `cas`, `add`, `replace`, `append` or `prepend`.
+    fn drops_old_on_failure(self) -> bool {
+        matches!(
+            self,
+            StoreKind::Text(StoreCommand::Set) | StoreKind::Meta(_)
+        )
+    }
+
+    /// Classic text stores count in `stats detail`; meta ones do not.
+    fn counts_in_detail(self) -> bool {
+        !matches!(self, StoreKind::Meta(_))
+    }
+}
+
+/// One storage command, whatever protocol it came in.
+#[derive(Debug, Clone, Copy)]
+pub struct Store<'a> {
+    pub kind: StoreKind,
+    pub key: &'a [u8],
+    pub value: &'a [u8],
+    pub flags: u32,
+    pub exptime: i64,
+    /// Store only if the item's CAS equals this (text `cas`, meta `C`, a binary header's CAS).
+    pub compare_cas: Option<u64>,
+    /// Meta `I`: a CAS older than the item's stores anyway, marking the item stale.
+    pub invalidate: bool,
+    /// Meta `N` in append/prepend mode: on a miss, create the item with this exptime.
+    pub vivify_exptime: Option<i64>,
+}
+
+impl<'a> Store<'a> {
+    /// A store with no CAS and no meta options.
+    pub fn new(kind: StoreKind, key: &'a [u8], value: &'a [u8], flags: u32, exptime: i64) -> Self {
+        Store {
+            kind,
+            key,
+            value,
+            flags,
+            exptime,
+            compare_cas: None,
+            invalidate: false,
+            vivify_exptime: None,
+        }
+    }
+}
+
+impl Executor<'_> {
+    pub fn store(&self, store: &Store<'_>) -> Result<StoreOutcome, StoreError> {
+        if store.kind.counts_in_detail() {
+            self.shared.detail.record_set(store.key);
+        }
+        let (hash, mut partition) = self.shared.cache.lock_key(store.key);
+        let mut request = StoreRequest::new(
+            hash,
+            store.key,
+            store.value,
+            store.flags,
+            store.exptime,
+            store.kind.mode(),
+        );
+        request.compare_cas = store.compare_cas;
+        request.invalidate = store.invalidate;
+        request.vivify_exptime = store.vivify_exptime;
+        let result = partition.store(&request);
+        if result.is_err() && store.kind.drops_old_on_failure() {
+            partition.delete(&DeleteRequest::new(hash, store.key));
+        }
+        result
+    }
+
+    /// A store whose value the codec refused as over the item size limit, before reading it:
+    /// what memcached does when the item cannot be allocated.
+    pub fn refuse_too_large(&self, kind: StoreKind, key: &[u8]) {
+        if kind.counts_in_detail() {
+            self.shared.detail.record_set(key);
+        }
+        if kind.drops_old_on_failure() {
+            let (hash, mut partition) = self.shared.cache.lock_key(key);
+            partition.delete(&DeleteRequest::new(hash, key));
+        }
+    }
+}

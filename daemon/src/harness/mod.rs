@@ -1,0 +1,124 @@
+//! In-process test harness: a real [`Session`] over a real cache and command layer, with a
+//! clock the test moves, fed bytes as a connection would be and returning the bytes a client
+//! would read. No sockets, no threads, no sleeps: whole protocol scenarios run
+//! deterministically, whole or one byte at a time.
+//!
+//! Owns: building a server's shared state from a command line without binding anything, and
+//! driving a session the way `connection` does (buffering partial input, honouring
+//! `NeedInput`, `Budget`, `Backpressure` and `Close`). Must not touch: anything the real
+//! daemon runs (it is test-only).
+
+mod captured;
+mod semantics;
+
+use crate::cache::Cache;
+use crate::cli;
+use crate::session::{ServeContext, Session, Stop};
+use crate::shared::Shared;
+use ferrocache_storage::Clock;
+use std::sync::Arc;
+
+/// The Unix time the harness's clock starts at (fixed, so absolute exptimes are reproducible).
+pub const START_UNIX: i64 = 1_800_000_000;
+
+/// A server without sockets.
+pub struct Harness {
+    pub shared: Arc<Shared>,
+    pub clock: Arc<Clock>,
+    // Keeps the acceptor's waker valid (the `shutdown` command wakes it).
+    _poll: mio::Poll,
+}
+
+impl Harness {
+    /// A server started with `args` (memcached's flags, as on the command line).
+    pub fn new(args: &[&str]) -> Harness {
+        let settings = cli::parse_args(std::iter::once("ferrocached").chain(args.iter().copied()))
+            .unwrap_or_else(|outcome| panic!("bad harness arguments {args:?}: {outcome:?}"));
+        let clock = Arc::new(Clock::starting_at_unix(START_UNIX));
+        let cache = Cache::new(
+            settings.storage.clone(),
+            settings.partitions,
+            Arc::clone(&clock),
+        );
+        let poll = mio::Poll::new().expect("a poll for the waker");
+        let waker =
+            Arc::new(mio::Waker::new(poll.registry(), mio::Token(0)).expect("a waker for tests"));
+        let shared = Arc::new(Shared::new(settings, cache, Vec::new(), waker));
+        Harness {
+            shared,
+            clock,
+            _poll: poll,
+        }
+    }
+
+    /// A new client connection.
+    pub fn connect(&self) -> Conn<'_> {
+        Conn {
+            harness: self,
+            session: Session::new(&self.shared),
+            input: Vec::new(),
+            closed: false,
+        }
+    }
+
+    /// Moves the clock `seconds` on.
+    pub fn advance(&self, seconds: u32) {
+        self.clock.advance(seconds);
+    }
+}
+
+/// One client connection of a [`Harness`].
+pub struct Conn<'h> {
+    harness: &'h Harness,
+    session: Session,
+    input: Vec<u8>,
+    closed: bool,
+}
+
+impl Conn<'_> {
+    /// Sends `bytes` and returns everything the server answers before it needs more input
+    /// (or closes).
+    pub fn send(&mut self, bytes: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        if self.closed {
+            return out;
+        }
+        self.input.extend_from_slice(bytes);
+        let mut context = ServeContext::new(&self.harness.shared, 0);
+        loop {
+            let mut budget = self.harness.shared.settings.reqs_per_event;
+            let (consumed, stop) =
+                self.session
+                    .serve(&self.input, &mut out, &mut budget, &mut context);
+            self.input.drain(..consumed);
+            match stop {
+                Stop::NeedInput { .. } => return out,
+                // The client reads everything at once here, so back-pressure only pauses.
+                Stop::Budget | Stop::Backpressure => continue,
+                Stop::Close => {
+                    self.closed = true;
+                    return out;
+                }
+            }
+        }
+    }
+
+    /// Sends `bytes` one at a time; returns all the replies.
+    pub fn send_bytewise(&mut self, bytes: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for byte in bytes {
+            out.extend_from_slice(&self.send(std::slice::from_ref(byte)));
+        }
+        out
+    }
+
+    /// Sends `bytes` and returns the answer as text.
+    pub fn call(&mut self, bytes: &str) -> String {
+        String::from_utf8_lossy(&self.send(bytes.as_bytes())).into_owned()
+    }
+
+    /// Whether the server closed this connection.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+}

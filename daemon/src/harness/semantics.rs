@@ -1,0 +1,172 @@
+//! memcached's semantics through the real session and command layer, on a clock the test
+//! moves: expiry, the differences found by comparing with memcached 1.6.18, and what only the
+//! command layer knows (refusals, counters, per-prefix stats).
+
+use super::Harness;
+
+fn stat(harness: &Harness, name: &str) -> String {
+    let text = harness.connect().call("stats\r\n");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&format!("STAT {name} ")))
+        .unwrap_or_else(|| panic!("no stat {name} in {text}"))
+        .to_string()
+}
+
+#[test]
+fn items_expire_when_the_clock_says_so() {
+    let harness = Harness::new(&[]);
+    let mut conn = harness.connect();
+    assert_eq!(conn.call("set k 0 10 1\r\nx\r\n"), "STORED\r\n");
+    assert_eq!(conn.call("mg k t v\r\n"), "VA 1 t10\r\nx\r\n");
+    harness.advance(9);
+    assert_eq!(conn.call("get k\r\n"), "VALUE k 0 1\r\nx\r\nEND\r\n");
+    harness.advance(1);
+    assert_eq!(conn.call("get k\r\n"), "END\r\n");
+    // An absolute exptime, and touch moving it.
+    let absolute = super::START_UNIX + 10 + 100;
+    conn.call(&format!("set a 0 {absolute} 1\r\ny\r\n"));
+    assert_eq!(conn.call("mg a t\r\n"), "HD t100\r\n");
+    assert_eq!(conn.call("touch a 5\r\n"), "TOUCHED\r\n");
+    harness.advance(5);
+    assert_eq!(conn.call("mg a\r\n"), "EN\r\n");
+}
+
+#[test]
+fn delayed_flush_all_takes_effect_on_time() {
+    let harness = Harness::new(&[]);
+    let mut conn = harness.connect();
+    conn.call("set k 0 0 1\r\nx\r\n");
+    assert_eq!(conn.call("flush_all 5\r\n"), "OK\r\n");
+    harness.advance(4);
+    assert_eq!(conn.call("get k\r\n"), "VALUE k 0 1\r\nx\r\nEND\r\n");
+    harness.advance(1);
+    assert_eq!(conn.call("get k\r\n"), "END\r\n");
+    assert_eq!(stat(&harness, "cmd_flush"), "1");
+}
+
+#[test]
+fn md_with_x_is_refused_and_keeps_the_item() {
+    let harness = Harness::new(&[]);
+    let mut conn = harness.connect();
+    conn.call("set k 0 0 1\r\nx\r\n");
+    assert_eq!(
+        conn.call("md k x\r\n"),
+        "CLIENT_ERROR invalid or duplicate flag\r\n"
+    );
+    assert_eq!(conn.call("get k\r\n"), "VALUE k 0 1\r\nx\r\nEND\r\n");
+}
+
+#[test]
+fn a_counter_created_by_ma_is_answered_even_in_quiet_mode() {
+    let harness = Harness::new(&[]);
+    let mut conn = harness.connect();
+    assert_eq!(conn.call("ma n1 N0 J5 q\r\nmn\r\n"), "HD\r\nMN\r\n");
+    assert_eq!(
+        conn.call("ma n2 N0 J5 q v\r\nmn\r\n"),
+        "VA 1\r\n5\r\nMN\r\n"
+    );
+    // Once it exists, q hides the success again.
+    assert_eq!(conn.call("ma n1 N0 J5 q\r\nmn\r\n"), "MN\r\n");
+    assert_eq!(conn.call("get n1\r\n"), "VALUE n1 0 1\r\n6\r\nEND\r\n");
+}
+
+#[test]
+fn a_refused_flush_all_is_counted_and_minus_f_is_checked_first() {
+    let harness = Harness::new(&["-F"]);
+    let mut conn = harness.connect();
+    assert_eq!(
+        conn.call("flush_all abc\r\n"),
+        "CLIENT_ERROR flush_all not allowed\r\n"
+    );
+    assert_eq!(
+        conn.call("flush_all\r\n"),
+        "CLIENT_ERROR flush_all not allowed\r\n"
+    );
+    assert_eq!(stat(&harness, "cmd_flush"), "2");
+    let open = Harness::new(&[]);
+    assert_eq!(
+        open.connect().call("flush_all abc\r\n"),
+        "CLIENT_ERROR invalid exptime argument\r\n"
+    );
+    assert_eq!(stat(&open, "cmd_flush"), "1");
+}
+
+#[test]
+fn a_value_too_large_for_set_drops_the_old_item_but_not_for_add() {
+    let harness = Harness::new(&["-I", "1k", "-m", "8"]);
+    let mut conn = harness.connect();
+    conn.call("set s 0 0 1\r\nx\r\nset a 0 0 1\r\ny\r\n");
+    let big = "v".repeat(2000);
+    assert_eq!(
+        conn.call(&format!("set s 0 0 2000\r\n{big}\r\n")),
+        "SERVER_ERROR object too large for cache\r\n"
+    );
+    assert_eq!(
+        conn.call(&format!("add a 0 0 2000\r\n{big}\r\n")),
+        "SERVER_ERROR object too large for cache\r\n"
+    );
+    assert_eq!(conn.call("get s a\r\n"), "VALUE a 0 1\r\ny\r\nEND\r\n");
+    assert_eq!(stat(&harness, "delete_hits"), "0");
+    assert_eq!(stat(&harness, "delete_misses"), "0");
+}
+
+#[test]
+fn stats_detail_counts_classic_commands_by_prefix() {
+    let harness = Harness::new(&[]);
+    let mut conn = harness.connect();
+    assert_eq!(
+        conn.call("stats detail\r\n"),
+        "CLIENT_ERROR usage: stats detail on|off|dump\r\n"
+    );
+    assert_eq!(conn.call("stats detail on\r\n"), "OK\r\n");
+    conn.call("set user:1 0 0 1\r\nx\r\nget user:1 user:2\r\ndelete user:1\r\nmg user:3 v\r\n");
+    conn.call("set plain 0 0 1\r\nx\r\n");
+    assert_eq!(
+        conn.call("stats detail dump\r\n"),
+        "PREFIX user get 2 hit 1 set 1 del 1\r\nEND\r\n"
+    );
+    assert!(
+        conn.call("stats settings\r\n")
+            .contains("STAT detail_enabled yes\r\n")
+    );
+    assert_eq!(conn.call("stats detail off\r\n"), "OK\r\n");
+    conn.call("get user:1\r\n");
+    assert_eq!(
+        conn.call("stats detail dump\r\n"),
+        "PREFIX user get 2 hit 1 set 1 del 1\r\nEND\r\n"
+    );
+    conn.call("stats reset\r\n");
+    assert_eq!(conn.call("stats detail dump\r\n"), "END\r\n");
+    let delimited = Harness::new(&["-D", "/"]);
+    let mut conn = delimited.connect();
+    conn.call("set a/b 0 0 1\r\nx\r\n");
+    assert_eq!(
+        conn.call("stats detail dump\r\n"),
+        "PREFIX a get 0 hit 0 set 1 del 0\r\nEND\r\n"
+    );
+}
+
+#[test]
+fn http_requests_close_the_connection_silently() {
+    let harness = Harness::new(&[]);
+    for line in [
+        "GET / HTTP/1.1\r\n",
+        "POST /x HTTP/1.0\r\n",
+        "HEAD / HTTP/1.1\r\n",
+    ] {
+        let mut conn = harness.connect();
+        assert_eq!(conn.call(line), "");
+        assert!(conn.is_closed(), "{line}");
+    }
+    // memcached's dispatch claims lines by their first letter: these are ERRORs.
+    let mut conn = harness.connect();
+    assert_eq!(conn.call("gex HTTP/1.1\r\n"), "ERROR\r\n");
+    assert_eq!(conn.call("xyz 1 2\r\n"), "ERROR\r\n");
+    assert!(!conn.is_closed());
+}
+
+#[test]
+fn version_is_plain_for_parsers() {
+    let harness = Harness::new(&[]);
+    assert_eq!(harness.connect().call("version\r\n"), "VERSION 1.6.18\r\n");
+}
