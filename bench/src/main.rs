@@ -8,6 +8,8 @@
 //! Modes: `load` (gets and sets at a ratio, pipelined, optionally at a fixed rate),
 //! `cache-aside` (W5), `fill` (W4), `idle` (W6). Run `ferrocache-bench --help`.
 
+#![forbid(unsafe_code)]
+
 mod cli;
 mod engine;
 mod fill;

@@ -15,6 +15,8 @@
 //! # Ok::<(), ferrocache_client::ClientError>(())
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod client;
 pub mod connection;
 mod error;

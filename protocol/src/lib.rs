@@ -22,6 +22,8 @@
 //! - `shutdown <bad mode>` is [`ProtocolError::InvalidShutdownMode`]; a server with shutdown
 //!   disabled should answer [`reply::SHUTDOWN_DISABLED`] to it, as memcached does.
 
+#![forbid(unsafe_code)]
+
 mod base64;
 pub mod client;
 mod error;

@@ -18,6 +18,8 @@
 //! - Reads return an [`ItemRef`] that borrows the partition: the caller copies what it needs into
 //!   its reply buffer while it holds the partition lock, then drops both.
 
+#![forbid(unsafe_code)]
+
 mod clock;
 mod config;
 mod error;
