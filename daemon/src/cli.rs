@@ -153,6 +153,10 @@ struct Cli {
     )]
     disable_dumping: bool,
 
+    /// Disable watch commands (live logging)
+    #[arg(short = 'W', long = "disable-watch", env = "FERROCACHED_DISABLE_WATCH")]
+    disable_watch: bool,
+
     /// Delimiter between key prefixes and ids for per-prefix stats; turns them on
     #[arg(short = 'D', long = "prefix-delimiter", env = "FERROCACHED_PREFIX_DELIMITER",
           value_parser = parse_delimiter)]
@@ -268,6 +272,8 @@ pub struct Settings {
     pub flush_enabled: bool,
     /// `stats cachedump` and `lru_crawler metadump` are allowed (`-X` forbids them).
     pub dump_enabled: bool,
+    /// `watch` is allowed (`-W` forbids it).
+    pub watch_enabled: bool,
     /// Per-prefix stats delimiter (`-D`, default `:`).
     pub prefix_delimiter: u8,
     /// Per-prefix stats start switched on (`-D` was given, as in memcached).
@@ -376,6 +382,7 @@ fn settings_from(cli: Cli) -> Result<Settings, String> {
         shutdown_enabled: cli.enable_shutdown,
         flush_enabled: !cli.disable_flush_all,
         dump_enabled: !cli.disable_dumping,
+        watch_enabled: !cli.disable_watch,
         prefix_delimiter: cli.prefix_delimiter.unwrap_or(b':'),
         detail_enabled: cli.prefix_delimiter.is_some(),
         idle_timeout: 0,

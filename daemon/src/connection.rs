@@ -14,7 +14,9 @@
 use crate::buffer::InputBuffer;
 use crate::listener::Stream;
 use crate::session::{OUTPUT_HIGH_WATER, ServeContext, Session, Stop};
+use crate::watch::Watcher;
 use std::io::{self, Read, Write};
+use std::sync::Arc;
 
 /// Bytes asked of the socket per read when the size of what is coming is unknown.
 pub const READ_CHUNK: usize = 16 << 10;
@@ -92,6 +94,9 @@ pub struct Connection {
     /// The poll reported the peer's close: read until EOF even after a short read, since no
     /// further edge will come for it.
     hangup_seen: bool,
+    /// Set once a `watch` made this a log watcher: it is sent log lines and serves no more
+    /// requests.
+    watcher: Option<Arc<Watcher>>,
 }
 
 impl Connection {
@@ -108,7 +113,13 @@ impl Connection {
             closing: false,
             peer_closed: false,
             hangup_seen: false,
+            watcher: None,
         }
+    }
+
+    /// The log watcher this connection became, if it did.
+    pub fn watcher(&self) -> Option<&Arc<Watcher>> {
+        self.watcher.as_ref()
     }
 
     /// Records a readable event; `hangup` if it also reported the peer's close.
@@ -157,6 +168,9 @@ impl Connection {
         budget: usize,
         context: &mut ServeContext<'_>,
     ) -> Verdict {
+        if self.watcher.is_some() {
+            return self.serve_watch(scratch, context);
+        }
         let mut budget = budget;
         // Replies go to the scratch buffer unless older replies are still unsent: order matters.
         let to_scratch = self.pending_output() == 0;
@@ -188,7 +202,7 @@ impl Connection {
                     self.session
                         .serve(self.input.bytes(), out, &mut budget, context);
                 self.input.consume(consumed);
-                self.apply(stop)
+                self.apply(stop, context)
             } else if self.may_read && !self.peer_closed {
                 match self.read_and_serve(scratch, to_scratch, &mut budget, context) {
                     Ok(progressed) => progressed,
@@ -229,7 +243,7 @@ impl Connection {
     }
 
     /// Records why serving stopped; true if serving may go on at once.
-    fn apply(&mut self, stop: Stop) -> bool {
+    fn apply(&mut self, stop: Stop, context: &mut ServeContext<'_>) -> bool {
         match stop {
             Stop::NeedInput { total } => {
                 self.input_ready = false;
@@ -245,7 +259,48 @@ impl Connection {
                 self.input_ready = false;
                 false
             }
+            Stop::Watch => {
+                // Whatever the client sent after `watch` is never served, as in memcached.
+                self.watcher = context.watcher.take();
+                self.input_ready = false;
+                self.input = InputBuffer::new();
+                false
+            }
         }
+    }
+
+    /// A watcher's turn: what its client sends is read and dropped (only to notice that it
+    /// went away); waiting log lines are written, unless too much output is unsent already,
+    /// in which case they wait in the watcher's buffer, which skips lines when full.
+    fn serve_watch(&mut self, scratch: &mut Scratch, context: &mut ServeContext<'_>) -> Verdict {
+        while self.may_read && !self.peer_closed {
+            scratch.input.clear();
+            let room = scratch.input.spare(READ_CHUNK);
+            match self.stream.read(room) {
+                Ok(0) => self.peer_closed = true,
+                Ok(n) => context.executor.stats.bytes_read.add(n as u64),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.may_read = false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Verdict::Close,
+            }
+        }
+        scratch.input.clear();
+        if self.peer_closed {
+            return Verdict::Close;
+        }
+        if let Some(watcher) = &self.watcher
+            && self.pending_output() <= OUTPUT_HIGH_WATER
+        {
+            if self.output_sent > 0 {
+                self.output.drain(..self.output_sent);
+                self.output_sent = 0;
+            }
+            watcher.drain_into(&mut self.output);
+        }
+        if self.flush_pending(context).is_err() {
+            return Verdict::Close;
+        }
+        Verdict::Idle
     }
 
     /// One read, then serving the requests it completed. Ok(false): nothing more to read now.
@@ -305,6 +360,9 @@ impl Connection {
         };
         let (consumed, stop) = self.session.serve(buffer.bytes(), out, budget, context);
         buffer.consume(consumed);
+        if stop == Stop::Watch {
+            buffer.clear();
+        }
         if !carried && !scratch.input.is_empty() {
             if scratch.input.len() > HAND_OVER {
                 self.input =
@@ -314,7 +372,7 @@ impl Connection {
                 scratch.input.clear();
             }
         }
-        Ok(self.apply(stop))
+        Ok(self.apply(stop, context))
     }
 
     /// Writes the replies made in the scratch buffer; keeps whatever the socket refused.

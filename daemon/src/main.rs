@@ -20,6 +20,7 @@ mod os;
 mod session;
 mod shared;
 mod systemd;
+mod watch;
 mod worker;
 
 use acceptor::Acceptor;
@@ -116,6 +117,8 @@ fn run(settings: Settings) -> Result<(), String> {
         handles.push(handle);
         threads.push(thread);
     }
+    let wakers: Box<[Arc<mio::Waker>]> = handles.iter().map(|h| Arc::clone(&h.waker)).collect();
+    let _ = shared.worker_wakers.set(wakers);
     let notifier = systemd::Notifier::from_env();
     // The acceptor takes over SIGTERM and SIGINT: only then may anyone learn that we listen,
     // or a signal sent at once would find the default action and kill the process.

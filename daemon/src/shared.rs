@@ -8,11 +8,12 @@ use crate::cache::Cache;
 use crate::cli::Settings;
 use crate::command::detail::PrefixStats;
 use crate::counters::{Baseline, BaselineValues, ConnectionStats, ThreadStats, ThreadTotals};
+use crate::watch::Watchers;
 use mio::Waker;
 use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
 
 /// What `stats conns` shows of a connection; the owning worker updates it.
 #[derive(Debug)]
@@ -24,19 +25,28 @@ pub struct ConnInfo {
     pub state: AtomicU8,
 }
 
-/// `ConnInfo::state` values, named as memcached's connection states. None is kept for
-/// `conn_closing`: a closing connection shows `conn_mwrite` while its last replies go out,
-/// and leaves the registry when it closes.
+/// `ConnInfo::state` values, named as memcached's connection states: an idle connection is
+/// `conn_new_cmd`, the one being served `conn_parse_cmd`, one waiting for the rest of a data
+/// block `conn_nread`, one discarding a refused block `conn_swallow`, one with replies unsent
+/// `conn_mwrite`, a log watcher `conn_watch`. None is kept for `conn_closing`: a closing
+/// connection shows `conn_mwrite` while its last replies go out, and leaves the registry when
+/// it closes.
 pub mod conn_state {
-    pub const WAITING: u8 = 0;
+    pub const NEW_CMD: u8 = 0;
     pub const NREAD: u8 = 1;
     pub const WRITE: u8 = 2;
+    pub const PARSE_CMD: u8 = 3;
+    pub const SWALLOW: u8 = 4;
+    pub const WATCH: u8 = 5;
 
     pub fn name(state: u8) -> &'static str {
         match state {
             NREAD => "conn_nread",
             WRITE => "conn_mwrite",
-            _ => "conn_waiting",
+            PARSE_CMD => "conn_parse_cmd",
+            SWALLOW => "conn_swallow",
+            WATCH => "conn_watch",
+            _ => "conn_new_cmd",
         }
     }
 }
@@ -82,6 +92,11 @@ pub struct Shared {
     pub verbosity: AtomicU8,
     /// `stats detail`: per-prefix figures.
     pub detail: PrefixStats,
+    /// `watch`: the log watchers.
+    pub watchers: Watchers,
+    /// Each worker's waker, by worker id (set once the workers exist), so that an event on
+    /// one thread can wake the worker writing to a watcher.
+    pub worker_wakers: OnceLock<Box<[Arc<Waker>]>>,
     /// Set once shutdown begins; workers finish what is in flight and exit.
     pub stopping: AtomicBool,
     /// Set by the `shutdown` command; the acceptor starts the shutdown.
@@ -101,6 +116,8 @@ impl Shared {
         Shared {
             verbosity: AtomicU8::new(settings.verbosity),
             detail: PrefixStats::new(settings.prefix_delimiter, settings.detail_enabled),
+            watchers: Watchers::default(),
+            worker_wakers: OnceLock::new(),
             settings,
             cache,
             connections: ConnectionStats::default(),

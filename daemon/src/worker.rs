@@ -8,6 +8,8 @@
 //! connections; other partitions are reached only through their locks, by the requests its
 //! connections make.
 
+use crate::command::Executor;
+use crate::command::watch::CloseReason;
 use crate::connection::{Connection, Scratch, Verdict};
 use crate::listener::Stream;
 use crate::session::{ServeContext, Session};
@@ -67,6 +69,8 @@ pub struct Worker {
     last_maintenance: Instant,
     /// The owned partition whose maintenance slice comes next.
     next_partition: usize,
+    /// Connections that became log watchers: served when the waker says lines arrived.
+    watching: Vec<usize>,
 }
 
 impl Worker {
@@ -87,6 +91,7 @@ impl Worker {
                 last_second: 0,
                 last_maintenance: Instant::now(),
                 next_partition: id,
+                watching: Vec::new(),
             },
             WorkerHandle { sender, waker },
         ))
@@ -110,7 +115,10 @@ impl Worker {
             let idle = events.is_empty() && self.ready.is_empty();
             for event in events.iter() {
                 match event.token() {
-                    WAKER => self.take_handoffs(),
+                    WAKER => {
+                        self.take_handoffs();
+                        self.serve_watchers();
+                    }
                     Token(key) => self.on_event(
                         key,
                         event.is_readable() || event.is_read_closed() || event.is_error(),
@@ -151,9 +159,10 @@ impl Worker {
                 fd: stream.raw_fd(),
                 peer,
                 last_cmd: AtomicU32::new(self.shared.cache.clock.now()),
-                state: AtomicU8::new(conn_state::WAITING),
+                state: AtomicU8::new(conn_state::NEW_CMD),
             });
             self.shared.registries[self.id].insert(key, Arc::clone(&info));
+            Executor::new(&self.shared, self.id, info.fd).log_connection_new(&info.peer);
             let session = Session::new(&self.shared);
             entry.insert(Slot {
                 connection: Connection::new(stream, session),
@@ -173,13 +182,13 @@ impl Worker {
             slot.connection.on_readable(hangup);
         }
         if writable && slot.connection.pending_output() > 0 {
-            let mut context = ServeContext::new(&self.shared, self.id);
+            let mut context = ServeContext::new(&self.shared, self.id, slot.info.fd);
             if slot.connection.flush_pending(&mut context).is_err() {
-                self.close(key);
+                self.close(key, CloseReason::Error);
                 return;
             }
             if slot.connection.finished() {
-                self.close(key);
+                self.close(key, CloseReason::Normal);
                 return;
             }
         }
@@ -198,7 +207,19 @@ impl Worker {
                     self.ready.push_back(key);
                 }
             }
-            Some(Verdict::Close) => self.close(key),
+            Some(Verdict::Close) => self.close(key, CloseReason::Normal),
+        }
+    }
+
+    /// Writes the log lines waiting for this worker's watchers.
+    fn serve_watchers(&mut self) {
+        for at in (0..self.watching.len()).rev() {
+            let key = self.watching[at];
+            if self.connections.contains(key) {
+                self.serve(key);
+            } else {
+                self.watching.swap_remove(at);
+            }
         }
     }
 
@@ -209,7 +230,12 @@ impl Worker {
     /// unwinding, and the connection is closed.
     fn serve_turn(&mut self, key: usize) -> Option<Verdict> {
         let slot = self.connections.get_mut(key)?;
-        let mut context = ServeContext::new(&self.shared, self.id);
+        let mut context = ServeContext::new(&self.shared, self.id, slot.info.fd);
+        let was_watching = slot.connection.watcher().is_some();
+        // A `stats conns` served in this turn shows this connection being served.
+        slot.info
+            .state
+            .store(conn_state::PARSE_CMD, Ordering::Relaxed);
         let budget = self.shared.settings.reqs_per_event;
         let scratch = &mut self.scratch;
         let turn = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -233,12 +259,19 @@ impl Worker {
                 .last_cmd
                 .store(self.shared.cache.clock.now(), Ordering::Relaxed);
         }
-        let state = if slot.connection.pending_output() > 0 {
+        if !was_watching && slot.connection.watcher().is_some() {
+            self.watching.push(key);
+        }
+        let state = if slot.connection.watcher().is_some() {
+            conn_state::WATCH
+        } else if slot.connection.pending_output() > 0 {
             conn_state::WRITE
+        } else if slot.connection.session.swallowing() {
+            conn_state::SWALLOW
         } else if slot.connection.awaiting_data() {
             conn_state::NREAD
         } else {
-            conn_state::WAITING
+            conn_state::NEW_CMD
         };
         slot.info.state.store(state, Ordering::Relaxed);
         Some(verdict)
@@ -257,9 +290,14 @@ impl Worker {
         }
     }
 
-    fn close(&mut self, key: usize) {
+    fn close(&mut self, key: usize, reason: CloseReason) {
         if self.connections.contains(key) {
             let slot = self.connections.remove(key);
+            if let Some(watcher) = slot.connection.watcher() {
+                self.shared.watchers.remove(watcher);
+            }
+            Executor::new(&self.shared, self.id, slot.info.fd)
+                .log_connection_close(&slot.info.peer, reason);
             self.shared.registries[self.id].remove(key);
             self.shared.connections.closed();
             log::debug!(
@@ -317,7 +355,7 @@ impl Worker {
             .collect();
         for key in idle {
             self.shared.threads[self.id].idle_kicks.incr();
-            self.close(key);
+            self.close(key, CloseReason::IdleTimeout);
         }
     }
 
@@ -331,7 +369,7 @@ impl Worker {
             loop {
                 match self.serve_turn(key) {
                     Some(Verdict::Yielded) if Instant::now() < deadline => continue,
-                    Some(Verdict::Close) => self.close(key),
+                    Some(Verdict::Close) => self.close(key, CloseReason::Normal),
                     _ => {}
                 }
                 break;
@@ -339,7 +377,7 @@ impl Worker {
             if let Some(slot) = self.connections.get_mut(key) {
                 slot.connection.close_after_flush();
                 if slot.connection.finished() {
-                    self.close(key);
+                    self.close(key, CloseReason::Shutdown);
                 }
             }
         }
@@ -357,7 +395,7 @@ impl Worker {
         }
         let keys: Vec<usize> = self.connections.iter().map(|(key, _)| key).collect();
         for key in keys {
-            self.close(key);
+            self.close(key, CloseReason::Shutdown);
         }
     }
 }

@@ -226,3 +226,101 @@ fn flush_all_disabled_like_memcached() {
         );
     }
 }
+
+/// The event lines a watcher of fetchers, mutations and connevents reads while another client
+/// connects, stores, reads a hit and a miss, and leaves; fields that vary (time, id, fd, port,
+/// slab class) are masked. Connection events of other sockets (a readiness probe that
+/// memcached's logger thread reports late) are left out.
+fn watched_events(addr: std::net::SocketAddr) -> Vec<String> {
+    let mut watcher = Client::connect(addr);
+    watcher.send(b"watch fetchers mutations connevents\r\n");
+    assert_eq!(watcher.text_line(), "OK\r");
+    let mut client = Client::connect(addr);
+    let port = format!("rport={}", client.local_port());
+    client.call_script(b"set user:1 0 60 3\r\nabc\r\nget user:1\r\nget nope\r\n");
+    drop(client);
+    let mut lines = Vec::new();
+    loop {
+        let line = watcher.text_line();
+        if line.contains("type=conn_") && !line.contains(&port) {
+            continue;
+        }
+        let closed = line.contains("type=conn_close");
+        lines.push(
+            line.split(' ')
+                .filter(|field| {
+                    !["ts=", "gid=", "cfd=", "rport=", "clsid="]
+                        .iter()
+                        .any(|prefix| field.starts_with(prefix))
+                })
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
+        if closed {
+            return lines;
+        }
+    }
+}
+
+#[test]
+fn watch_streams_events_like_memcached() {
+    let ours = Server::start(&["-t", "2"]);
+    let reference = Reference::start(&[]);
+    let expected = watched_events(reference.addr);
+    assert_eq!(watched_events(ours.addr), expected);
+    // memcached 1.6.18 reports these six, a store's lookup included.
+    assert_eq!(expected.len(), 6, "{expected:?}");
+    assert_eq!(expected[0], "type=conn_new rip=127.0.0.1 transport=tcp");
+}
+
+/// The states `stats conns` gives an idle connection, one in the middle of a data block, one
+/// discarding a refused value, a log watcher, and the asking connection, sorted.
+fn connection_states(addr: std::net::SocketAddr) -> Vec<String> {
+    let _idle = Client::connect(addr);
+    let mut partial = Client::connect(addr);
+    partial.send(b"set k 0 0 10\r\nabc");
+    let mut swallowing = Client::connect(addr);
+    swallowing.send(b"set k 0 0 2000000\r\nabc");
+    let mut watcher = Client::connect(addr);
+    watcher.send(b"watch\r\n");
+    assert_eq!(watcher.text_line(), "OK\r");
+    // Asked until the server has read the partial requests (another thread may serve them).
+    let mut asker = Client::connect(addr);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let reply = asker.call(b"stats conns\r\n", b"END\r\n");
+        let mut states: Vec<String> = reply
+            .lines()
+            .filter_map(|line| {
+                line.split_once(":state ")
+                    .map(|(_, state)| state.to_string())
+            })
+            .collect();
+        states.sort();
+        let settled = ["conn_nread", "conn_swallow"]
+            .iter()
+            .all(|state| states.iter().any(|s| s == state));
+        if settled || std::time::Instant::now() > deadline {
+            return states;
+        }
+    }
+}
+
+#[test]
+fn stats_conns_names_states_like_memcached() {
+    let ours = Server::start(&["-t", "2"]);
+    let reference = Reference::start(&[]);
+    let expected = connection_states(reference.addr);
+    assert_eq!(
+        expected,
+        [
+            "conn_listening",
+            "conn_new_cmd",
+            "conn_nread",
+            "conn_parse_cmd",
+            "conn_swallow",
+            "conn_watch"
+        ]
+    );
+    assert_eq!(connection_states(ours.addr), expected);
+}

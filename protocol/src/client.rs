@@ -16,7 +16,9 @@
 
 use crate::meta::{MetaCommand, MetaFlags};
 use crate::reply::MetaStatus;
-use crate::request::{DetailAction, GetKind, KEY_MAX_LEN, Key, Request, StatsGroup, StoreCommand};
+use crate::request::{
+    DetailAction, GetKind, KEY_MAX_LEN, Key, Request, StatsGroup, StoreCommand, WatchStreams,
+};
 use base64::Engine as _;
 use thiserror::Error;
 
@@ -360,6 +362,19 @@ fn meta_key<'k>(key: &'k Key<'_>, flags: &MetaFlags<'_>) -> (&'k [u8], bool) {
     (key.bytes(), key.is_base64() || flags.base64)
 }
 
+/// The streams `watch` can name, in the order the encoder writes them.
+const WATCH_STREAM_NAMES: [&[u8]; 9] = [
+    b"fetchers",
+    b"mutations",
+    b"evictions",
+    b"connevents",
+    b"sysevents",
+    b"rawcmds",
+    b"proxyreqs",
+    b"proxyevents",
+    b"proxyuser",
+];
+
 /// Encodes any [`Request`] as a client sends it: the inverse of the server's
 /// [`crate::parse_request`] for well-formed requests.
 pub fn encode_request(out: &mut Vec<u8>, request: &Request<'_>) -> Result<(), EncodeError> {
@@ -436,6 +451,17 @@ pub fn encode_request(out: &mut Vec<u8>, request: &Request<'_>) -> Result<(), En
             Ok(())
         }
         Request::Stats(group) => encode_stats(out, *group),
+        Request::Watch(streams) => {
+            out.extend_from_slice(b"watch");
+            for name in WATCH_STREAM_NAMES {
+                if WatchStreams::named(name).is_some_and(|stream| streams.contains(stream)) {
+                    out.push(b' ');
+                    out.extend_from_slice(name);
+                }
+            }
+            out.extend_from_slice(b"\r\n");
+            Ok(())
+        }
         Request::MetaGet { key, flags } => {
             let (key, base64) = meta_key(key, flags);
             encode_meta(out, MetaCommand::Get, key, base64, flags.tokens, &[])

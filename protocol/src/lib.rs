@@ -17,7 +17,7 @@
 //!   memcached versions; 1.6.18 answers `CLIENT_ERROR invalid flag`.
 //! - An opaque over 32 bytes is refused before the command runs (memcached notices while
 //!   writing the reply, after an `ma` or a touching `mg` has taken effect).
-//! - Commands this codec does not model (`slabs`, `lru`, `lru_crawler`, `watch`, `extstore`,
+//! - Commands this codec does not model (`slabs`, `lru`, `lru_crawler`, `extstore`,
 //!   `misbehave`, `debugtime`) answer `ERROR`.
 //! - `shutdown <bad mode>` is [`ProtocolError::InvalidShutdownMode`]; a server with shutdown
 //!   disabled should answer [`reply::SHUTDOWN_DISABLED`] to it, as memcached does.
@@ -40,5 +40,5 @@ pub use line::{Parsed, ParserLimits, Refused, TooLargeStore};
 pub use meta::{MetaArithMode, MetaCommand, MetaFlags, MetaSetMode};
 pub use parse::parse_request;
 pub use request::{
-    DetailAction, GetKind, KEY_MAX_LEN, Key, Keys, Request, StatsGroup, StoreCommand,
+    DetailAction, GetKind, KEY_MAX_LEN, Key, Keys, Request, StatsGroup, StoreCommand, WatchStreams,
 };

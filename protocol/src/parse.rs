@@ -21,7 +21,7 @@ use crate::meta::MetaCommand;
 use crate::meta_parse;
 use crate::number::{safe_strtol, safe_strtoul, safe_strtoull};
 use crate::request::{
-    DetailAction, GetKind, KEY_MAX_LEN, Key, Keys, Request, StatsGroup, StoreCommand,
+    DetailAction, GetKind, KEY_MAX_LEN, Key, Keys, Request, StatsGroup, StoreCommand, WatchStreams,
 };
 
 /// Parses the first request in `input`.
@@ -228,6 +228,7 @@ impl<'i> Command<'i, '_> {
             b"shutdown" => self.shutdown(),
             b"cache_memlimit" => self.cache_memlimit(),
             b"stats" => Ok(self.done(Request::Stats(self.stats_group()))),
+            b"watch" => self.watch(),
             _ => Ok(self.unknown()),
         }
     }
@@ -512,6 +513,27 @@ impl<'i> Command<'i, '_> {
             return Err(ProtocolError::IllegalSlabId);
         }
         Ok((class, limit))
+    }
+
+    /// `watch [stream ...]` (`fetchers` when none is named). An unknown stream, `noreply`
+    /// included, is `ERROR`, which memcached suppresses when the last token is `noreply`.
+    fn watch(&self) -> Result<Parsed<'i>, Failure<'i>> {
+        let ntokens = self.tokens.ntokens();
+        if ntokens <= 2 {
+            return Ok(self.done(Request::Watch(WatchStreams::FETCHERS)));
+        }
+        let mut streams = WatchStreams::default();
+        for index in 1..ntokens - 1 {
+            match WatchStreams::named(self.tokens.get(index)) {
+                Some(stream) => streams = streams | stream,
+                None => {
+                    return Err(
+                        Failure::new(ProtocolError::UnknownCommand).silent_if(self.noreply())
+                    );
+                }
+            }
+        }
+        Ok(self.done(Request::Watch(streams)))
     }
 
     /// `me <key> [b]`: only a `b` right after the key counts; anything else is ignored.

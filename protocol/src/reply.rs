@@ -37,6 +37,9 @@ pub const TOO_MANY_CONNECTIONS: &[u8] = b"ERROR Too many open connections\r\n";
 pub const SERVER_ERROR_OUT_OF_MEMORY_ARITH: &[u8] = b"SERVER_ERROR out of memory\r\n";
 /// `stats detail` with a bad argument.
 pub const CLIENT_ERROR_DUMP_DISABLED: &[u8] = b"CLIENT_ERROR stats cachedump not allowed\r\n";
+pub const CLIENT_ERROR_WATCH_DISABLED: &[u8] = b"CLIENT_ERROR watch commands not allowed\r\n";
+pub const WATCHER_TOO_MANY: &[u8] = b"WATCHER_TOO_MANY log watcher limit reached\r\n";
+pub const WATCH_AFTER_PIPELINE: &[u8] = b"ERROR cannot pipeline other commands before watch\r\n";
 pub const STATS_DETAIL_USAGE: &[u8] = b"CLIENT_ERROR usage: stats detail on|off|dump\r\n";
 /// `me` on a miss (memcached answers `EN` to it even with no flags).
 pub const META_MISS: &[u8] = b"EN\r\n";

@@ -134,6 +134,63 @@ pub enum StatsGroup<'a> {
     Other(&'a [u8]),
 }
 
+/// The log streams a `watch` asks for (memcached's `LOG_*` bits; `fetchers` when none is
+/// named).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WatchStreams(u16);
+
+impl WatchStreams {
+    pub const SYSEVENTS: WatchStreams = WatchStreams(1 << 1);
+    pub const FETCHERS: WatchStreams = WatchStreams(1 << 2);
+    pub const MUTATIONS: WatchStreams = WatchStreams(1 << 3);
+    pub const CONNEVENTS: WatchStreams = WatchStreams(1 << 5);
+    pub const EVICTIONS: WatchStreams = WatchStreams(1 << 6);
+    pub const RAWCMDS: WatchStreams = WatchStreams(1 << 9);
+    pub const PROXYREQS: WatchStreams = WatchStreams(1 << 10);
+    pub const PROXYEVENTS: WatchStreams = WatchStreams(1 << 11);
+    pub const PROXYUSER: WatchStreams = WatchStreams(1 << 12);
+
+    /// The stream a `watch` argument names, as memcached spells it.
+    pub fn named(name: &[u8]) -> Option<WatchStreams> {
+        Some(match name {
+            b"rawcmds" => Self::RAWCMDS,
+            b"evictions" => Self::EVICTIONS,
+            b"fetchers" => Self::FETCHERS,
+            b"mutations" => Self::MUTATIONS,
+            b"sysevents" => Self::SYSEVENTS,
+            b"connevents" => Self::CONNEVENTS,
+            b"proxyreqs" => Self::PROXYREQS,
+            b"proxyevents" => Self::PROXYEVENTS,
+            b"proxyuser" => Self::PROXYUSER,
+            _ => return None,
+        })
+    }
+
+    pub fn bits(self) -> u16 {
+        self.0
+    }
+
+    pub fn from_bits(bits: u16) -> Self {
+        WatchStreams(bits)
+    }
+
+    pub fn contains(self, other: WatchStreams) -> bool {
+        self.0 & other.0 == other.0 && other.0 != 0
+    }
+
+    pub fn intersects(self, other: WatchStreams) -> bool {
+        self.0 & other.0 != 0
+    }
+}
+
+impl std::ops::BitOr for WatchStreams {
+    type Output = WatchStreams;
+
+    fn bitor(self, other: WatchStreams) -> WatchStreams {
+        WatchStreams(self.0 | other.0)
+    }
+}
+
 /// The argument of `stats detail`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DetailAction {
@@ -195,6 +252,8 @@ pub enum Request<'a> {
     CacheMemlimit { megabytes: u64, noreply: bool },
     /// `stats [group]`.
     Stats(StatsGroup<'a>),
+    /// `watch [stream ...]`: the connection becomes a log watcher.
+    Watch(WatchStreams),
     /// `mg <key> <flags>*`.
     MetaGet { key: Key<'a>, flags: MetaFlags<'a> },
     /// `ms <key> <datalen> <flags>*`, with the data block.

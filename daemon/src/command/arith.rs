@@ -39,7 +39,8 @@ impl<'a> Arith<'a> {
 impl Executor<'_> {
     pub fn arith(&self, arith: &Arith<'_>) -> Result<ArithOutcome, StoreError> {
         let (hash, mut partition) = self.shared.cache.lock_key(arith.key);
-        partition.arith(&ArithRequest {
+        let watched = self.peek_for_watchers(&mut partition, hash, arith.key);
+        let result = partition.arith(&ArithRequest {
             hash,
             key: arith.key,
             mode: arith.mode,
@@ -48,6 +49,11 @@ impl Executor<'_> {
             new_cas: None,
             vivify: arith.vivify,
             exptime: arith.exptime,
-        })
+        });
+        drop(partition);
+        if let Some(found) = watched {
+            self.log_get(arith.key, found);
+        }
+        result
     }
 }

@@ -38,18 +38,30 @@ impl Executor<'_> {
             self.shared.detail.record_delete(delete.key);
         }
         let (hash, mut partition) = self.shared.cache.lock_key(delete.key);
-        partition.delete(&DeleteRequest {
+        let watched = self.peek_for_watchers(&mut partition, hash, delete.key);
+        let outcome = partition.delete(&DeleteRequest {
             hash,
             key: delete.key,
             compare_cas: delete.compare_cas,
             invalidate: delete.invalidate,
             new_cas: None,
-        })
+        });
+        drop(partition);
+        if let Some(found) = watched {
+            self.log_get(delete.key, found);
+        }
+        outcome
     }
 
     /// Gives the key's item a new exptime; false if there is no live item.
     pub fn touch(&self, key: &[u8], exptime: i64) -> bool {
         let (hash, mut partition) = self.shared.cache.lock_key(key);
-        partition.touch(hash, key, exptime)
+        let watched = self.peek_for_watchers(&mut partition, hash, key);
+        let touched = partition.touch(hash, key, exptime);
+        drop(partition);
+        if let Some(found) = watched {
+            self.log_get(key, found);
+        }
+        touched
     }
 }

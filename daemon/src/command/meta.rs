@@ -17,7 +17,15 @@ impl Executor<'_> {
         on_outcome: impl FnOnce(MetaGetOutcome<'_>) -> R,
     ) -> R {
         let (hash, mut partition) = self.shared.cache.lock_key(key);
-        on_outcome(partition.meta_get(hash, key, options))
+        let outcome = partition.meta_get(hash, key, options);
+        let found = match &outcome {
+            MetaGetOutcome::Hit { item, .. } => Some((item.class_id(), item.value_len())),
+            MetaGetOutcome::Miss => None,
+        };
+        let result = on_outcome(outcome);
+        drop(partition);
+        self.log_get(key, found);
+        result
     }
 
     /// `me`: the live item without counting an access; `on_hit` sees it while locked.

@@ -3,7 +3,8 @@
 //! Owns: what each command does to the cache and to the server's counters, and which requests
 //! a server refuses (`-F`, `-A`, `-X`, `cache_memlimit` bounds, ...): one handler module per
 //! family ([`retrieval`], [`store`], [`arith`], [`delete`] (with touch), [`meta`] (what only
-//! the meta protocol asks), [`admin`], [`stats`]). Each handler takes a protocol-neutral
+//! the meta protocol asks), [`admin`], [`stats`], [`watch`] (log watchers and the events the
+//! other handlers report to them)). Each handler takes a protocol-neutral
 //! command and returns a protocol-neutral outcome; the protocol fronts in `session` parse
 //! bytes into those commands and encode the outcomes with the codecs of
 //! `ferrocache_protocol`. Must not touch: bytes of a request or a reply, sockets, buffers, or
@@ -21,24 +22,32 @@ pub mod meta;
 pub mod retrieval;
 pub mod stats;
 pub mod store;
+pub mod watch;
 
 use crate::counters::ThreadStats;
 use crate::shared::Shared;
 
-/// The executor of one worker thread: the shared server state and that thread's counters.
-/// Cheap to make (two references); every handler is a method of it.
+/// The executor serving one connection's turn on a worker thread: the shared server state,
+/// that thread's counters, and who the connection is (for watchers' event lines). Cheap to
+/// make; every handler is a method of it.
 #[derive(Clone, Copy)]
 pub struct Executor<'a> {
     pub shared: &'a Shared,
     /// The serving worker's counters (single writer: this thread).
     pub stats: &'a ThreadStats,
+    /// The serving worker.
+    pub worker: usize,
+    /// The connection's descriptor (`cfd=` in watch lines).
+    pub fd: i32,
 }
 
 impl<'a> Executor<'a> {
-    pub fn new(shared: &'a Shared, worker: usize) -> Self {
+    pub fn new(shared: &'a Shared, worker: usize, fd: i32) -> Self {
         Executor {
             shared,
             stats: &shared.threads[worker],
+            worker,
+            fd,
         }
     }
 }

@@ -26,15 +26,13 @@ impl Executor<'_> {
             Retrieve::Get => partition.get(hash, key),
             Retrieve::Touch { exptime } => partition.get_and_touch(hash, key, exptime),
         };
-        let hit = match item {
-            Some(item) => {
-                on_hit(&item);
-                true
-            }
-            None => false,
-        };
+        let found = item.map(|item| {
+            on_hit(&item);
+            (item.class_id(), item.value_len())
+        });
         drop(partition);
-        self.shared.detail.record_get(key, hit);
-        hit
+        self.shared.detail.record_get(key, found.is_some());
+        self.log_get(key, found);
+        found.is_some()
     }
 }

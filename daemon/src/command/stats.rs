@@ -265,6 +265,19 @@ pub fn general(shared: &Shared) -> Stats {
     push(&mut stats, "evicted_active", items.evicted_active);
     push(&mut stats, "evictions", items.evictions);
     push(&mut stats, "reclaimed", items.reclaimed);
+    // The event lines of `watch`: written straight into each watcher's buffer, so a
+    // worker never drops one (log_worker_*) and every line counts as written.
+    let watchers = &shared.watchers;
+    let sent = watchers.sent.load(Ordering::Relaxed);
+    push(&mut stats, "log_worker_dropped", 0u64);
+    push(&mut stats, "log_worker_written", sent);
+    push(
+        &mut stats,
+        "log_watcher_skipped",
+        watchers.skipped.load(Ordering::Relaxed),
+    );
+    push(&mut stats, "log_watcher_sent", sent);
+    push(&mut stats, "log_watchers", watchers.count());
     push(&mut stats, "crawler_reclaimed", items.crawler_reclaimed);
     push(
         &mut stats,
@@ -431,6 +444,12 @@ pub fn conns(shared: &Shared) -> Stats {
         for listener in &shared.listeners {
             line(listener.fd, "addr", Value::Text(listener.name.clone()));
             line(listener.fd, "state", Value::Static("conn_listening"));
+            // A listener never ran a command: memcached counts from its clock's start.
+            line(
+                listener.fd,
+                "secs_since_last_cmd",
+                Value::Number(u64::from(shared.cache.clock.uptime())),
+            );
         }
     }
     let mut all: Vec<_> = shared

@@ -6,6 +6,7 @@
 //! engine's semantics of each mode (the storage crate's).
 
 use super::Executor;
+use super::watch::store_status;
 use ferrocache_protocol::{MetaSetMode, StoreCommand};
 use ferrocache_storage::{DeleteRequest, StoreError, StoreMode, StoreOutcome, StoreRequest};
 
@@ -47,6 +48,18 @@ impl StoreKind {
             self,
             StoreKind::Text(StoreCommand::Set) | StoreKind::Meta(_)
         )
+    }
+
+    /// The command's name in a watcher's `item_store` line.
+    fn name(self) -> &'static [u8] {
+        match self.mode() {
+            _ if self == StoreKind::Text(StoreCommand::Cas) => b"cas",
+            StoreMode::Set => b"set",
+            StoreMode::Add => b"add",
+            StoreMode::Replace => b"replace",
+            StoreMode::Append => b"append",
+            StoreMode::Prepend => b"prepend",
+        }
     }
 
     /// Classic text stores count in `stats detail`; meta ones do not.
@@ -93,6 +106,7 @@ impl Executor<'_> {
             self.shared.detail.record_set(store.key);
         }
         let (hash, mut partition) = self.shared.cache.lock_key(store.key);
+        let watched = self.peek_for_watchers(&mut partition, hash, store.key);
         let mut request = StoreRequest::new(
             hash,
             store.key,
@@ -108,6 +122,21 @@ impl Executor<'_> {
         if result.is_err() && store.kind.drops_old_on_failure() {
             partition.delete(&DeleteRequest::new(hash, store.key));
         }
+        let class = self.stored_shape_for_watchers(&mut partition, hash, store.key);
+        drop(partition);
+        if let Some(found) = watched {
+            self.log_get(store.key, found);
+        }
+        if let Some(class) = class {
+            self.log_store(
+                store.key,
+                store.kind.name(),
+                store_status(&result),
+                store.exptime,
+                class,
+                store.value.len(),
+            );
+        }
         result
     }
 
@@ -121,5 +150,6 @@ impl Executor<'_> {
             let (hash, mut partition) = self.shared.cache.lock_key(key);
             partition.delete(&DeleteRequest::new(hash, key));
         }
+        self.log_store(key, kind.name(), b"too_large", 0, 0, 0);
     }
 }

@@ -15,6 +15,7 @@ use crate::cache::Cache;
 use crate::cli;
 use crate::session::{ServeContext, Session, Stop};
 use crate::shared::Shared;
+use crate::watch::Watcher;
 use ferrocache_storage::Clock;
 use std::sync::Arc;
 
@@ -58,6 +59,7 @@ impl Harness {
             session: Session::new(&self.shared),
             input: Vec::new(),
             closed: false,
+            watcher: None,
         }
     }
 
@@ -73,6 +75,8 @@ pub struct Conn<'h> {
     session: Session,
     input: Vec<u8>,
     closed: bool,
+    /// Set once a `watch` made this connection a watcher.
+    watcher: Option<Arc<Watcher>>,
 }
 
 impl Conn<'_> {
@@ -80,11 +84,11 @@ impl Conn<'_> {
     /// (or closes).
     pub fn send(&mut self, bytes: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        if self.closed {
+        if self.closed || self.watcher.is_some() {
             return out;
         }
         self.input.extend_from_slice(bytes);
-        let mut context = ServeContext::new(&self.harness.shared, 0);
+        let mut context = ServeContext::new(&self.harness.shared, 0, -1);
         loop {
             let mut budget = self.harness.shared.settings.reqs_per_event;
             let (consumed, stop) =
@@ -97,6 +101,10 @@ impl Conn<'_> {
                 Stop::Budget | Stop::Backpressure => continue,
                 Stop::Close => {
                     self.closed = true;
+                    return out;
+                }
+                Stop::Watch => {
+                    self.watcher = context.watcher.take();
                     return out;
                 }
             }
@@ -115,6 +123,15 @@ impl Conn<'_> {
     /// Sends `bytes` and returns the answer as text.
     pub fn call(&mut self, bytes: &str) -> String {
         String::from_utf8_lossy(&self.send(bytes.as_bytes())).into_owned()
+    }
+
+    /// The log lines that reached this watcher since the last call.
+    pub fn watched(&self) -> String {
+        let mut out = Vec::new();
+        if let Some(watcher) = &self.watcher {
+            watcher.drain_into(&mut out);
+        }
+        String::from_utf8_lossy(&out).into_owned()
     }
 
     /// Whether the server closed this connection.

@@ -170,3 +170,71 @@ fn version_is_plain_for_parsers() {
     let harness = Harness::new(&[]);
     assert_eq!(harness.connect().call("version\r\n"), "VERSION 1.6.18\r\n");
 }
+
+#[test]
+fn watchers_see_fetches_and_stores_in_memcacheds_format() {
+    let harness = Harness::new(&[]);
+    let mut watcher = harness.connect();
+    assert_eq!(watcher.call("watch fetchers mutations\r\n"), "OK\r\n");
+    // Commands on a watcher are not served.
+    assert_eq!(watcher.call("version\r\n"), "");
+    let mut client = harness.connect();
+    client.call("set user:1 0 60 3\r\nabc\r\nget user:1 nope\r\n");
+    let lines = watcher.watched();
+    let lines: Vec<&str> = lines.lines().collect();
+    let fields: Vec<String> = lines
+        .iter()
+        .map(|line| {
+            assert!(line.starts_with("ts="), "{line}");
+            // Slab classes are the engine's: masked.
+            let fields = line.split_once(" gid=").unwrap().1;
+            fields
+                .split(' ')
+                .map(|f| {
+                    if f.starts_with("clsid=") {
+                        "clsid=_"
+                    } else {
+                        f
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    // As memcached: a store looks the key up first.
+    assert_eq!(
+        fields,
+        [
+            "0 type=item_get key=user%3A1 status=not_found clsid=_ cfd=-1 size=0",
+            "1 type=item_store key=user%3A1 status=stored cmd=set ttl=60 clsid=_ cfd=-1 size=3",
+            "2 type=item_get key=user%3A1 status=found clsid=_ cfd=-1 size=3",
+            "3 type=item_get key=nope status=not_found clsid=_ cfd=-1 size=0",
+        ]
+    );
+    assert!(stat(&harness, "log_watchers").starts_with('1'));
+}
+
+#[test]
+fn watch_refusals_are_memcacheds() {
+    let harness = Harness::new(&["-W"]);
+    assert_eq!(
+        harness.connect().call("watch\r\n"),
+        "CLIENT_ERROR watch commands not allowed\r\n"
+    );
+    let harness = Harness::new(&[]);
+    let mut conn = harness.connect();
+    assert_eq!(conn.call("watch bogus\r\n"), "ERROR\r\n");
+    assert_eq!(conn.call("watch fetchers noreply\r\n"), "");
+    assert_eq!(
+        conn.call("version\r\nwatch\r\n"),
+        "VERSION 1.6.18\r\nERROR cannot pipeline other commands before watch\r\n"
+    );
+    let mut watchers: Vec<_> = (0..20).map(|_| harness.connect()).collect();
+    for watcher in &mut watchers {
+        assert_eq!(watcher.call("watch\r\n"), "OK\r\n");
+    }
+    assert_eq!(
+        harness.connect().call("watch\r\n"),
+        "WATCHER_TOO_MANY log watcher limit reached\r\n"
+    );
+}

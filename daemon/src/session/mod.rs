@@ -9,6 +9,8 @@ pub mod text;
 
 use crate::command::Executor;
 use crate::shared::Shared;
+use crate::watch::Watcher;
+use std::sync::Arc;
 use text::TextSession;
 
 /// Stop taking input from a connection while more than this is waiting to be written: a client
@@ -28,6 +30,9 @@ pub enum Stop {
     Backpressure,
     /// Close the connection once the output is written (`quit`, `shutdown`, a fatal error).
     Close,
+    /// The connection became a log watcher (`watch`, in [`ServeContext::watcher`]): it serves
+    /// no more requests.
+    Watch,
 }
 
 /// Per-thread context of one serving turn.
@@ -35,13 +40,17 @@ pub struct ServeContext<'a> {
     pub executor: Executor<'a>,
     /// Requests served in this turn.
     pub served: usize,
+    /// Set when a `watch` made the connection a log watcher ([`Stop::Watch`]).
+    pub watcher: Option<Arc<Watcher>>,
 }
 
 impl<'a> ServeContext<'a> {
-    pub fn new(shared: &'a Shared, worker: usize) -> Self {
+    /// The context of a turn of connection `fd` on worker `worker`.
+    pub fn new(shared: &'a Shared, worker: usize, fd: i32) -> Self {
         ServeContext {
-            executor: Executor::new(shared, worker),
+            executor: Executor::new(shared, worker, fd),
             served: 0,
+            watcher: None,
         }
     }
 }
@@ -57,6 +66,11 @@ impl Session {
         Session {
             text: TextSession::new(shared),
         }
+    }
+
+    /// Whether the session is discarding a refused data block (`stats conns`: `conn_swallow`).
+    pub fn swallowing(&self) -> bool {
+        self.text.swallowing()
     }
 
     /// Serves the complete requests at the front of `input`, appending replies to `out`, until

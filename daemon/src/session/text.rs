@@ -16,6 +16,7 @@ use crate::command::retrieval::Retrieve;
 use crate::command::stats::{StatsOutcome, StatsRefusal};
 use crate::command::store::{Store, StoreKind};
 use crate::shared::Shared;
+use crate::watch::{WatchRefusal, Watcher};
 use ferrocache_protocol::reply::{self, MetaItem, MetaStatus};
 use ferrocache_protocol::{
     GetKind, Keys, MetaArithMode, MetaCommand, MetaFlags, Parsed, ParserLimits, ProtocolError,
@@ -25,6 +26,7 @@ use ferrocache_storage::{
     ArithMode, ArithOutcome, DeleteOutcome, MetaGetOptions, MetaGetOutcome, StoreError,
     StoreOutcome,
 };
+use std::sync::Arc;
 
 /// What one request's execution asks of the loop around it.
 enum Step {
@@ -32,6 +34,8 @@ enum Step {
     /// Paused mid multi-get at the high-water mark: the request stays in the input.
     Paused,
     Close,
+    /// The connection is now this log watcher.
+    Watch(Arc<Watcher>),
 }
 
 /// A text connection's state between reads: a few words, no heap.
@@ -55,6 +59,11 @@ impl TextSession {
             swallow: 0,
             get_progress: 0,
         }
+    }
+
+    /// Whether a refused data block is being discarded.
+    pub fn swallowing(&self) -> bool {
+        self.swallow > 0
     }
 
     /// Serves the complete requests at the front of `input`, appending replies to `out`, until
@@ -107,6 +116,11 @@ impl TextSession {
                         Step::Close => {
                             context.served += 1;
                             return (consumed + used, Stop::Close);
+                        }
+                        Step::Watch(watcher) => {
+                            context.served += 1;
+                            context.watcher = Some(watcher);
+                            return (consumed + used, Stop::Watch);
                         }
                     }
                 }
@@ -252,6 +266,24 @@ impl TextSession {
                 }
             }
             Request::Stats(group) => write_stats(exec.stats(group), out),
+            Request::Watch(streams) => {
+                // memcached hands the connection to its logger: replies still owed to this
+                // client from the same batch would be lost, so it refuses.
+                if !out.is_empty() {
+                    out.extend_from_slice(reply::WATCH_AFTER_PIPELINE);
+                    return Step::Done;
+                }
+                match exec.watch(streams) {
+                    Ok(watcher) => {
+                        out.extend_from_slice(reply::OK);
+                        return Step::Watch(watcher);
+                    }
+                    Err(WatchRefusal::Disabled) => {
+                        out.extend_from_slice(reply::CLIENT_ERROR_WATCH_DISABLED)
+                    }
+                    Err(WatchRefusal::TooMany) => out.extend_from_slice(reply::WATCHER_TOO_MANY),
+                }
+            }
             Request::MetaGet { key, flags } => meta_get(exec, key.bytes(), &flags, out),
             Request::MetaSet { key, value, flags } => {
                 meta_set(exec, key.bytes(), value, &flags, out)

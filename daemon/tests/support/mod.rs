@@ -260,6 +260,26 @@ impl Client {
         self.stream.write_all(bytes).expect("write to server");
     }
 
+    /// This end's port (the `rport` servers report for this client).
+    pub fn local_port(&self) -> u16 {
+        self.stream.local_addr().expect("a connected socket").port()
+    }
+
+    /// Reads one line ending in a bare `\n` (as `watch` writes its events), without it.
+    pub fn text_line(&mut self) -> String {
+        let mut chunk = [0u8; 4096];
+        loop {
+            if let Some(end) = self.buffer.iter().position(|&b| b == b'\n') {
+                let rest = self.buffer.split_off(end + 1);
+                let line = std::mem::replace(&mut self.buffer, rest);
+                return String::from_utf8_lossy(&line[..end]).into_owned();
+            }
+            let n = self.stream.read(&mut chunk).expect("read a line");
+            assert!(n > 0, "server closed mid-line");
+            self.buffer.extend_from_slice(&chunk[..n]);
+        }
+    }
+
     /// Reads until the bytes received end with `terminator` (e.g. `b"END\r\n"`).
     pub fn read_until(&mut self, terminator: &[u8]) -> Vec<u8> {
         let mut chunk = [0u8; 65536];
