@@ -3,8 +3,9 @@
 //! Owns: accepting connections and handing them round-robin to the workers (over crossbeam
 //! channels, with a mio `Waker` per worker), refusing connections over `-c` with memcached's
 //! `ERROR Too many open connections`, backing off when file descriptors run out, ticking the
-//! shared clock, the systemd watchdog and status, and starting a graceful shutdown on SIGTERM,
-//! SIGINT or the `shutdown` command. Must not touch: a connection once handed over.
+//! shared clock, the systemd watchdog and status, re-reading the cluster's node list (SIGHUP,
+//! or its file changing), and starting a graceful shutdown on SIGTERM, SIGINT or the
+//! `shutdown` command. Must not touch: a connection once handed over.
 //!
 //! Why one acceptor rather than a SO_REUSEPORT listener per worker: the kernel spreads
 //! REUSEPORT connections by a hash of the addresses, so 50 client connections can land 30/20 and
@@ -26,7 +27,7 @@ use mio::net::UnixStream;
 use mio::{Events, Interest, Poll, Token, Waker};
 use std::io::{self, Read, Write};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 const WAKER: Token = Token(usize::MAX);
@@ -34,6 +35,9 @@ const SIGNALS: Token = Token(usize::MAX - 1);
 
 /// The clock ticks at least this often, so expiry is accurate to the second.
 const TICK: Duration = Duration::from_millis(100);
+
+/// How often the files re-read on change (the cluster's node list) are looked at.
+const FILE_CHECK: Duration = Duration::from_secs(1);
 
 /// After running out of file descriptors, accepting resumes after this pause.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
@@ -47,6 +51,9 @@ pub struct Acceptor {
     next_worker: usize,
     notifier: Notifier,
     resume_accepting_at: Option<Instant>,
+    /// Set by SIGHUP: re-read what can change at run time (the cluster's node list).
+    reload_requested: Arc<AtomicBool>,
+    last_file_check: Instant,
 }
 
 impl Acceptor {
@@ -69,6 +76,8 @@ impl Acceptor {
                 .register(listener, Token(index), Interest::READABLE)?;
         }
         let signals = signal_pipe()?;
+        let reload_requested = Arc::new(AtomicBool::new(false));
+        signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&reload_requested))?;
         let mut acceptor = Acceptor {
             poll,
             listeners,
@@ -78,6 +87,8 @@ impl Acceptor {
             next_worker: 0,
             notifier,
             resume_accepting_at: None,
+            reload_requested,
+            last_file_check: Instant::now(),
         };
         acceptor
             .poll
@@ -132,6 +143,7 @@ impl Acceptor {
                     self.accept_from(index);
                 }
             }
+            self.reload_if_asked();
             self.notifier.watchdog(&self.shared);
             if last_status.elapsed() >= Duration::from_secs(5) {
                 self.notifier.status_summary(&self.shared);
@@ -155,6 +167,26 @@ impl Acceptor {
             let _ = worker.waker.wake();
         }
         self.workers
+    }
+
+    /// Re-reads the cluster's node list on SIGHUP, and once a second if its file changed. A
+    /// list that does not parse keeps the one in force, with a log line saying why.
+    fn reload_if_asked(&mut self) {
+        let Some(cluster) = &self.shared.cluster else {
+            return;
+        };
+        let result = if self.reload_requested.swap(false, Ordering::AcqRel) {
+            log::info!("SIGHUP: re-reading the cluster config");
+            cluster.reload()
+        } else if self.last_file_check.elapsed() >= FILE_CHECK {
+            self.last_file_check = Instant::now();
+            cluster.reload_if_changed()
+        } else {
+            return;
+        };
+        if let Err(error) = result {
+            log::warn!("{error}; keeping the node list in force");
+        }
     }
 
     /// Drains the signal pipe; true if a signal asks to stop.

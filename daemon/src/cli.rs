@@ -162,6 +162,18 @@ struct Cli {
           value_parser = parse_delimiter)]
     prefix_delimiter: Option<u8>,
 
+    /// Serve this cluster's node list to clients (ElastiCache auto discovery: `config get
+    /// cluster`): one node a line, host|ip|port or host:port; re-read on SIGHUP and on change
+    #[arg(long = "cluster-config", env = "FERROCACHED_CLUSTER_CONFIG")]
+    cluster_config: Option<PathBuf>,
+
+    /// Let clients replace the node list with `config set cluster` (off by default)
+    #[arg(
+        long = "cluster-config-writable",
+        env = "FERROCACHED_CLUSTER_CONFIG_WRITABLE"
+    )]
+    cluster_config_writable: bool,
+
     /// Backlog queue limit of the listening sockets
     #[arg(short = 'b', long = "listen-backlog", env = "FERROCACHED_LISTEN_BACKLOG",
           default_value_t = 1024, value_parser = clap::value_parser!(i32).range(1..))]
@@ -274,6 +286,10 @@ pub struct Settings {
     pub dump_enabled: bool,
     /// `watch` is allowed (`-W` forbids it).
     pub watch_enabled: bool,
+    /// The cluster node list file (`--cluster-config`), if this node serves one.
+    pub cluster_config: Option<PathBuf>,
+    /// `config set cluster` is allowed.
+    pub cluster_config_writable: bool,
     /// Per-prefix stats delimiter (`-D`, default `:`).
     pub prefix_delimiter: u8,
     /// Per-prefix stats start switched on (`-D` was given, as in memcached).
@@ -383,6 +399,8 @@ fn settings_from(cli: Cli) -> Result<Settings, String> {
         flush_enabled: !cli.disable_flush_all,
         dump_enabled: !cli.disable_dumping,
         watch_enabled: !cli.disable_watch,
+        cluster_config: cli.cluster_config,
+        cluster_config_writable: cli.cluster_config_writable,
         prefix_delimiter: cli.prefix_delimiter.unwrap_or(b':'),
         detail_enabled: cli.prefix_delimiter.is_some(),
         idle_timeout: 0,

@@ -68,6 +68,10 @@ thread_counters! {
     cmd_flush,
     /// Meta commands (mg, ms, md, ma, mn, me).
     cmd_meta,
+    /// `config get cluster` (and its pre-1.4.14 form, `get AmazonElastiCache:cluster`).
+    cmd_config_get,
+    /// `config set cluster`.
+    cmd_config_set,
     /// Times a connection gave way to others after `-R` requests.
     conn_yields,
     /// Connections closed for idling longer than `idle_timeout`.

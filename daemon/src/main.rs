@@ -9,6 +9,7 @@ mod acceptor;
 mod buffer;
 mod cache;
 mod cli;
+mod cluster;
 mod command;
 mod connection;
 mod counters;
@@ -61,7 +62,15 @@ fn main() -> ExitCode {
         }
     };
     logging::init(settings.verbosity);
-    match run(settings) {
+    // A node list that cannot be served is a bad setting, refused before anything starts.
+    let cluster = match cluster::Cluster::from_settings(&settings) {
+        Ok(cluster) => cluster,
+        Err(line) => {
+            eprintln!("error: {line}");
+            return ExitCode::from(EXIT_USAGE as u8);
+        }
+    };
+    match run(settings, cluster) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             log::error!("{message}");
@@ -70,7 +79,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(settings: Settings) -> Result<(), String> {
+fn run(settings: Settings, cluster: Option<cluster::Cluster>) -> Result<(), String> {
     prepare_process(&settings)?;
     let inherited =
         listener::inherited().map_err(|e| format!("cannot use the sockets systemd passed: {e}"))?;
@@ -104,7 +113,13 @@ fn run(settings: Settings) -> Result<(), String> {
     let clock = Arc::new(Clock::new());
     let cache = Cache::new(settings.storage.clone(), settings.partitions, clock);
     let (poll, acceptor_waker) = Acceptor::poll_and_waker().map_err(|e| e.to_string())?;
-    let shared = Arc::new(Shared::new(settings, cache, listener_info, acceptor_waker));
+    let shared = Arc::new(Shared::new(
+        settings,
+        cache,
+        cluster,
+        listener_info,
+        acceptor_waker,
+    ));
 
     let mut handles = Vec::new();
     let mut threads = Vec::new();

@@ -6,6 +6,7 @@
 
 use crate::cache::Cache;
 use crate::cli::Settings;
+use crate::cluster::Cluster;
 use crate::command::detail::PrefixStats;
 use crate::counters::{Baseline, BaselineValues, ConnectionStats, ThreadStats, ThreadTotals};
 use crate::watch::Watchers;
@@ -94,6 +95,8 @@ pub struct Shared {
     pub detail: PrefixStats,
     /// `watch`: the log watchers.
     pub watchers: Watchers,
+    /// The cluster's node list this node serves (`--cluster-config`), if any.
+    pub cluster: Option<Cluster>,
     /// Each worker's waker, by worker id (set once the workers exist), so that an event on
     /// one thread can wake the worker writing to a watcher.
     pub worker_wakers: OnceLock<Box<[Arc<Waker>]>>,
@@ -109,6 +112,7 @@ impl Shared {
     pub fn new(
         settings: Settings,
         cache: Cache,
+        cluster: Option<Cluster>,
         listeners: Vec<ListenerInfo>,
         acceptor_waker: Arc<Waker>,
     ) -> Self {
@@ -117,6 +121,7 @@ impl Shared {
             verbosity: AtomicU8::new(settings.verbosity),
             detail: PrefixStats::new(settings.prefix_delimiter, settings.detail_enabled),
             watchers: Watchers::default(),
+            cluster,
             worker_wakers: OnceLock::new(),
             settings,
             cache,

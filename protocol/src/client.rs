@@ -462,6 +462,37 @@ pub fn encode_request(out: &mut Vec<u8>, request: &Request<'_>) -> Result<(), En
             out.extend_from_slice(b"\r\n");
             Ok(())
         }
+        Request::ConfigGet { key } => {
+            out.extend_from_slice(b"config get ");
+            out.extend_from_slice(key);
+            out.extend_from_slice(b"\r\n");
+            Ok(())
+        }
+        Request::ConfigSet {
+            key,
+            flags,
+            value,
+            noreply,
+        } => {
+            out.extend_from_slice(b"config set ");
+            out.extend_from_slice(key);
+            out.push(b' ');
+            push_u64(out, u64::from(*flags));
+            out.push(b' ');
+            push_u64(out, value.len() as u64);
+            push_noreply(out, *noreply);
+            out.extend_from_slice(b"\r\n");
+            out.extend_from_slice(value);
+            out.extend_from_slice(b"\r\n");
+            Ok(())
+        }
+        Request::ConfigDelete { key, noreply } => {
+            out.extend_from_slice(b"config delete ");
+            out.extend_from_slice(key);
+            push_noreply(out, *noreply);
+            out.extend_from_slice(b"\r\n");
+            Ok(())
+        }
         Request::MetaGet { key, flags } => {
             let (key, base64) = meta_key(key, flags);
             encode_meta(out, MetaCommand::Get, key, base64, flags.tokens, &[])

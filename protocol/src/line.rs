@@ -25,6 +25,10 @@ pub struct ParserLimits {
     /// Data blocks longer than this are refused with `SERVER_ERROR object too large for
     /// cache` and swallowed without being buffered (the server's item size limit).
     pub max_value: usize,
+    /// Parse ElastiCache's `config get|set|delete` (a server that serves a cluster's node
+    /// list). Off, `config` is an unknown command, as on memcached, so a `config set`'s data
+    /// block is read as commands just as memcached reads it.
+    pub config_commands: bool,
 }
 
 impl Default for ParserLimits {
@@ -33,6 +37,7 @@ impl Default for ParserLimits {
             max_line: 2048,
             max_key_list_line: 1 << 20,
             max_value: 1 << 20,
+            config_commands: false,
         }
     }
 }

@@ -229,6 +229,7 @@ impl<'i> Command<'i, '_> {
             b"cache_memlimit" => self.cache_memlimit(),
             b"stats" => Ok(self.done(Request::Stats(self.stats_group()))),
             b"watch" => self.watch(),
+            b"config" if self.limits.config_commands => self.config(),
             _ => Ok(self.unknown()),
         }
     }
@@ -513,6 +514,72 @@ impl<'i> Command<'i, '_> {
             return Err(ProtocolError::IllegalSlabId);
         }
         Ok((class, limit))
+    }
+
+    /// ElastiCache's `config get <key>`, `config set <key> <flags> <bytes> [noreply]` (and its
+    /// data block), `config delete <key> [noreply]`, checked as memcached checks its storage
+    /// commands.
+    fn config(&self) -> Result<Parsed<'i>, Failure<'i>> {
+        let tokens = self.tokens;
+        let ntokens = tokens.ntokens();
+        want(ntokens >= 4)?;
+        let noreply = self.noreply();
+        let key = tokens.get(2);
+        if key.len() > KEY_MAX_LEN {
+            return Err(Failure::new(ProtocolError::BadCommandLine).silent_if(noreply));
+        }
+        match tokens.get(1) {
+            b"get" => {
+                want(ntokens == 4)?;
+                Ok(self.done(Request::ConfigGet { key }))
+            }
+            b"delete" => {
+                want(ntokens == 4 || ntokens == 5)?;
+                Ok(self.done(Request::ConfigDelete { key, noreply }))
+            }
+            b"set" => {
+                want(ntokens == 6 || ntokens == 7)?;
+                let bad_line = || Failure::new(ProtocolError::BadCommandLine).silent_if(noreply);
+                let (Some(flags), Some(len)) =
+                    (safe_strtoul(tokens.get(3)), safe_strtol(tokens.get(4)))
+                else {
+                    return Err(bad_line());
+                };
+                let len = match usize::try_from(len) {
+                    Ok(len) if len <= i32::MAX as usize - 2 => len,
+                    _ => return Err(bad_line()),
+                };
+                if len > self.limits.max_value {
+                    return Err(Failure {
+                        error: ProtocolError::ValueTooLarge,
+                        swallow: len + 2,
+                        silent: noreply,
+                        refused: Refused::Nothing,
+                    });
+                }
+                Ok(match data_block(self.input, self.line_consumed, len) {
+                    DataBlock::Complete { value, consumed } => Parsed::Request {
+                        request: Request::ConfigSet {
+                            key,
+                            flags,
+                            value,
+                            noreply,
+                        },
+                        consumed,
+                    },
+                    DataBlock::Incomplete { needed } => Parsed::Incomplete { needed },
+                    DataBlock::BadChunk { consumed } => Parsed::Error {
+                        error: ProtocolError::BadDataChunk,
+                        consumed,
+                        swallow: 0,
+                        close: false,
+                        silent: noreply,
+                        refused: Refused::Nothing,
+                    },
+                })
+            }
+            _ => Err(ProtocolError::UnknownCommand.into()),
+        }
     }
 
     /// `watch [stream ...]` (`fetchers` when none is named). An unknown stream, `noreply`

@@ -40,6 +40,10 @@ pub const CLIENT_ERROR_DUMP_DISABLED: &[u8] = b"CLIENT_ERROR stats cachedump not
 pub const CLIENT_ERROR_WATCH_DISABLED: &[u8] = b"CLIENT_ERROR watch commands not allowed\r\n";
 pub const WATCHER_TOO_MANY: &[u8] = b"WATCHER_TOO_MANY log watcher limit reached\r\n";
 pub const WATCH_AFTER_PIPELINE: &[u8] = b"ERROR cannot pipeline other commands before watch\r\n";
+pub const CLIENT_ERROR_CONFIG_SET_DISABLED: &[u8] =
+    b"CLIENT_ERROR config set not allowed on this node\r\n";
+pub const CLIENT_ERROR_CONFIG_DELETE: &[u8] =
+    b"CLIENT_ERROR the cluster config comes from this node's file\r\n";
 pub const STATS_DETAIL_USAGE: &[u8] = b"CLIENT_ERROR usage: stats detail on|off|dump\r\n";
 /// `me` on a miss (memcached answers `EN` to it even with no flags).
 pub const META_MISS: &[u8] = b"EN\r\n";
@@ -55,7 +59,26 @@ fn push_i64(out: &mut Vec<u8>, n: i64) {
 /// `VALUE <key> <flags> <bytes>[ <cas>]\r\n`: the header of one hit; the caller appends the
 /// value's bytes and then [`value_end`].
 pub fn value_header(out: &mut Vec<u8>, key: &[u8], flags: u32, len: usize, cas: Option<u64>) {
-    out.extend_from_slice(b"VALUE ");
+    block_header(out, b"VALUE ", key, flags, len, cas);
+}
+
+/// ElastiCache's `CONFIG <key> <flags> <bytes>\r\n<data>\r\n` (a `config get` hit; `<bytes>`
+/// counts the data without the final `\r\n`, as in a `VALUE` block), before `END`.
+pub fn config_value(out: &mut Vec<u8>, key: &[u8], flags: u32, data: &[u8]) {
+    block_header(out, b"CONFIG ", key, flags, data.len(), None);
+    out.extend_from_slice(data);
+    value_end(out);
+}
+
+fn block_header(
+    out: &mut Vec<u8>,
+    word: &[u8],
+    key: &[u8],
+    flags: u32,
+    len: usize,
+    cas: Option<u64>,
+) {
+    out.extend_from_slice(word);
     out.extend_from_slice(key);
     out.push(b' ');
     push_u64(out, u64::from(flags));

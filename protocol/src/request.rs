@@ -254,6 +254,17 @@ pub enum Request<'a> {
     Stats(StatsGroup<'a>),
     /// `watch [stream ...]`: the connection becomes a log watcher.
     Watch(WatchStreams),
+    /// ElastiCache's `config get <key>` (only with [`crate::ParserLimits::config_commands`]).
+    ConfigGet { key: &'a [u8] },
+    /// ElastiCache's `config set <key> <flags> <bytes> [noreply]`, with the data block.
+    ConfigSet {
+        key: &'a [u8],
+        flags: u32,
+        value: &'a [u8],
+        noreply: bool,
+    },
+    /// ElastiCache's `config delete <key> [noreply]`.
+    ConfigDelete { key: &'a [u8], noreply: bool },
     /// `mg <key> <flags>*`.
     MetaGet { key: Key<'a>, flags: MetaFlags<'a> },
     /// `ms <key> <datalen> <flags>*`, with the data block.

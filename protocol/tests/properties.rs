@@ -196,7 +196,7 @@ proptest! {
         cuts in proptest::collection::vec(any::<usize>(), 0..20),
     ) {
         // Small limits so that long lines and large values happen.
-        let limits = ParserLimits { max_line: 64, max_key_list_line: 128, max_value: 32 };
+        let limits = ParserLimits { max_line: 64, max_key_list_line: 128, max_value: 32, ..ParserLimits::default() };
         let whole = events_of(&[&stream], &limits);
         prop_assert_eq!(&events_of(&split(&stream, &cuts), &limits), &whole);
         let bytes: Vec<&[u8]> = stream.chunks(1).collect();
@@ -207,7 +207,7 @@ proptest! {
     fn never_panics_and_always_progresses(
         input in prop_oneof![protocolish_bytes(), proptest::collection::vec(any::<u8>(), 0..512)],
     ) {
-        for limits in [ParserLimits::default(), ParserLimits { max_line: 16, max_key_list_line: 32, max_value: 8 }] {
+        for limits in [ParserLimits::default(), ParserLimits { max_line: 16, max_key_list_line: 32, max_value: 8, ..ParserLimits::default() }] {
             match parse_request(&input, &limits) {
                 Parsed::Request { consumed, .. } => {
                     prop_assert!(consumed > 0 && consumed <= input.len());

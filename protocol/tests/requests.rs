@@ -554,6 +554,7 @@ fn leading_spaces_wait_for_the_command_before_judging_a_long_line() {
         max_line: 48,
         max_key_list_line: 96,
         max_value: 16,
+        ..ParserLimits::default()
     };
     let stream = [&[b' '; 69][..], b"gat        mb\r\nm\x93\n"].concat();
     let whole = events_of(&[&stream], &limits);

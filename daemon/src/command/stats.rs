@@ -212,6 +212,17 @@ pub fn general(shared: &Shared) -> Stats {
     push(&mut stats, "cmd_flush", threads.cmd_flush);
     push(&mut stats, "cmd_touch", items.cmd_touch);
     push(&mut stats, "cmd_meta", threads.cmd_meta);
+    // ElastiCache's auto-discovery figures (CmdConfigGet, CmdConfigSet, CurrConfig).
+    push(&mut stats, "cmd_config_get", threads.cmd_config_get);
+    push(&mut stats, "cmd_config_set", threads.cmd_config_set);
+    push(
+        &mut stats,
+        "curr_config",
+        shared
+            .cluster
+            .as_ref()
+            .map_or(0, |cluster| cluster.version()),
+    );
     push(&mut stats, "get_hits", items.get_hits);
     push(&mut stats, "get_misses", items.get_misses);
     push(&mut stats, "get_expired", items.get_expired);

@@ -44,7 +44,9 @@ impl Harness {
         let poll = mio::Poll::new().expect("a poll for the waker");
         let waker =
             Arc::new(mio::Waker::new(poll.registry(), mio::Token(0)).expect("a waker for tests"));
-        let shared = Arc::new(Shared::new(settings, cache, Vec::new(), waker));
+        let cluster = crate::cluster::Cluster::from_settings(&settings)
+            .unwrap_or_else(|error| panic!("bad cluster config for the harness: {error}"));
+        let shared = Arc::new(Shared::new(settings, cache, cluster, Vec::new(), waker));
         Harness {
             shared,
             clock,

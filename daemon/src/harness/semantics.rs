@@ -238,3 +238,100 @@ fn watch_refusals_are_memcacheds() {
         "WATCHER_TOO_MANY log watcher limit reached\r\n"
     );
 }
+
+/// A cluster file for a harness, in a directory of its own.
+fn cluster_file(name: &str, nodes: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("ferrocache-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("cluster");
+    std::fs::write(&path, nodes).unwrap();
+    path
+}
+
+#[test]
+fn config_get_cluster_answers_as_an_elasticache_node() {
+    let path = cluster_file(
+        "config-get",
+        "# three nodes\nnode-b.example|10.0.0.2|11211\nnode-a.example|10.0.0.1|11211\n\
+         node-c.example:11211\n",
+    );
+    let harness = Harness::new(&["--cluster-config", path.to_str().unwrap()]);
+    let mut conn = harness.connect();
+    let payload = "1\nnode-a.example|10.0.0.1|11211 node-b.example|10.0.0.2|11211 \
+                   node-c.example||11211\n";
+    let expected = format!("CONFIG cluster 0 {}\r\n{payload}\r\nEND\r\n", payload.len());
+    assert_eq!(
+        payload.len(),
+        84,
+        "N counts the version line and the node line"
+    );
+    // The forms real clients send: Java and pymemcache, libmemcached's trailing space,
+    // django-elasticache's bare newline.
+    for request in [
+        "config get cluster\r\n",
+        "config get cluster \r\n",
+        "config get cluster\n",
+    ] {
+        assert_eq!(conn.call(request), expected, "{request:?}");
+    }
+    // Engines before 1.4.14: the same block as an item.
+    assert_eq!(
+        conn.call("get AmazonElastiCache:cluster\r\n"),
+        format!(
+            "VALUE AmazonElastiCache:cluster 0 {}\r\n{payload}\r\nEND\r\n",
+            payload.len()
+        )
+    );
+    assert_eq!(conn.call("config get other\r\n"), "END\r\n");
+    assert_eq!(
+        conn.call("config set cluster 0 2\r\nab\r\n"),
+        "CLIENT_ERROR config set not allowed on this node\r\n"
+    );
+    assert_eq!(stat(&harness, "cmd_config_get"), "4");
+    assert_eq!(stat(&harness, "curr_config"), "1");
+    std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+}
+
+#[test]
+fn config_set_cluster_only_where_the_operator_allows_it() {
+    let path = cluster_file("config-set", "a:1\n");
+    let harness = Harness::new(&[
+        "--cluster-config",
+        path.to_str().unwrap(),
+        "--cluster-config-writable",
+    ]);
+    let mut conn = harness.connect();
+    let pushed = "5\nx.example|10.1.1.1|11211 y.example|10.1.1.2|11211\n";
+    assert_eq!(
+        conn.call(&format!(
+            "config set cluster 0 {}\r\n{pushed}\r\n",
+            pushed.len()
+        )),
+        "STORED\r\n"
+    );
+    assert_eq!(
+        conn.call("config get cluster\r\n"),
+        format!("CONFIG cluster 0 {}\r\n{pushed}\r\nEND\r\n", pushed.len())
+    );
+    assert_eq!(
+        conn.call("config set cluster 0 3\r\nbad\r\n"),
+        "NOT_STORED\r\n"
+    );
+    assert_eq!(stat(&harness, "cmd_config_set"), "2");
+    assert_eq!(stat(&harness, "curr_config"), "5");
+    std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+}
+
+#[test]
+fn without_a_cluster_config_config_is_unknown_as_on_memcached() {
+    let harness = Harness::new(&[]);
+    let mut conn = harness.connect();
+    assert_eq!(conn.call("config get cluster\r\n"), "ERROR\r\n");
+    // The data block of a config set is read as a command, as memcached reads it.
+    assert_eq!(
+        conn.call("config set cluster 0 2\r\nab\r\n"),
+        "ERROR\r\nERROR\r\n"
+    );
+    assert_eq!(conn.call("get AmazonElastiCache:cluster\r\n"), "END\r\n");
+    assert_eq!(stat(&harness, "curr_config"), "0");
+}

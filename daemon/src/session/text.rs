@@ -11,6 +11,7 @@ use super::{OUTPUT_HIGH_WATER, ServeContext, Stop};
 use crate::command::Executor;
 use crate::command::admin::Refusal;
 use crate::command::arith::Arith;
+use crate::command::cluster::ConfigOutcome;
 use crate::command::delete::Delete;
 use crate::command::retrieval::Retrieve;
 use crate::command::stats::{StatsOutcome, StatsRefusal};
@@ -54,6 +55,7 @@ impl TextSession {
         TextSession {
             limits: ParserLimits {
                 max_value: shared.settings.storage.item_size_max,
+                config_commands: shared.cluster.is_some(),
                 ..ParserLimits::default()
             },
             swallow: 0,
@@ -284,6 +286,36 @@ impl TextSession {
                     Err(WatchRefusal::TooMany) => out.extend_from_slice(reply::WATCHER_TOO_MANY),
                 }
             }
+            Request::ConfigGet { key } => {
+                if let ConfigOutcome::Value { flags, payload } = exec.config_get(key) {
+                    reply::config_value(out, key, flags, &payload);
+                }
+                out.extend_from_slice(reply::END);
+            }
+            Request::ConfigSet {
+                key,
+                flags,
+                value,
+                noreply,
+            } => {
+                let reply = match exec.config_set(key, flags, value) {
+                    ConfigOutcome::Stored => reply::STORED,
+                    ConfigOutcome::Malformed => reply::NOT_STORED,
+                    _ => reply::CLIENT_ERROR_CONFIG_SET_DISABLED,
+                };
+                if !noreply {
+                    out.extend_from_slice(reply);
+                }
+            }
+            Request::ConfigDelete { key, noreply } => {
+                let reply = match exec.config_delete(key) {
+                    ConfigOutcome::NotDeletable => reply::CLIENT_ERROR_CONFIG_DELETE,
+                    _ => reply::NOT_FOUND,
+                };
+                if !noreply {
+                    out.extend_from_slice(reply);
+                }
+            }
             Request::MetaGet { key, flags } => meta_get(exec, key.bytes(), &flags, out),
             Request::MetaSet { key, value, flags } => {
                 meta_set(exec, key.bytes(), value, &flags, out)
@@ -333,6 +365,10 @@ impl TextSession {
             if answered > 0 && out.len() > OUTPUT_HIGH_WATER {
                 self.get_progress += answered;
                 return Step::Paused;
+            }
+            if let Some((flags, payload)) = exec.legacy_cluster_get(key) {
+                reply::value(out, key, flags, with_cas.then_some(0), &payload);
+                continue;
             }
             exec.retrieve(key, how, |item| {
                 let cas = with_cas.then(|| item.cas());

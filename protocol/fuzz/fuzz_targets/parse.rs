@@ -27,6 +27,7 @@ fuzz_target!(|data: &[u8]| {
             max_line: 48,
             max_key_list_line: 96,
             max_value: 16,
+            ..ParserLimits::default()
         },
     ];
     for limits in &limits {
