@@ -329,44 +329,64 @@ impl<'i> Command<'i, '_> {
         } else {
             0
         };
-        let len = match usize::try_from(len) {
-            Ok(len) if len <= i32::MAX as usize - 2 => len,
-            _ => return Err(bad_line()),
+        let len = self.data_length(len, noreply)?;
+        let refused = Refused::TooLarge {
+            key: Key::Borrowed(key),
+            store: TooLargeStore::Text(command),
         };
+        self.with_data_block(len, noreply, refused, |value| Request::Store {
+            command,
+            key,
+            flags,
+            exptime: i64::from(exptime),
+            value,
+            cas,
+            noreply,
+        })
+    }
+
+    /// A storage line's byte count, as memcached checks it: negative, or too large to add the
+    /// `\r\n` to, is `CLIENT_ERROR bad command line format`.
+    fn data_length(&self, len: i32, noreply: bool) -> Result<usize, Failure<'i>> {
+        match usize::try_from(len) {
+            Ok(len) if len <= i32::MAX as usize - 2 => Ok(len),
+            _ => Err(Failure::new(ProtocolError::BadCommandLine).silent_if(noreply)),
+        }
+    }
+
+    /// The request `make` builds from the `len`-byte data block after the line: refused as too
+    /// large (and swallowed) over the item size limit, incomplete until it has all arrived, a
+    /// bad chunk when it does not end in `\r\n`.
+    fn with_data_block(
+        &self,
+        len: usize,
+        noreply: bool,
+        too_large: Refused<'i>,
+        make: impl FnOnce(&'i [u8]) -> Request<'i>,
+    ) -> Result<Parsed<'i>, Failure<'i>> {
         if len > self.limits.max_value {
             return Err(Failure {
                 error: ProtocolError::ValueTooLarge,
                 swallow: len + 2,
                 silent: noreply,
-                refused: Refused::TooLarge {
-                    key: Key::Borrowed(key),
-                    store: TooLargeStore::Text(command),
-                },
+                refused: too_large,
             });
         }
-        match data_block(self.input, self.line_consumed, len) {
-            DataBlock::Complete { value, consumed } => Ok(Parsed::Request {
-                request: Request::Store {
-                    command,
-                    key,
-                    flags,
-                    exptime: i64::from(exptime),
-                    value,
-                    cas,
-                    noreply,
-                },
+        Ok(match data_block(self.input, self.line_consumed, len) {
+            DataBlock::Complete { value, consumed } => Parsed::Request {
+                request: make(value),
                 consumed,
-            }),
-            DataBlock::Incomplete { needed } => Ok(Parsed::Incomplete { needed }),
-            DataBlock::BadChunk { consumed } => Ok(Parsed::Error {
+            },
+            DataBlock::Incomplete { needed } => Parsed::Incomplete { needed },
+            DataBlock::BadChunk { consumed } => Parsed::Error {
                 error: ProtocolError::BadDataChunk,
                 consumed,
                 swallow: 0,
                 close: false,
                 silent: noreply,
                 refused: Refused::Nothing,
-            }),
-        }
+            },
+        })
     }
 
     /// `delete <key> [0] [noreply]`, with `process_delete_command`'s exact rules.
@@ -545,37 +565,12 @@ impl<'i> Command<'i, '_> {
                 else {
                     return Err(bad_line());
                 };
-                let len = match usize::try_from(len) {
-                    Ok(len) if len <= i32::MAX as usize - 2 => len,
-                    _ => return Err(bad_line()),
-                };
-                if len > self.limits.max_value {
-                    return Err(Failure {
-                        error: ProtocolError::ValueTooLarge,
-                        swallow: len + 2,
-                        silent: noreply,
-                        refused: Refused::Nothing,
-                    });
-                }
-                Ok(match data_block(self.input, self.line_consumed, len) {
-                    DataBlock::Complete { value, consumed } => Parsed::Request {
-                        request: Request::ConfigSet {
-                            key,
-                            flags,
-                            value,
-                            noreply,
-                        },
-                        consumed,
-                    },
-                    DataBlock::Incomplete { needed } => Parsed::Incomplete { needed },
-                    DataBlock::BadChunk { consumed } => Parsed::Error {
-                        error: ProtocolError::BadDataChunk,
-                        consumed,
-                        swallow: 0,
-                        close: false,
-                        silent: noreply,
-                        refused: Refused::Nothing,
-                    },
+                let len = self.data_length(len, noreply)?;
+                self.with_data_block(len, noreply, Refused::Nothing, |value| Request::ConfigSet {
+                    key,
+                    flags,
+                    value,
+                    noreply,
                 })
             }
             _ => Err(ProtocolError::UnknownCommand.into()),
