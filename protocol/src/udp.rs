@@ -25,10 +25,13 @@
 //! - [`ReplyFramer::response`] for every response object, empty ones included, but not for a
 //!   text `noreply` command's answer (memcached skips those entirely);
 //! - [`ReplyFramer::flush`] at memcached's flush points: the end of each request datagram; a
-//!   text `get`/`gets`/`gat`/`gats`, `mn` or `quit`; a binary noop or quit; a binary error
-//!   answered without a swallow; every 20 requests of one datagram (`-R`);
+//!   text `get`/`gets`/`gat`/`gats`, `mn` or `quit`; after a binary response when
+//!   [`binary_response_flushes`] says so, and after a binary refusal that has a response and
+//!   no swallow; every 20 requests of one datagram (`-R`);
 //! - [`ReplyFramer::discard`] where memcached drops its queue: a frame that closes without a
 //!   response (binary bad magic); the rest of that datagram is not parsed.
+
+use crate::binary::{Opcode, Status};
 
 /// Length of the frame header.
 pub const HEADER_LEN: usize = 8;
@@ -152,6 +155,25 @@ impl Datagrams {
     fn drop_queued(&mut self) {
         self.ends.truncate(self.ready);
         self.bytes.truncate(self.ends.last().copied().unwrap_or(0));
+    }
+}
+
+/// Whether memcached writes its queued responses right after answering a binary request
+/// with `opcode` and `status` (whether sent or suppressed): after a noop or a quit (quitq
+/// too), and after an error it writes with `write_bin_error` without a swallow, which is every
+/// non-success except a `K` get's miss (it carries the key), a quiet get's suppressed miss,
+/// and the "Unknown command" to a SASL request with data (memcached swallows the data).
+pub fn binary_response_flushes(opcode: Opcode, status: Status, sasl_data: bool) -> bool {
+    match status {
+        Status::Success => matches!(opcode.loud(), Opcode::Noop | Opcode::Quit),
+        Status::KeyNotFound if opcode.returns_key() => false,
+        Status::KeyNotFound if opcode.is_retrieval() && opcode.is_quiet() => false,
+        Status::UnknownCommand
+            if matches!(opcode, Opcode::SaslAuth | Opcode::SaslStep) && sasl_data =>
+        {
+            false
+        }
+        _ => true,
     }
 }
 

@@ -42,7 +42,11 @@
 //! "Unknown command" and swallows `body_len` bytes after the key (memcached's over-count, which
 //! eats the start of the next frame); a value over the limit is "Too large." and is swallowed.
 //! stat, touch and gat consume only header, extras and key: memcached parses any longer body's
-//! rest as the next frame.
+//! rest as the next frame. memcached sends nothing while it swallows: every response queued
+//! before a refusal with a swallow, and the refusal's own, goes out only once the swallowed
+//! bytes have arrived (a client that waits for the answer before sending the rest waits for
+//! ever); a server that wants the same bytes at the same moments holds its output until
+//! `swallow` reaches 0.
 //!
 //! What the executor must apply (memcached 1.6.18, `proto_bin.c`):
 //! - **Protocol choice**: with `-B auto` the first byte of a connection picks binary (0x80) or

@@ -15,7 +15,9 @@ use crate::request::KEY_MAX_LEN;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BinaryLimits {
     /// Values longer than this are refused with "Too large." and swallowed without being
-    /// buffered (the server's item size limit, as for the text parser).
+    /// buffered (the server's item size limit, as for the text parser). memcached 1.6.18
+    /// refuses a value when value + key + 59 bytes of item overhead exceed `-I`, so with `-I
+    /// 1m` its largest value under a 1-byte key is 1,048,516 bytes.
     pub max_value: usize,
 }
 
