@@ -1,8 +1,10 @@
-//! ferrocache-protocol: memcached's text and meta protocols as a pure codec.
+//! ferrocache-protocol: memcached's text, meta and binary protocols and its UDP framing as a
+//! pure codec.
 //!
 //! Owns: turning a client's bytes into [`Request`]s ([`parse_request`]), server replies into
 //! bytes ([`reply`]), and the client side of both (encoding requests, parsing replies in
-//! [`client`]), with memcached 1.6.18's exact bytes. Must not touch: sockets, threads, clocks or
+//! [`client`]), with memcached 1.6.18's exact bytes; the same for the binary protocol
+//! ([`binary`]) and UDP datagrams ([`udp`]). Must not touch: sockets, threads, clocks or
 //! storage: the daemon, the client crate and the load generator drive it.
 //!
 //! Keys and values borrow from the input buffer: a request costs no heap allocation.
@@ -25,6 +27,7 @@
 #![forbid(unsafe_code)]
 
 mod base64;
+pub mod binary;
 pub mod client;
 mod error;
 mod line;
@@ -34,6 +37,7 @@ mod number;
 mod parse;
 pub mod reply;
 mod request;
+pub mod udp;
 
 pub use error::ProtocolError;
 pub use line::{Parsed, ParserLimits, Refused, TooLargeStore};

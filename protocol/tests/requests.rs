@@ -675,3 +675,32 @@ fn keys_and_values_borrow_from_the_input() {
     assert!(parsed > 0);
     assert_eq!(after - before, 0, "parse_request allocated");
 }
+
+#[test]
+fn binary_frames_borrow_from_the_input() {
+    use ferrocache_protocol::binary::{BinaryLimits, BinaryParsed, client, parse_binary};
+    let mut get = Vec::new();
+    client::encode_frame(&mut get, 0x0c, 1, 0, &[], &[b'k'; 32], &[]);
+    let mut set = Vec::new();
+    client::encode_frame(&mut set, 0x01, 2, 0, &[0; 8], b"key", &[b'v'; 100]);
+    let mut incr = Vec::new();
+    client::encode_frame(&mut incr, 0x05, 3, 0, &[0; 20], b"n", &[]);
+    let mut refused = Vec::new();
+    client::encode_frame(&mut refused, 0x50, 4, 0, &[], b"k", &[]);
+    let limits = BinaryLimits::default();
+    let before = ALLOCATIONS.with(Cell::get);
+    let mut parsed = 0;
+    for input in [&get, &set, &incr, &refused] {
+        for _ in 0..100 {
+            match parse_binary(input, &limits) {
+                BinaryParsed::Request { consumed, .. } | BinaryParsed::Error { consumed, .. } => {
+                    parsed += consumed
+                }
+                BinaryParsed::Incomplete { .. } => {}
+            }
+        }
+    }
+    let after = ALLOCATIONS.with(Cell::get);
+    assert!(parsed > 0);
+    assert_eq!(after - before, 0, "parse_binary allocated");
+}

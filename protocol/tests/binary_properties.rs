@@ -1,0 +1,265 @@
+//! Properties of the binary parser and the UDP framer over generated input: any split of a
+//! stream gives the same events as the whole stream, encoded requests parse back to
+//! themselves, arbitrary bytes never panic and always make progress, and reply datagrams carry
+//! exactly the response bytes, at most 1400 bytes each, numbered per response.
+
+#[path = "common/binary.rs"]
+mod binary_support;
+
+use binary_support::{binary_events_of, parse_all};
+use ferrocache_protocol::binary::client::{encode_frame, encode_request};
+use ferrocache_protocol::binary::{
+    BinaryCommand, BinaryLimits, BinaryParsed, BinaryRequest, ConcatMode, Opcode, StoreMode,
+    parse_binary,
+};
+use ferrocache_protocol::udp::{self, Datagrams, FrameHeader, ReplyFramer};
+use proptest::prelude::*;
+
+fn bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
+    proptest::collection::vec(any::<u8>(), 0..max)
+}
+
+fn key() -> impl Strategy<Value = Vec<u8>> {
+    proptest::collection::vec(any::<u8>(), 1..40)
+}
+
+/// A valid request's opcode and command fields, owned.
+#[derive(Debug, Clone)]
+struct Spec {
+    opcode: Opcode,
+    key: Vec<u8>,
+    value: Vec<u8>,
+    numbers: (u32, u32, u64, u64),
+    cas: u64,
+    opaque: u32,
+}
+
+fn spec() -> impl Strategy<Value = Spec> {
+    let opcodes = proptest::sample::select(
+        [
+            0x00u8, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d,
+            0x0e, 0x0f, 0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18, 0x19, 0x1a, 0x1c,
+            0x1d, 0x1e, 0x20, 0x21, 0x22, 0x23, 0x24,
+        ]
+        .to_vec(),
+    );
+    (
+        opcodes,
+        key(),
+        bytes(64),
+        any::<(u32, u32, u64, u64)>(),
+        any::<u64>(),
+        any::<u32>(),
+    )
+        .prop_map(|(opcode, key, value, numbers, cas, opaque)| Spec {
+            opcode: Opcode::from_byte(opcode),
+            key,
+            value,
+            numbers,
+            cas,
+            opaque,
+        })
+}
+
+impl Spec {
+    fn request(&self) -> BinaryRequest<'_> {
+        let (a, b, c, d) = self.numbers;
+        let key = self.key.as_slice();
+        let value = self.value.as_slice();
+        let command = match self.opcode.loud() {
+            Opcode::Get | Opcode::GetK => BinaryCommand::Get { key, touch: None },
+            Opcode::Gat | Opcode::GatK => BinaryCommand::Get {
+                key,
+                touch: Some(a),
+            },
+            Opcode::Touch => BinaryCommand::Touch { key, exptime: a },
+            Opcode::Set | Opcode::Add | Opcode::Replace => BinaryCommand::Store {
+                mode: match self.opcode.loud() {
+                    Opcode::Set => StoreMode::Set,
+                    Opcode::Add => StoreMode::Add,
+                    _ => StoreMode::Replace,
+                },
+                key,
+                flags: a,
+                exptime: b,
+                value,
+            },
+            Opcode::Append => BinaryCommand::Concat {
+                mode: ConcatMode::Append,
+                key,
+                value,
+            },
+            Opcode::Prepend => BinaryCommand::Concat {
+                mode: ConcatMode::Prepend,
+                key,
+                value,
+            },
+            Opcode::Delete => BinaryCommand::Delete { key },
+            Opcode::Increment | Opcode::Decrement => BinaryCommand::Arith {
+                incr: self.opcode.loud() == Opcode::Increment,
+                key,
+                delta: c,
+                initial: d,
+                exptime: b,
+            },
+            Opcode::Quit => BinaryCommand::Quit,
+            Opcode::Flush => BinaryCommand::Flush { delay: a },
+            Opcode::Noop => BinaryCommand::Noop,
+            Opcode::Version => BinaryCommand::Version,
+            Opcode::Stat => BinaryCommand::Stat { group: key },
+            Opcode::SaslListMechs => BinaryCommand::SaslListMechs,
+            Opcode::SaslAuth => BinaryCommand::SaslAuth {
+                mechanism: key,
+                data: value,
+            },
+            Opcode::SaslStep => BinaryCommand::SaslStep {
+                mechanism: key,
+                data: value,
+            },
+            other => unreachable!("not generated: {other:?}"),
+        };
+        BinaryRequest {
+            opcode: self.opcode,
+            opaque: self.opaque,
+            cas: self.cas,
+            data_type: 0,
+            vbucket: 0,
+            command,
+        }
+    }
+}
+
+/// Splits `stream` at the given cut points.
+fn split<'a>(stream: &'a [u8], cuts: &[usize]) -> Vec<&'a [u8]> {
+    let mut points: Vec<usize> = cuts.iter().map(|cut| cut % (stream.len() + 1)).collect();
+    points.sort_unstable();
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    for point in points {
+        pieces.push(&stream[start..point]);
+        start = point;
+    }
+    pieces.push(&stream[start..]);
+    pieces
+}
+
+/// Frames with random fields: lengths that often disagree with what follows, magic and
+/// opcodes mostly valid, so that generated bytes reach every refusal.
+fn loose_frames() -> impl Strategy<Value = Vec<u8>> {
+    let loose = (
+        prop_oneof![4 => Just(0x80u8), 1 => any::<u8>()],
+        prop_oneof![4 => 0u8..0x25, 1 => any::<u8>()],
+        prop_oneof![Just(0u8), Just(4), Just(8), Just(20), any::<u8>()],
+        bytes(12),
+        bytes(24),
+        -3i64..40,
+    )
+        .prop_map(|(magic, opcode, extras_len, key, value, delta)| {
+            let mut frame = Vec::new();
+            let extras = vec![0xff; usize::from(extras_len).min(24)];
+            encode_frame(&mut frame, opcode, 1, 0, &extras, &key, &value);
+            frame[0] = magic;
+            frame[4] = extras_len;
+            let body = u32::from_be_bytes([frame[8], frame[9], frame[10], frame[11]]);
+            let body = (i64::from(body) + delta).max(0) as u32;
+            frame[8..12].copy_from_slice(&body.to_be_bytes());
+            frame
+        });
+    proptest::collection::vec(prop_oneof![loose, bytes(30)], 0..10)
+        .prop_map(|frames| frames.concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn valid_streams_parse_back_however_they_are_split(
+        specs in proptest::collection::vec(spec(), 1..12),
+        cuts in proptest::collection::vec(any::<usize>(), 0..20),
+    ) {
+        let limits = BinaryLimits::default();
+        let mut stream = Vec::new();
+        for spec in &specs {
+            encode_request(&mut stream, &spec.request()).unwrap();
+        }
+        let (events, ending) = parse_all(&stream, &limits);
+        let expected: Vec<String> = specs
+            .iter()
+            .map(|spec| format!("{:?}", binary_support::BinaryEvent::Request(spec.request())))
+            .collect();
+        let whole: Vec<String> = events.iter().map(|e| format!("{e:?}")).collect();
+        prop_assert_eq!(&whole, &expected);
+        prop_assert_eq!(ending.unparsed, 0);
+        prop_assert_eq!(&binary_events_of(&split(&stream, &cuts), &limits), &(whole.clone(), ending));
+        let bytes: Vec<&[u8]> = stream.chunks(1).collect();
+        prop_assert_eq!(&binary_events_of(&bytes, &limits), &(whole, ending));
+    }
+
+    #[test]
+    fn any_bytes_parse_the_same_however_they_are_split(
+        stream in loose_frames(),
+        cuts in proptest::collection::vec(any::<usize>(), 0..20),
+    ) {
+        // A small value limit so that refused values happen.
+        let limits = BinaryLimits { max_value: 16 };
+        let (events, ending) = parse_all(&stream, &limits);
+        let whole = (events.iter().map(|e| format!("{e:?}")).collect::<Vec<_>>(), ending);
+        prop_assert_eq!(&binary_events_of(&split(&stream, &cuts), &limits), &whole);
+        let bytes: Vec<&[u8]> = stream.chunks(1).collect();
+        prop_assert_eq!(&binary_events_of(&bytes, &limits), &whole);
+    }
+
+    #[test]
+    fn never_panics_and_always_progresses(
+        input in prop_oneof![loose_frames(), bytes(512)],
+    ) {
+        for limits in [BinaryLimits::default(), BinaryLimits { max_value: 4 }] {
+            match parse_binary(&input, &limits) {
+                BinaryParsed::Request { consumed, .. } => {
+                    prop_assert!(consumed >= 24 && consumed <= input.len());
+                }
+                BinaryParsed::Incomplete { needed } => prop_assert!(needed > input.len()),
+                BinaryParsed::Error { consumed, .. } => {
+                    prop_assert!(consumed > 0 && consumed <= input.len());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn reply_datagrams_carry_the_responses_exactly(
+        responses in proptest::collection::vec(
+            prop_oneof![Just(Vec::new()), bytes(100), proptest::collection::vec(any::<u8>(), 1300..4200)],
+            0..8,
+        ),
+        flush_after in proptest::collection::vec(any::<bool>(), 8),
+        request_id: u16,
+    ) {
+        let mut framer = ReplyFramer::new(request_id);
+        let mut out = Datagrams::new();
+        for (response, flush) in responses.iter().zip(&flush_after) {
+            framer.response(response, &mut out);
+            if *flush {
+                framer.flush(&mut out);
+            }
+        }
+        framer.flush(&mut out);
+        let mut payload = Vec::new();
+        let mut expected_sequence = 0u16;
+        let mut total = 0u16;
+        for datagram in out.ready() {
+            prop_assert!(datagram.len() <= udp::MAX_DATAGRAM);
+            let header = FrameHeader::parse(datagram).unwrap();
+            prop_assert_eq!((header.request_id, header.reserved), (request_id, 0));
+            if header.sequence == 0 {
+                total = header.total;
+                expected_sequence = 0;
+            }
+            prop_assert_eq!(header.sequence, expected_sequence);
+            prop_assert_eq!(header.total, total);
+            expected_sequence += 1;
+            payload.extend_from_slice(&datagram[udp::HEADER_LEN..]);
+        }
+        prop_assert_eq!(payload, responses.concat());
+    }
+}
