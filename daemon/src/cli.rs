@@ -216,12 +216,12 @@ struct Cli {
     #[arg(short = 'k', long = "lock-memory", env = "FERROCACHED_LOCK_MEMORY")]
     lock_memory: bool,
 
-    /// Protocol: only "ascii" (text and meta) is served; "auto" is accepted as ascii
+    /// Protocol: ascii (text and meta), binary, or auto (a connection's first byte decides)
     #[arg(
         short = 'B',
         long = "protocol",
         env = "FERROCACHED_PROTOCOL",
-        default_value = "ascii"
+        default_value = "auto"
     )]
     protocol: String,
 
@@ -261,6 +261,17 @@ impl fmt::Display for ListenSpec {
     }
 }
 
+/// Which protocols connections may speak (`-B`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BindingProtocol {
+    /// A connection's first byte decides: 0x80 is binary, anything else text and meta.
+    Auto,
+    /// Text and meta only.
+    Ascii,
+    /// Binary only.
+    Binary,
+}
+
 /// Everything the daemon was asked to be, validated.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -268,6 +279,7 @@ pub struct Settings {
     pub port: u16,
     pub udp_port: u16,
     pub unix_mask: u32,
+    pub protocol: BindingProtocol,
     pub threads: usize,
     /// Storage partitions: `threads * PARTITIONS_PER_THREAD`.
     pub partitions: usize,
@@ -344,14 +356,16 @@ fn settings_from(cli: Cli) -> Result<Settings, String> {
             cli.udp_port
         ));
     }
-    match cli.protocol.as_str() {
-        "ascii" | "auto" => {}
+    let protocol = match cli.protocol.as_str() {
+        "auto" => BindingProtocol::Auto,
+        "ascii" => BindingProtocol::Ascii,
+        "binary" => BindingProtocol::Binary,
         other => {
             return Err(format!(
-                "error: protocol '{other}' is not supported; ferrocached speaks ascii (text and meta)"
+                "error: Invalid value for binding protocol: {other} -- should be one of auto, binary, or ascii"
             ));
         }
-    }
+    };
     let threads = match cli.threads {
         Some(threads) => usize::from(threads),
         None => std::thread::available_parallelism().map_or(4, |n| n.get()),
@@ -384,6 +398,7 @@ fn settings_from(cli: Cli) -> Result<Settings, String> {
         port: cli.port,
         udp_port: cli.udp_port,
         unix_mask: cli.unix_mask,
+        protocol,
         threads,
         partitions,
         conn_limit: cli.conn_limit as usize,
@@ -757,7 +772,7 @@ mod tests {
             &["-f", "1"],
             &["-U", "11211"],
             &["-a", "999"],
-            &["-B", "binary"],
+            &["-B", "both"],
             &["--no-such-flag"],
             &["-l", "[::1"],
             &["-I", "1m", "-m", "1"],

@@ -1,5 +1,5 @@
 //! Real clients against the real binary: libmemcached's conformance tool `memccapable` must pass
-//! all of its ASCII tests, and the pymemcache library must get through a whole session. Both
+//! all of its ASCII and binary tests, and the pymemcache library must get through a whole session. Both
 //! tools are installed by `scripts/install-test-deps.sh`; a missing one fails the test loudly,
 //! it is never skipped.
 
@@ -36,11 +36,11 @@ fn run(command: &mut Command, within: Duration, what: &str) -> Output {
 }
 
 #[test]
-fn memccapable_passes_every_ascii_test() {
+fn memccapable_passes_every_ascii_and_binary_test() {
     let server = Server::start(&["-t", "2"]);
     let port = server.addr.port().to_string();
     let output = run(
-        Command::new("memccapable").args(["-h", "127.0.0.1", "-p", &port, "-a"]),
+        Command::new("memccapable").args(["-h", "127.0.0.1", "-p", &port]),
         Duration::from_secs(120),
         "memccapable (Debian libmemcached-tools)",
     );
@@ -48,19 +48,22 @@ fn memccapable_passes_every_ascii_test() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     let passed = stdout.lines().filter(|l| l.ends_with("[pass]")).count();
     assert!(
-        output.status.success() && stdout.contains("All tests passed") && passed == 27,
-        "memccapable: {} ({passed} of 27 passed)\n{stdout}\n{stderr}\nserver stderr:\n{}",
+        output.status.success() && stdout.contains("All tests passed") && passed == 54,
+        "memccapable: {} ({passed} of 54 passed)\n{stdout}\n{stderr}\nserver stderr:\n{}",
         output.status,
         server.stderr()
     );
 }
 
-#[test]
-fn pymemcache_session() {
-    let server = Server::start(&["-t", "2"]);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/pymemcache_session.py");
-    // Debian's python3-pymemcache lives in the system interpreter's path; a pyenv or venv
-    // `python3` earlier on PATH may not see it.
+/// Runs `tests/clients/<script>` with the system Python against a fresh server and demands
+/// that it prints `<library> session passed`.
+fn python_session(script: &str, library: &str, package: &str, server_args: &[&str]) {
+    let server = Server::start(server_args);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/clients")
+        .join(script);
+    // Debian's python3-* packages live in the system interpreter's path; a pyenv or venv
+    // `python3` earlier on PATH may not see them.
     let python = if Path::new("/usr/bin/python3").exists() {
         "/usr/bin/python3"
     } else {
@@ -71,14 +74,36 @@ fn pymemcache_session() {
             .arg(&script)
             .args(["127.0.0.1", &server.addr.port().to_string()]),
         Duration::from_secs(60),
-        "python3 with pymemcache (Debian python3-pymemcache)",
+        &format!("python3 with {library} (Debian {package})"),
     );
     assert!(
         output.status.success(),
-        "pymemcache session failed ({}):\n{}\n{}",
+        "{library} session failed ({}):\n{}\n{}\nserver stderr:\n{}",
         output.status,
         String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
+        String::from_utf8_lossy(&output.stderr),
+        server.stderr()
     );
-    assert!(String::from_utf8_lossy(&output.stdout).contains("pymemcache session passed"));
+    assert!(String::from_utf8_lossy(&output.stdout).contains(&format!("{library} session passed")));
+}
+
+#[test]
+fn pymemcache_session() {
+    python_session(
+        "pymemcache_session.py",
+        "pymemcache",
+        "python3-pymemcache",
+        &["-t", "2"],
+    );
+}
+
+#[test]
+fn pylibmc_binary_session() {
+    // -B binary: a client that fell back to the text protocol would be refused.
+    python_session(
+        "pylibmc_binary_session.py",
+        "pylibmc binary",
+        "python3-pylibmc",
+        &["-t", "2", "-B", "binary"],
+    );
 }

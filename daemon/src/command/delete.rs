@@ -53,6 +53,27 @@ impl Executor<'_> {
         outcome
     }
 
+    /// [`Executor::touch`] that also shows the touched item to `on_hit` (binary touch answers
+    /// with its flags and CAS), while its partition is locked.
+    pub fn touch_item(
+        &self,
+        key: &[u8],
+        exptime: i64,
+        on_hit: impl FnOnce(&ferrocache_storage::ItemRef<'_>),
+    ) -> bool {
+        let (hash, mut partition) = self.shared.cache.lock_key(key);
+        let watched = self.peek_for_watchers(&mut partition, hash, key);
+        let touched = partition.touch(hash, key, exptime);
+        if touched && let Some(item) = partition.peek(hash, key) {
+            on_hit(&item);
+        }
+        drop(partition);
+        if let Some(found) = watched {
+            self.log_get(key, found);
+        }
+        touched
+    }
+
     /// Gives the key's item a new exptime; false if there is no live item.
     pub fn touch(&self, key: &[u8], exptime: i64) -> bool {
         let (hash, mut partition) = self.shared.cache.lock_key(key);

@@ -1,5 +1,5 @@
-//! Storage: `set`, `add`, `replace`, `append`, `prepend`, `cas`, meta `ms`, and values
-//! refused as too large before they were read.
+//! Storage: `set`, `add`, `replace`, `append`, `prepend`, `cas`, meta `ms`, the binary set
+//! family, and values refused as too large before they were read.
 //!
 //! Owns: turning each protocol's storage command into one engine request, memcached's rule
 //! for what a failed store leaves behind, and the per-prefix set figures. Must not touch: the
@@ -17,12 +17,17 @@ use ferrocache_storage::{DeleteRequest, StoreError, StoreMode, StoreOutcome, Sto
 pub enum StoreKind {
     Text(StoreCommand),
     Meta(MetaSetMode),
+    /// Binary set/add/replace/append/prepend (quiet or not), by their text names.
+    Binary(StoreCommand),
 }
 
 impl StoreKind {
-    fn mode(self) -> StoreMode {
+    /// The engine's mode. A binary add with a CAS in its header is a CAS store, as memcached
+    /// treats every binary store whose CAS is not 0.
+    fn mode(self, compare_cas: Option<u64>) -> StoreMode {
         match self {
-            StoreKind::Text(command) => match command {
+            StoreKind::Binary(StoreCommand::Add) if compare_cas.is_some() => StoreMode::Set,
+            StoreKind::Text(command) | StoreKind::Binary(command) => match command {
                 StoreCommand::Set | StoreCommand::Cas => StoreMode::Set,
                 StoreCommand::Add => StoreMode::Add,
                 StoreCommand::Replace => StoreMode::Replace,
@@ -40,19 +45,22 @@ impl StoreKind {
     }
 
     /// memcached drops the key's old item when a store fails for lack of memory or size, so
-    /// that a reader never sees the value the client meant to replace: for `set`
-    /// ("Unacceptable for SET", proto_text.c) and for every `ms` (process_mset_command), but
-    /// not for `cas`, `add`, `replace`, `append` or `prepend`.
+    /// that a reader never sees the value the client meant to replace: for text and binary
+    /// `set` ("Unacceptable for SET", proto_text.c and proto_bin.c; a binary set with a CAS is
+    /// still a set) and for every `ms` (process_mset_command), but not for `cas`, `add`,
+    /// `replace`, `append` or `prepend`.
     fn drops_old_on_failure(self) -> bool {
         matches!(
             self,
-            StoreKind::Text(StoreCommand::Set) | StoreKind::Meta(_)
+            StoreKind::Text(StoreCommand::Set)
+                | StoreKind::Binary(StoreCommand::Set)
+                | StoreKind::Meta(_)
         )
     }
 
     /// The command's name in a watcher's `item_store` line.
     fn name(self) -> &'static [u8] {
-        match self.mode() {
+        match self.mode(None) {
             _ if self == StoreKind::Text(StoreCommand::Cas) => b"cas",
             StoreMode::Set => b"set",
             StoreMode::Add => b"add",
@@ -62,7 +70,7 @@ impl StoreKind {
         }
     }
 
-    /// Classic text stores count in `stats detail`; meta ones do not.
+    /// Classic text and binary stores count in `stats detail`; meta ones do not.
     fn counts_in_detail(self) -> bool {
         !matches!(self, StoreKind::Meta(_))
     }
@@ -113,7 +121,7 @@ impl Executor<'_> {
             store.value,
             store.flags,
             store.exptime,
-            store.kind.mode(),
+            store.kind.mode(store.compare_cas),
         );
         request.compare_cas = store.compare_cas;
         request.invalidate = store.invalidate;

@@ -9,6 +9,7 @@
 //! daemon runs (it is test-only).
 
 mod captured;
+mod captured_binary;
 mod semantics;
 
 use crate::cache::Cache;

@@ -5,11 +5,15 @@
 //! and the limits every front shares (the output high-water mark). Must not touch: sockets or
 //! buffer memory (the `connection` owns both), or what a command does (the `command` layer).
 
+pub mod binary;
 pub mod text;
 
+use crate::cli::BindingProtocol;
 use crate::command::Executor;
 use crate::shared::Shared;
 use crate::watch::Watcher;
+use binary::BinarySession;
+use ferrocache_protocol::binary::REQUEST_MAGIC;
 use std::sync::Arc;
 use text::TextSession;
 
@@ -57,20 +61,29 @@ impl<'a> ServeContext<'a> {
 
 /// A connection's protocol state between reads: a few words, no heap.
 #[derive(Debug)]
-pub struct Session {
-    text: TextSession,
+pub enum Session {
+    /// No byte has arrived yet (`-B auto`).
+    Undecided,
+    Text(TextSession),
+    Binary(BinarySession),
 }
 
 impl Session {
     pub fn new(shared: &Shared) -> Self {
-        Session {
-            text: TextSession::new(shared),
+        match shared.settings.protocol {
+            BindingProtocol::Auto => Session::Undecided,
+            BindingProtocol::Ascii => Session::Text(TextSession::new(shared)),
+            BindingProtocol::Binary => Session::Binary(BinarySession::new(shared)),
         }
     }
 
     /// Whether the session is discarding a refused data block (`stats conns`: `conn_swallow`).
     pub fn swallowing(&self) -> bool {
-        self.text.swallowing()
+        match self {
+            Session::Undecided => false,
+            Session::Text(text) => text.swallowing(),
+            Session::Binary(binary) => binary.swallowing(),
+        }
     }
 
     /// Serves the complete requests at the front of `input`, appending replies to `out`, until
@@ -83,6 +96,21 @@ impl Session {
         budget: &mut usize,
         context: &mut ServeContext<'_>,
     ) -> (usize, Stop) {
-        self.text.serve(input, out, budget, context)
+        if let Session::Undecided = self {
+            let Some(&first) = input.first() else {
+                return (0, Stop::NeedInput { total: 0 });
+            };
+            let shared = context.executor.shared;
+            *self = if first == REQUEST_MAGIC {
+                Session::Binary(BinarySession::new(shared))
+            } else {
+                Session::Text(TextSession::new(shared))
+            };
+        }
+        match self {
+            Session::Text(text) => text.serve(input, out, budget, context),
+            Session::Binary(binary) => binary.serve(input, out, budget, context),
+            Session::Undecided => (0, Stop::NeedInput { total: 0 }),
+        }
     }
 }
