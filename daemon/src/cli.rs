@@ -51,7 +51,7 @@ struct Cli {
     )]
     port: u16,
 
-    /// UDP port to listen on (0, the default, is off; UDP is not supported)
+    /// UDP port to listen on (0, the default, is off)
     #[arg(
         short = 'U',
         long = "udp-port",
@@ -350,12 +350,6 @@ fn first_line(rendered: &str) -> String {
 }
 
 fn settings_from(cli: Cli) -> Result<Settings, String> {
-    if cli.udp_port != 0 {
-        return Err(format!(
-            "error: UDP is not supported (got -U {}); use -U 0, the default",
-            cli.udp_port
-        ));
-    }
     let protocol = match cli.protocol.as_str() {
         "auto" => BindingProtocol::Auto,
         "ascii" => BindingProtocol::Ascii,
@@ -770,7 +764,6 @@ mod tests {
             &["-I", "2x"],
             &["-I", "2g"],
             &["-f", "1"],
-            &["-U", "11211"],
             &["-a", "999"],
             &["-B", "both"],
             &["--no-such-flag"],

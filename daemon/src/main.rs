@@ -21,6 +21,7 @@ mod os;
 mod session;
 mod shared;
 mod systemd;
+mod udp;
 mod watch;
 mod worker;
 

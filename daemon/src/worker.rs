@@ -14,6 +14,7 @@ use crate::connection::{Connection, Scratch, Verdict};
 use crate::listener::Stream;
 use crate::session::{ServeContext, Session};
 use crate::shared::{ConnInfo, Shared, conn_state};
+use crate::udp::UdpEndpoint;
 use crossbeam_channel::{Receiver, Sender};
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
@@ -71,6 +72,17 @@ pub struct Worker {
     next_partition: usize,
     /// Connections that became log watchers: served when the waker says lines arrived.
     watching: Vec<usize>,
+    /// This worker's UDP sockets (`-U`), one per listening address.
+    udp: Vec<UdpEndpoint>,
+}
+
+/// The UDP socket with index `i` is registered as `Token(UDP_TOKENS - i)`; connections' keys
+/// stay far below.
+const UDP_TOKENS: usize = usize::MAX - 1;
+
+fn udp_index(token: Token) -> Option<usize> {
+    let index = UDP_TOKENS.checked_sub(token.0)?;
+    (index < 1024).then_some(index)
 }
 
 impl Worker {
@@ -78,6 +90,18 @@ impl Worker {
     pub fn new(id: usize, shared: Arc<Shared>) -> io::Result<(Worker, WorkerHandle)> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let mut udp = Vec::new();
+        for (index, address) in crate::udp::addresses(&shared)?.into_iter().enumerate() {
+            let mut endpoint = UdpEndpoint::bind(address).map_err(|e| {
+                io::Error::new(e.kind(), format!("cannot serve UDP on {address}: {e}"))
+            })?;
+            poll.registry().register(
+                &mut endpoint.socket,
+                Token(UDP_TOKENS - index),
+                Interest::READABLE,
+            )?;
+            udp.push(endpoint);
+        }
         let (sender, receiver) = crossbeam_channel::unbounded();
         Ok((
             Worker {
@@ -92,6 +116,7 @@ impl Worker {
                 last_maintenance: Instant::now(),
                 next_partition: id,
                 watching: Vec::new(),
+                udp,
             },
             WorkerHandle { sender, waker },
         ))
@@ -118,6 +143,11 @@ impl Worker {
                     WAKER => {
                         self.take_handoffs();
                         self.serve_watchers();
+                    }
+                    token if udp_index(token).is_some_and(|i| i < self.udp.len()) => {
+                        if let Some(index) = udp_index(token) {
+                            self.udp[index].serve(&self.shared, self.id);
+                        }
                     }
                     Token(key) => self.on_event(
                         key,

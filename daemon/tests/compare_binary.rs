@@ -107,3 +107,89 @@ fn binary_responses_are_memcacheds() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// A UDP port nothing uses right now.
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|socket| socket.local_addr())
+        .expect("bind an ephemeral UDP port")
+        .port()
+}
+
+/// Sends each datagram of `exchange` from a fresh socket and collects the datagrams that come
+/// back after each (until a short quiet spell).
+fn udp_run(tcp: SocketAddr, udp_port: u16, exchange: &UdpExchange) -> Vec<Vec<Vec<u8>>> {
+    let mut admin = Client::connect(tcp);
+    admin.call(b"flush_all\r\n", b"OK\r\n");
+    if !exchange.setup.is_empty() {
+        admin.call_script(exchange.setup);
+    }
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.connect(("127.0.0.1", udp_port)).unwrap();
+    let mut all = Vec::new();
+    let mut buffer = [0u8; 65536];
+    for (datagram, expected) in exchange.datagrams.iter().zip(exchange.replies.iter()) {
+        socket.send(datagram).unwrap();
+        let mut replies = Vec::new();
+        loop {
+            let quiet = if replies.len() >= expected.len() {
+                30
+            } else {
+                500
+            };
+            socket
+                .set_read_timeout(Some(Duration::from_millis(quiet)))
+                .unwrap();
+            match socket.recv(&mut buffer) {
+                Ok(n) => replies.push(mask_udp(&buffer[..n])),
+                Err(_) => break,
+            }
+        }
+        all.push(replies);
+    }
+    all
+}
+
+fn mask_udp(datagram: &[u8]) -> Vec<u8> {
+    let mut out = datagram.to_vec();
+    if out.len() >= 8 + 24 && out[8] == 0x81 && out[5] != 0 {
+        out[8 + 16..8 + 24].fill(0);
+    }
+    out
+}
+
+#[test]
+fn udp_replies_are_memcacheds() {
+    let ours_udp = free_udp_port();
+    let ours = Server::start(&["-t", "2", "-U", &ours_udp.to_string()]);
+    let theirs_udp = free_udp_port();
+    let reference = Reference::start_with_udp(theirs_udp);
+    let mut failures = Vec::new();
+    for exchange in UDP_EXCHANGES {
+        let theirs = udp_run(reference.addr, theirs_udp, exchange);
+        let mine = udp_run(ours.addr, ours_udp, exchange);
+        if theirs != mine {
+            failures.push(format!(
+                "{}:\n  memcached: {:02x?}\n  ours:      {:02x?}",
+                exchange.name, theirs, mine
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // UDP traffic is counted like any other.
+    let stats = Client::connect(ours.addr).call(b"stats\r\n", b"END\r\n");
+    let read: u64 = stats
+        .lines()
+        .find_map(|line| line.strip_prefix("STAT bytes_read "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap();
+    let sent: usize = UDP_EXCHANGES
+        .iter()
+        .flat_map(|e| e.datagrams.iter())
+        .map(|d| d.len())
+        .sum();
+    assert!(
+        read >= sent as u64,
+        "bytes_read {read} < {sent} sent over UDP"
+    );
+}

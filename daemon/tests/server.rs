@@ -272,7 +272,6 @@ fn bad_command_lines_exit_64_with_one_line() {
         &["-I", "2x"],
         &["-o", "no_such_option"],
         &["-o", "ext_path=/tmp/x:1G"],
-        &["-U", "11211"],
         &["--no-such-flag"],
         &["-I", "1m", "-m", "1"],
     ] {

@@ -21,6 +21,7 @@ use ferrocache_protocol::binary::{
     BinaryCommand, BinaryError, BinaryErrorKind, BinaryLimits, BinaryParsed, BinaryRequest,
     ConcatMode, NO_CREATE, Opcode, StatGroup, Status, StoreMode, parse_binary,
 };
+use ferrocache_protocol::udp::binary_response_flushes;
 use ferrocache_protocol::{DetailAction, StatsGroup, StoreCommand};
 use ferrocache_storage::{ArithMode, ArithOutcome, DeleteOutcome, StoreError, StoreOutcome};
 
@@ -77,6 +78,13 @@ impl BinarySession {
                 if self.swallow > 0 {
                     self.held.extend_from_slice(&out[batch_start..]);
                     out.truncate(batch_start);
+                    // Held responses are not this turn's to frame (UDP drops them with the
+                    // datagram, as the swallow cannot go on into the next one).
+                    if let Some(marks) = &mut context.marks {
+                        marks.ends.retain(|&end| end <= batch_start);
+                        let kept = marks.ends.len();
+                        marks.flushes.retain(|&at| at < kept);
+                    }
                     return (consumed, Stop::NeedInput { total: 0 });
                 }
                 if !self.held.is_empty() {
@@ -101,7 +109,17 @@ impl BinarySession {
                     consumed += used;
                     *budget -= 1;
                     context.served += 1;
-                    if let Step::Close = execute(&request, out, &context.executor) {
+                    let start = out.len();
+                    let step = execute(&request, out, &context.executor);
+                    if context.marks.is_some() {
+                        let flush = binary_response_flushes(
+                            request.opcode,
+                            response_status(&request, &out[start..]),
+                            sasl_data(&request),
+                        );
+                        context.mark_response(out.len(), flush);
+                    }
+                    if let Step::Close = step {
                         return (consumed, Stop::Close);
                     }
                 }
@@ -115,7 +133,16 @@ impl BinarySession {
                     swallow,
                     close,
                 } => {
+                    let start = out.len();
                     refuse(&error, out, &context.executor);
+                    if let Some(marks) = &mut context.marks
+                        && error.kind == BinaryErrorKind::BadMagic
+                    {
+                        // memcached closes without writing what it had queued.
+                        marks.discarded = true;
+                    } else if out.len() > start {
+                        context.mark_response(out.len(), swallow == 0);
+                    }
                     consumed += used.min(rest.len());
                     self.swallow = swallow;
                     *budget = budget.saturating_sub(1);
@@ -126,6 +153,26 @@ impl BinarySession {
             }
         }
     }
+}
+
+/// The status of the response just written for `request` (its first frame's), or of the one
+/// a quiet request went without: a quiet get's miss, any other quiet command's success.
+fn response_status(request: &BinaryRequest<'_>, written: &[u8]) -> Status {
+    match written.get(6..8) {
+        Some(&[high, low]) => {
+            Status::from_code(u16::from_be_bytes([high, low])).unwrap_or(Status::Success)
+        }
+        _ if request.opcode.is_retrieval() => Status::KeyNotFound,
+        _ => Status::Success,
+    }
+}
+
+/// Whether a SASL request carried data (memcached swallows it, which changes when it writes).
+fn sasl_data(request: &BinaryRequest<'_>) -> bool {
+    matches!(
+        request.command,
+        BinaryCommand::SaslAuth { data, .. } | BinaryCommand::SaslStep { data, .. } if !data.is_empty()
+    )
 }
 
 /// Whether memcached sends a response of `status` to this request (a quiet command's success,

@@ -39,6 +39,20 @@ pub enum Stop {
     Watch,
 }
 
+/// Where each response object ends in a serve call's output, and where memcached would write
+/// what it has queued: memcached frames UDP replies by them (one object per command, one per
+/// key of a text multi-get), so the UDP front asks for them; TCP fronts leave them off and pay
+/// one branch per request.
+#[derive(Debug, Default)]
+pub struct ResponseMarks {
+    /// End offset in the output of each response object (empty objects included).
+    pub ends: Vec<usize>,
+    /// Indices into `ends` after which memcached writes its queue.
+    pub flushes: Vec<usize>,
+    /// memcached dropped its queue unsent (a binary frame with a bad magic).
+    pub discarded: bool,
+}
+
 /// Per-thread context of one serving turn.
 pub struct ServeContext<'a> {
     pub executor: Executor<'a>,
@@ -46,6 +60,8 @@ pub struct ServeContext<'a> {
     pub served: usize,
     /// Set when a `watch` made the connection a log watcher ([`Stop::Watch`]).
     pub watcher: Option<Arc<Watcher>>,
+    /// Response object boundaries, when the transport needs them (UDP).
+    pub marks: Option<ResponseMarks>,
 }
 
 impl<'a> ServeContext<'a> {
@@ -55,6 +71,18 @@ impl<'a> ServeContext<'a> {
             executor: Executor::new(shared, worker, fd),
             served: 0,
             watcher: None,
+            marks: None,
+        }
+    }
+
+    /// A response object ends at `end`; memcached writes its queue after it if `flush`.
+    #[inline]
+    pub fn mark_response(&mut self, end: usize, flush: bool) {
+        if let Some(marks) = &mut self.marks {
+            marks.ends.push(end);
+            if flush {
+                marks.flushes.push(marks.ends.len() - 1);
+            }
         }
     }
 }

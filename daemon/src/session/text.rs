@@ -108,7 +108,18 @@ impl TextSession {
                         let line = rest[..used].split(|&b| b == b'\n').next().unwrap_or(&[]);
                         log::trace!("<{}", String::from_utf8_lossy(line).trim_end());
                     }
-                    match self.execute(&request, out, &context.executor) {
+                    let start = out.len();
+                    let step = self.execute(&request, out, context);
+                    // memcached writes its queue after a retrieval, `mn` and `quit`; it makes
+                    // no response object at all for a `noreply` command.
+                    let flush = matches!(
+                        request,
+                        Request::Get { .. } | Request::MetaNoop | Request::Quit
+                    );
+                    if !(request.noreply() && out.len() == start) {
+                        context.mark_response(out.len(), flush);
+                    }
+                    match step {
                         Step::Done => {
                             consumed += used;
                             *budget -= 1;
@@ -138,7 +149,11 @@ impl TextSession {
                     silent,
                     refused,
                 } => {
+                    let start = out.len();
                     refuse(error, silent, refused, out, &context.executor);
+                    if out.len() > start {
+                        context.mark_response(out.len(), false);
+                    }
                     consumed += used.min(rest.len());
                     self.swallow = swallow;
                     *budget = budget.saturating_sub(1);
@@ -152,13 +167,22 @@ impl TextSession {
         }
     }
 
-    fn execute(&mut self, request: &Request<'_>, out: &mut Vec<u8>, exec: &Executor<'_>) -> Step {
+    fn execute(
+        &mut self,
+        request: &Request<'_>,
+        out: &mut Vec<u8>,
+        context: &mut ServeContext<'_>,
+    ) -> Step {
+        let exec = &context.executor;
         match *request {
             Request::Get {
                 kind,
                 exptime,
                 keys,
-            } => return self.get(exec, kind, exptime, keys, out),
+            } => {
+                let exec = context.executor;
+                return self.get(&exec, kind, exptime, keys, out, context.marks.as_mut());
+            }
             Request::Store {
                 command,
                 key,
@@ -355,29 +379,37 @@ impl TextSession {
         exptime: i64,
         keys: Keys<'_>,
         out: &mut Vec<u8>,
+        mut marks: Option<&mut super::ResponseMarks>,
     ) -> Step {
         let with_cas = kind.with_cas();
         let how = match kind {
             GetKind::Gat | GetKind::Gats => Retrieve::Touch { exptime },
             GetKind::Get | GetKind::Gets => Retrieve::Get,
         };
-        for (answered, key) in keys.iter().skip(self.get_progress).enumerate() {
+        let mut keys = keys.iter().skip(self.get_progress).enumerate().peekable();
+        while let Some((answered, key)) = keys.next() {
             if answered > 0 && out.len() > OUTPUT_HIGH_WATER {
                 self.get_progress += answered;
                 return Step::Paused;
             }
             if let Some((flags, payload)) = exec.legacy_cluster_get(key) {
                 reply::value(out, key, flags, with_cas.then_some(0), &payload);
-                continue;
+            } else {
+                exec.retrieve(key, how, |item| {
+                    let cas = with_cas.then(|| item.cas());
+                    reply::value_header(out, key, item.flags(), item.value_len(), cas);
+                    for chunk in item.value() {
+                        out.extend_from_slice(chunk);
+                    }
+                    reply::value_end(out);
+                });
             }
-            exec.retrieve(key, how, |item| {
-                let cas = with_cas.then(|| item.cas());
-                reply::value_header(out, key, item.flags(), item.value_len(), cas);
-                for chunk in item.value() {
-                    out.extend_from_slice(chunk);
-                }
-                reply::value_end(out);
-            });
+            // memcached makes one response object per key; `END` joins the last key's.
+            if let Some(marks) = marks.as_deref_mut()
+                && keys.peek().is_some()
+            {
+                marks.ends.push(out.len());
+            }
         }
         self.get_progress = 0;
         out.extend_from_slice(reply::END);

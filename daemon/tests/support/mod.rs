@@ -176,10 +176,26 @@ pub struct Reference {
 
 impl Reference {
     pub fn start(args: &[&str]) -> Reference {
+        Self::start_on(args, 0)
+    }
+
+    /// memcached also serving UDP on `udp_port`.
+    pub fn start_with_udp(udp_port: u16) -> Reference {
+        Self::start_on(&[], udp_port)
+    }
+
+    fn start_on(args: &[&str], udp_port: u16) -> Reference {
         let port = free_port();
         let mut command = Command::new("memcached");
         command
-            .args(["-p", &port.to_string(), "-U", "0", "-l", "127.0.0.1"])
+            .args([
+                "-p",
+                &port.to_string(),
+                "-U",
+                &udp_port.to_string(),
+                "-l",
+                "127.0.0.1",
+            ])
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
