@@ -878,18 +878,19 @@ impl Context<'_> {
                 });
             };
             let request = &mut requests[part.request];
-            let (hit, part_done) = match answer {
-                Answer::Hit { key } if part.is_get => (Some(key), false),
-                Answer::HitAndEnd if part.is_get => (Some(None), true),
-                Answer::End if part.is_get => (None, true),
-                Answer::Stored if !part.is_get => (None, true),
+            // (the key hit, whether the part is done, whether the get ended normally)
+            let (hit, part_done, get_ended) = match answer {
+                Answer::Hit { key } if part.is_get => (Some(key), false, false),
+                Answer::HitAndEnd if part.is_get => (Some(None), true, true),
+                Answer::End if part.is_get => (None, true, true),
+                Answer::Stored if !part.is_get => (None, true, false),
                 Answer::Failed => {
                     request.error = true;
-                    (None, true)
+                    (None, true, false)
                 }
                 Answer::Error => {
                     request.error = true;
-                    (None, false)
+                    (None, false, false)
                 }
                 Answer::Unexpected(reply) => {
                     return Err(BenchError::Unexpected {
@@ -917,7 +918,8 @@ impl Context<'_> {
                     part.next_key += 1;
                 }
             }
-            if part_done && part.is_get && !request.error {
+            if get_ended {
+                // Every key not yet accounted for missed.
                 self.fill_misses(&mut socket.out, part, None, request.measured);
             }
             socket.start += consumed;
