@@ -18,6 +18,11 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = Mode::Load)]
     pub mode: Mode,
 
+    /// Protocol of the load and cache-aside modes: text, or binary (single-key gets as GET,
+    /// multi-gets as GETKQ... NOOP, sets as SET, cache-aside fills as SETQ).
+    #[arg(long, value_enum, default_value_t = Protocol::Text)]
+    pub protocol: Protocol,
+
     /// Server(s) as `host:port[:weight]`; several are routed by libmemcached-compatible ketama.
     #[arg(short = 's', long = "target", default_value = "127.0.0.1:11211", num_args = 1.., value_delimiter = ',')]
     pub targets: Vec<ServerSpec>,
@@ -127,6 +132,12 @@ pub enum Mode {
     Fill,
     /// Opens --idle-connections connections that each send one request and go idle (W6).
     Idle,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Text,
+    Binary,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,14 +9,20 @@
 //! The generator shares two cores with the server, so it is built to be cheap: no allocation
 //! per request (buffers and key lists are reused), one `write` per connection per event-loop
 //! turn, reads until the socket is drained, replies parsed in place by
-//! `ferrocache_protocol::client`.
+//! `ferrocache_protocol::client` (text) or `ferrocache_protocol::binary::client` (binary).
+//!
+//! Over the binary protocol a single-key get is a GET, a multi-key get is GETKQ for each key
+//! then a NOOP that ends it (hits come back with their keys, misses are silent), a set is a
+//! SET, and a cache-aside fill is a SETQ (answered only if it fails).
 //!
 //! With several targets a "connection" is one socket per target: a multi-get is split by the
 //! ketama ring into one `get` per server and completes when the last part is answered.
 
-use crate::cli::{KeyFormat, KeyPattern, SizeRange};
+use crate::cli::{KeyFormat, KeyPattern, Protocol, SizeRange};
 use crate::keys::KeyPicker;
 use ferrocache_client::KetamaRing;
+use ferrocache_protocol::binary::client::{ResponseError, encode_frame, parse_response};
+use ferrocache_protocol::binary::{Opcode, Status};
 use ferrocache_protocol::client::{
     ParsedReply, Reply, ReplyError, Store, encode_store, parse_reply,
 };
@@ -55,6 +61,12 @@ pub enum BenchError {
         #[source]
         source: ReplyError,
     },
+    #[error("bad binary response from {target}: {source}")]
+    BinaryProtocol {
+        target: SocketAddr,
+        #[source]
+        source: ResponseError,
+    },
     #[error("reply from {target} that answers nothing sent: {reply}")]
     Unexpected { target: SocketAddr, reply: String },
     #[error("{0} requests still unanswered 10 s after the run ended")]
@@ -86,6 +98,7 @@ pub enum Limit {
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub workload: Workload,
+    pub protocol: Protocol,
     pub targets: Vec<SocketAddr>,
     /// Routes keys when there are several targets.
     pub ring: Option<KetamaRing>,
@@ -679,11 +692,13 @@ impl Context<'_> {
             plan.key_format.write(key, &mut self.scratch_key);
             let len = self.value_len();
             let socket = &mut connection.sockets[target];
-            encode_store(
+            encode_set(
+                plan.protocol,
                 &mut socket.out,
-                &Store::set(&self.scratch_key, &self.values[..len]),
-            )
-            .expect("key formats are checked when parsed");
+                &self.scratch_key,
+                &self.values[..len],
+                false,
+            );
             socket.parts.push_back(Part {
                 request: slot,
                 is_get: false,
@@ -707,7 +722,13 @@ impl Context<'_> {
         connection.requests[slot].keys = keys.len() as u32;
         let remember_keys = plan.workload == Workload::CacheAside;
         if plan.ring.is_none() {
-            Self::encode_get(&mut connection.sockets[0], &plan.key_format, &keys);
+            Self::encode_get(
+                plan.protocol,
+                &mut connection.sockets[0],
+                &plan.key_format,
+                &keys,
+                &mut self.scratch_key,
+            );
             let part_keys = if remember_keys {
                 let mut list = self.spare_key_lists.pop().unwrap_or_default();
                 list.clone_from(&keys);
@@ -736,7 +757,13 @@ impl Context<'_> {
                 if group.is_empty() {
                     continue;
                 }
-                Self::encode_get(&mut connection.sockets[target], &plan.key_format, group);
+                Self::encode_get(
+                    plan.protocol,
+                    &mut connection.sockets[target],
+                    &plan.key_format,
+                    group,
+                    &mut self.scratch_key,
+                );
                 let part_keys = if remember_keys {
                     let mut list = self.spare_key_lists.pop().unwrap_or_default();
                     list.clone_from(group);
@@ -758,14 +785,40 @@ impl Context<'_> {
         self.scratch_keys = keys;
     }
 
-    /// `get k1 k2 ...\r\n`, keys written straight from their indices.
-    fn encode_get(socket: &mut Socket, format: &KeyFormat, keys: &[u64]) {
-        socket.out.extend_from_slice(b"get");
-        for &key in keys {
-            socket.out.push(b' ');
-            format.write(key, &mut socket.out);
+    /// `get k1 k2 ...\r\n` with the keys written straight from their indices; over the binary
+    /// protocol a GET, or GETKQ per key and a NOOP.
+    fn encode_get(
+        protocol: Protocol,
+        socket: &mut Socket,
+        format: &KeyFormat,
+        keys: &[u64],
+        scratch: &mut Vec<u8>,
+    ) {
+        match protocol {
+            Protocol::Text => {
+                socket.out.extend_from_slice(b"get");
+                for &key in keys {
+                    socket.out.push(b' ');
+                    format.write(key, &mut socket.out);
+                }
+                socket.out.extend_from_slice(b"\r\n");
+            }
+            Protocol::Binary => {
+                let opcode = if keys.len() == 1 {
+                    Opcode::Get
+                } else {
+                    Opcode::GetKQ
+                };
+                for &key in keys {
+                    scratch.clear();
+                    format.write(key, scratch);
+                    encode_frame(&mut socket.out, opcode.byte(), 0, 0, &[], scratch, &[]);
+                }
+                if keys.len() > 1 {
+                    encode_frame(&mut socket.out, Opcode::Noop.byte(), 0, 0, &[], &[], &[]);
+                }
+            }
         }
-        socket.out.extend_from_slice(b"\r\n");
     }
 
     /// Parses every complete reply buffered on socket `target` of `connection`. Returns whether
@@ -785,45 +838,65 @@ impl Context<'_> {
         } = connection;
         let socket = &mut sockets[target];
         loop {
-            let (reply, consumed) = match parse_reply(&socket.input[socket.start..socket.end]) {
-                Ok(ParsedReply::Complete { reply, consumed }) => (reply, consumed),
-                Ok(ParsedReply::Incomplete { .. }) => break,
-                Err(source) => {
-                    return Err(BenchError::Protocol {
-                        target: socket.target,
-                        source,
-                    });
-                }
+            let input = &socket.input[socket.start..socket.end];
+            let (answer, consumed) = match self.plan.protocol {
+                Protocol::Text => match parse_reply(input) {
+                    Ok(ParsedReply::Complete { reply, consumed }) => {
+                        (Answer::of_text(reply), consumed)
+                    }
+                    Ok(ParsedReply::Incomplete { .. }) => break,
+                    Err(source) => {
+                        return Err(BenchError::Protocol {
+                            target: socket.target,
+                            source,
+                        });
+                    }
+                },
+                Protocol::Binary => match parse_response(input) {
+                    Ok(ParsedReply::Complete { reply, consumed }) => {
+                        (Answer::of_binary(&reply), consumed)
+                    }
+                    Ok(ParsedReply::Incomplete { .. }) => break,
+                    Err(source) => {
+                        return Err(BenchError::BinaryProtocol {
+                            target: socket.target,
+                            source,
+                        });
+                    }
+                },
             };
+            if let Answer::FillFailed = answer {
+                // A cache-aside SETQ failed: it answers no request.
+                self.tally.errors += 1;
+                socket.start += consumed;
+                continue;
+            }
             let Some(part) = socket.parts.front_mut() else {
                 return Err(BenchError::Unexpected {
                     target: socket.target,
-                    reply: format!("{reply:?}"),
+                    reply: format!("{answer:?}"),
                 });
             };
             let request = &mut requests[part.request];
-            let part_done = match reply {
-                Reply::Value { key, .. } if part.is_get => {
-                    request.hits += 1;
-                    if !part.keys.is_empty() {
-                        // Hits come back in request order: keys skipped on the way missed.
-                        let hit = self.plan.key_format.index_of(key);
-                        self.fill_misses(&mut socket.out, part, hit, request.measured);
-                        part.next_key += 1;
-                    }
-                    false
-                }
-                Reply::End if part.is_get => {
-                    self.fill_misses(&mut socket.out, part, None, request.measured);
-                    true
-                }
-                Reply::Stored if !part.is_get => true,
-                Reply::NotStored
-                | Reply::Error(_)
-                | Reply::ClientError(_)
-                | Reply::ServerError(_) => {
+            // (the key hit, whether the part is done, whether the get ended normally)
+            let (hit, part_done, get_ended) = match answer {
+                Answer::Hit { key } if part.is_get => (Some(key), false, false),
+                Answer::HitAndEnd if part.is_get => (Some(None), true, true),
+                Answer::End if part.is_get => (None, true, true),
+                Answer::Stored if !part.is_get => (None, true, false),
+                Answer::Failed => {
                     request.error = true;
-                    true
+                    (None, true, false)
+                }
+                Answer::Error => {
+                    request.error = true;
+                    (None, false, false)
+                }
+                Answer::Unexpected(reply) => {
+                    return Err(BenchError::Unexpected {
+                        target: socket.target,
+                        reply,
+                    });
                 }
                 other => {
                     return Err(BenchError::Unexpected {
@@ -832,6 +905,23 @@ impl Context<'_> {
                     });
                 }
             };
+            if let Some(key) = hit {
+                request.hits += 1;
+                if !part.keys.is_empty() {
+                    // Hits come back in request order: keys skipped on the way missed. A binary
+                    // GET's hit carries no key: it is the one asked.
+                    let hit = match key {
+                        Some(key) => self.plan.key_format.index_of(key),
+                        None => part.keys.get(part.next_key).copied(),
+                    };
+                    self.fill_misses(&mut socket.out, part, hit, request.measured);
+                    part.next_key += 1;
+                }
+            }
+            if get_ended {
+                // Every key not yet accounted for missed.
+                self.fill_misses(&mut socket.out, part, None, request.measured);
+            }
             socket.start += consumed;
             if !part_done {
                 continue;
@@ -899,13 +989,87 @@ impl Context<'_> {
         } else {
             self.rng.random_range(sizes.min..=sizes.max)
         };
-        let store = Store {
-            noreply: true,
-            ..Store::set(&self.scratch_key, &self.values[..len])
-        };
-        encode_store(out, &store).expect("key formats are checked when parsed");
+        encode_set(
+            self.plan.protocol,
+            out,
+            &self.scratch_key,
+            &self.values[..len],
+            true,
+        );
         if measured {
             self.tally.fill_sets += 1;
+        }
+    }
+}
+
+/// A set of `key` to `value` without expiry: `set` (`noreply` when `quiet`), or a binary SET
+/// (SETQ when `quiet`).
+fn encode_set(protocol: Protocol, out: &mut Vec<u8>, key: &[u8], value: &[u8], quiet: bool) {
+    match protocol {
+        Protocol::Text => {
+            let store = Store {
+                noreply: quiet,
+                ..Store::set(key, value)
+            };
+            encode_store(out, &store).expect("key formats are checked when parsed");
+        }
+        Protocol::Binary => {
+            let opcode = if quiet { Opcode::SetQ } else { Opcode::Set };
+            // Extras: flags 0, exptime 0.
+            encode_frame(out, opcode.byte(), 0, 0, &[0; 8], key, value);
+        }
+    }
+}
+
+/// What a reply unit means for the request it answers, in either protocol.
+#[derive(Debug)]
+enum Answer<'a> {
+    /// One key found; the part goes on (`key` is `None` for a binary GET, whose hit is the
+    /// key asked).
+    Hit {
+        key: Option<&'a [u8]>,
+    },
+    /// A binary GET hit: found, and the part is done.
+    HitAndEnd,
+    /// The end of a get: `END`, a NOOP, a binary GET miss.
+    End,
+    Stored,
+    /// An error or refusal that ends the part.
+    Failed,
+    /// An error inside a binary multi-get: the NOOP still ends it.
+    Error,
+    /// A binary cache-aside SETQ failed (quiet sets answer only failures).
+    FillFailed,
+    /// Anything else: the stream is out of step.
+    Unexpected(String),
+}
+
+impl<'a> Answer<'a> {
+    fn of_text(reply: Reply<'a>) -> Self {
+        match reply {
+            Reply::Value { key, .. } => Answer::Hit { key: Some(key) },
+            Reply::End => Answer::End,
+            Reply::Stored => Answer::Stored,
+            Reply::NotStored | Reply::Error(_) | Reply::ClientError(_) | Reply::ServerError(_) => {
+                Answer::Failed
+            }
+            other => Answer::Unexpected(format!("{other:?}")),
+        }
+    }
+
+    fn of_binary(reply: &ferrocache_protocol::binary::client::BinaryResponse<'a>) -> Self {
+        match (reply.opcode, reply.status()) {
+            (Opcode::SetQ, _) => Answer::FillFailed,
+            (Opcode::Get, Some(Status::Success)) => Answer::HitAndEnd,
+            (Opcode::Get, Some(Status::KeyNotFound)) => Answer::End,
+            (Opcode::GetKQ, Some(Status::Success)) => Answer::Hit {
+                key: Some(reply.key),
+            },
+            (Opcode::GetKQ, _) => Answer::Error,
+            (Opcode::Noop, _) => Answer::End,
+            (Opcode::Set, Some(Status::Success)) => Answer::Stored,
+            (Opcode::Get | Opcode::Set, _) => Answer::Failed,
+            _ => Answer::Unexpected(format!("{reply:?}")),
         }
     }
 }

@@ -6,7 +6,8 @@
 //! client crate's ring (it uses it to route keys over several targets).
 //!
 //! Modes: `load` (gets and sets at a ratio, pipelined, optionally at a fixed rate),
-//! `cache-aside` (W5), `fill` (W4), `idle` (W6). Run `ferrocache-bench --help`.
+//! `cache-aside` (W5), `fill` (W4), `idle` (W6); the first two over the text or the binary
+//! protocol (`--protocol`). Run `ferrocache-bench --help`.
 
 #![forbid(unsafe_code)]
 
@@ -18,7 +19,7 @@ mod keys;
 mod report;
 
 use clap::Parser;
-use cli::{Args, KeyPattern, Mode};
+use cli::{Args, KeyPattern, Mode, Protocol};
 use engine::{BenchError, Limit, Plan, Progress, Workload};
 use ferrocache_client::KetamaRing;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -56,6 +57,11 @@ fn run(args: &Args) -> Result<(), BenchError> {
         ));
     }
     let targets = resolve(args)?;
+    if args.protocol == Protocol::Binary && matches!(args.mode, Mode::Fill | Mode::Idle) {
+        return Err(BenchError::Usage(
+            "--protocol binary applies to the load and cache-aside modes".into(),
+        ));
+    }
     match args.mode {
         Mode::Fill => {
             if args.targets.len() != 1 {
@@ -130,6 +136,7 @@ fn run_load(args: &Args, targets: Vec<SocketAddr>) -> Result<(), BenchError> {
     };
     let plan = Plan {
         workload,
+        protocol: args.protocol,
         targets,
         ring,
         threads: args.threads,
@@ -194,6 +201,10 @@ fn run_load(args: &Args, targets: Vec<SocketAddr>) -> Result<(), BenchError> {
         &tally,
     );
     report.client_cpu_percent = client_cpu;
+    report.protocol = match args.protocol {
+        Protocol::Text => "text",
+        Protocol::Binary => "binary",
+    };
     if args.json {
         println!("{}", serde_json::to_string(&report).expect("serialisable"));
     } else {

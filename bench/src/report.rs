@@ -21,6 +21,8 @@ pub struct Latency {
 #[derive(Debug, Clone, Serialize)]
 pub struct LoadReport {
     pub mode: &'static str,
+    /// `text` or `binary`.
+    pub protocol: &'static str,
     pub targets: Vec<String>,
     pub threads: usize,
     pub connections: usize,
@@ -54,6 +56,7 @@ impl LoadReport {
         let looked_up = tally.key_hits + tally.key_misses;
         LoadReport {
             mode,
+            protocol: "text",
             targets,
             threads: shape.0,
             connections: shape.1,
@@ -85,6 +88,7 @@ impl LoadReport {
     pub fn table(&self) -> String {
         let mut rows = vec![
             ("mode", self.mode.to_owned()),
+            ("protocol", self.protocol.to_owned()),
             ("targets", self.targets.join(", ")),
             (
                 "shape",

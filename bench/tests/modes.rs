@@ -237,3 +237,100 @@ fn idle_connections_are_held_and_measured() {
     assert_eq!(report["connections"], 300);
     assert!(report["kib_per_connection"].as_f64().is_some(), "{report}");
 }
+
+#[test]
+fn binary_load_after_prefill_hits_every_key() {
+    let server = Memcached::start(64);
+    for multiget in ["1", "4"] {
+        let report = bench(&[
+            "-s",
+            &server.target(),
+            "--protocol",
+            "binary",
+            "--prefill",
+            "--keys",
+            "3000",
+            "-c",
+            "4",
+            "-P",
+            "8",
+            "--multiget",
+            multiget,
+            "-n",
+            "3000",
+            "--warmup-requests",
+            "300",
+        ]);
+        assert_eq!(report["protocol"], "binary");
+        assert_eq!(report["requests"], 3000);
+        assert_eq!(report["errors"], 0, "{report}");
+        assert_eq!(report["key_misses"], 0, "{report}");
+        let gets = report["gets"].as_u64().unwrap();
+        let per_get: u64 = multiget.parse().unwrap();
+        assert_eq!(report["key_hits"].as_u64().unwrap(), gets * per_get);
+        assert!(
+            gets > 2000 && report["sets"].as_u64().unwrap() > 100,
+            "{report}"
+        );
+    }
+    // The server saw binary traffic: the sets of the prefill and the run are all there.
+    let client = ferrocache_client::Client::single(&server.target()).unwrap();
+    let stats = client
+        .stats(ferrocache_protocol::StatsGroup::General)
+        .unwrap();
+    assert_eq!(stats[0]["curr_items"], "3000");
+}
+
+#[test]
+fn binary_load_counts_misses_on_an_empty_server() {
+    let server = Memcached::start(64);
+    let report = bench(&[
+        "-s",
+        &server.target(),
+        "--protocol",
+        "binary",
+        "--ratio",
+        "0:1",
+        "--multiget",
+        "3",
+        "-c",
+        "2",
+        "-P",
+        "4",
+        "-n",
+        "500",
+    ]);
+    assert_eq!(report["errors"], 0);
+    assert_eq!(report["key_hits"], 0);
+    assert_eq!(report["key_misses"], 1500);
+}
+
+#[test]
+fn binary_cache_aside_sets_what_it_missed() {
+    let server = Memcached::start(64);
+    let report = bench(&[
+        "-s",
+        &server.target(),
+        "--protocol",
+        "binary",
+        "--mode",
+        "cache-aside",
+        "--keys",
+        "2000",
+        "--key-pattern",
+        "zipf",
+        "--multiget",
+        "20",
+        "-c",
+        "2",
+        "--warmup-requests",
+        "200",
+        "-n",
+        "400",
+    ]);
+    let misses = report["key_misses"].as_u64().unwrap();
+    assert_eq!(report["errors"], 0);
+    assert_eq!(report["fill_sets"].as_u64().unwrap(), misses);
+    assert_eq!(report["key_hits"].as_u64().unwrap() + misses, 400 * 20);
+    assert!(report["hit_ratio"].as_f64().unwrap() > 0.5, "{report}");
+}

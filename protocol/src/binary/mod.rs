@@ -48,6 +48,13 @@
 //! ever); a server that wants the same bytes at the same moments holds its output until
 //! `swallow` reaches 0.
 //!
+//! Where this codec knowingly differs from memcached 1.6.18: a value is judged against
+//! [`BinaryLimits::max_value`] alone, where memcached adds the key and 59 bytes of item overhead
+//! (set the limit from the storage's real one); and a refusal waits for its header, extras and
+//! key like memcached's, but a valid frame is handed over only once whole, where memcached
+//! starts reading a value into an item as its first bytes arrive (the bytes on the wire are the
+//! same either way).
+//!
 //! What the executor must apply (memcached 1.6.18, `proto_bin.c`):
 //! - **Protocol choice**: with `-B auto` the first byte of a connection picks binary (0x80) or
 //!   text; after that every frame must be binary.
