@@ -15,12 +15,24 @@
 //! # Ok::<(), ferrocache_client::ClientError>(())
 //! ```
 
+#[cfg(feature = "async")]
+mod async_client;
 mod client;
 pub mod connection;
 mod error;
 pub mod ketama;
+pub mod meta;
+pub mod patterns;
+mod replies;
+mod reply_buffer;
+pub mod session;
 
+#[cfg(feature = "async")]
+pub use async_client::AsyncClient;
 pub use client::{Client, ClientConfig, Item, StoreOptions, StoreOutcome};
 pub use connection::{Connection, Timeouts};
 pub use error::{ClientError, ServerErrorKind};
 pub use ketama::{KetamaRing, RingError, ServerSpec};
+pub use meta::{MetaRequest, MetaResponse};
+pub use patterns::{LeaseOptions, LoadError, LoadOutcome, Loaded, WriteError, WriteOutcome};
+pub use session::{SessionError, SessionId, SessionStore};
