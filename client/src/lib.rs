@@ -1,10 +1,13 @@
-//! ferrocache-client: a blocking memcached client that spreads keys over many servers with
-//! libmemcached-compatible weighted ketama.
+//! ferrocache-client: a memcached client, blocking ([`Client`]) or async on tokio (`AsyncClient`,
+//! feature `async`), that spreads keys over many servers with libmemcached-compatible weighted
+//! ketama, and the patterns a cache is for: lazy loading with leases (`get_or_load`),
+//! write-through (`write_through`, `invalidate`) and a session store ([`SessionStore`]).
 //!
 //! Owns: routing keys to servers ([`ketama`]), connections with timeouts and a small pool per
-//! server ([`connection`], [`Client`]), the typed errors callers see ([`ClientError`]). Must not
-//! touch: the protocol's bytes (encoded and parsed by `ferrocache_protocol::client`), the
-//! server.
+//! server ([`connection`], [`Client`]), meta requests and replies ([`meta`]), the patterns'
+//! decisions and drivers ([`patterns`], [`session`]), the typed errors callers see
+//! ([`ClientError`]). Must not touch: the protocol's bytes (encoded and parsed by
+//! `ferrocache_protocol::client`), the server.
 //!
 //! ```no_run
 //! use ferrocache_client::{Client, ClientConfig, ServerSpec};
@@ -14,6 +17,8 @@
 //! assert_eq!(client.get(b"greeting")?.map(|item| item.value), Some(b"hello".to_vec()));
 //! # Ok::<(), ferrocache_client::ClientError>(())
 //! ```
+
+#![forbid(unsafe_code)]
 
 #[cfg(feature = "async")]
 mod async_client;

@@ -4,6 +4,8 @@
 //! `cargo run -p ferrocache-examples --bin db-cache -- serve --cache 127.0.0.1:11211` (SQLite in
 //! memory), or with `--database-url postgres://...`; `... -- load --cache 127.0.0.1:11211`.
 
+#![forbid(unsafe_code)]
+
 use clap::{Args, Parser, Subcommand};
 use ferrocache_client::AsyncClient;
 use ferrocache_examples::db::Database;

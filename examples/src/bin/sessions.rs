@@ -2,6 +2,8 @@
 //! them: `cargo run -p ferrocache-examples --bin sessions -- --listen 127.0.0.1:8081 --name A`
 //! and again with `--listen 127.0.0.1:8082 --name B`.
 
+#![forbid(unsafe_code)]
+
 use clap::Parser;
 use ferrocache_client::{AsyncClient, SessionStore};
 use ferrocache_examples::sessions_app::{self, SessionsApp};
