@@ -115,6 +115,33 @@ impl Postgres {
             .spawn()
             .expect("start postgres through setpriv");
         wait_listening(port, &mut child, "postgres", &log);
+        // Listening is not ready: until recovery ends it answers "the database system is
+        // starting up". pg_isready says when it accepts sessions.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ready = Command::new(bin.join("pg_isready"))
+                .args([
+                    "-q",
+                    "-h",
+                    "127.0.0.1",
+                    "-U",
+                    "postgres",
+                    "-p",
+                    &port.to_string(),
+                ])
+                .status()
+                .expect("run pg_isready")
+                .success();
+            if ready {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "postgres not ready within 30 s:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
         Postgres { child, dir, port }
     }
 
