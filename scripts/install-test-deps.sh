@@ -2,10 +2,13 @@
 # Installs the Debian packages the test suite talks to: memcached (the reference server),
 # libmemcached-tools (memccapable), libmemcached-dev (golden ketama vectors), nutcracker
 # (twemproxy), systemd (systemd-analyze, systemd-socket-activate), pymemcache and pylibmc (real
-# text and binary client libraries). Idempotent: installs only what
-# is missing, so a second run costs a few dpkg queries.
+# text and binary client libraries), postgresql (the db-cache example's end-to-end tests start
+# their own server; util-linux's setpriv runs it as nobody), chromium and chromium-driver (the
+# sessions example's browser test). Idempotent: installs only what is missing, so a second run
+# costs a few dpkg queries.
 set -euo pipefail
-packages=(memcached libmemcached-tools libmemcached-dev nutcracker systemd netcat-openbsd python3-pymemcache python3-pylibmc)
+packages=(memcached libmemcached-tools libmemcached-dev nutcracker systemd netcat-openbsd python3-pymemcache
+  python3-pylibmc postgresql util-linux chromium chromium-driver)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

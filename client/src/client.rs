@@ -8,9 +8,11 @@
 use crate::connection::{Connection, Timeouts};
 use crate::error::ClientError;
 use crate::ketama::{KetamaRing, ServerSpec};
+use crate::meta::{MetaRequest, MetaResponse};
+use crate::replies;
 use ferrocache_protocol::client::{
     Reply, Store, check_key, encode_arith, encode_delete, encode_flush_all, encode_get,
-    encode_stats, encode_store, encode_touch, encode_version,
+    encode_meta, encode_stats, encode_store, encode_touch, encode_version,
 };
 use ferrocache_protocol::{GetKind, StatsGroup, StoreCommand};
 use std::collections::HashMap;
@@ -191,26 +193,7 @@ impl Client {
         loop {
             // Ok(true) at END, Ok(false) after a value, Err(text) for a reply that has no
             // place in a retrieval.
-            let step = connection.read_reply(|reply| {
-                Ok(match reply {
-                    Reply::Value {
-                        key,
-                        flags,
-                        cas,
-                        data,
-                    } => {
-                        let item = Item {
-                            value: data.to_vec(),
-                            flags,
-                            cas,
-                        };
-                        found.insert(key.to_vec(), item);
-                        Ok(false)
-                    }
-                    Reply::End => Ok(true),
-                    other => Err(format!("{other:?}")),
-                })
-            })?;
+            let step = connection.read_reply(|reply| Ok(replies::retrieval_step(reply, found)))?;
             match step {
                 Ok(true) => return Ok(()),
                 Ok(false) => {}
@@ -347,15 +330,7 @@ impl Client {
             if options.noreply {
                 return Ok(StoreOutcome::NotAsked);
             }
-            let outcome = connection.read_reply(|reply| {
-                Ok(match reply {
-                    Reply::Stored => Some(StoreOutcome::Stored),
-                    Reply::NotStored => Some(StoreOutcome::NotStored),
-                    Reply::Exists => Some(StoreOutcome::Exists),
-                    Reply::NotFound => Some(StoreOutcome::NotFound),
-                    _ => None,
-                })
-            })?;
+            let outcome = connection.read_reply(|reply| Ok(replies::store_outcome(&reply)))?;
             outcome
                 .ok_or_else(|| Self::unexpected(connection, "storage command", "non-storage reply"))
         })
@@ -426,13 +401,7 @@ impl Client {
         self.with_connection(self.server_index(key), |connection| {
             encode_delete(&mut connection.out, key, false)?;
             connection.flush()?;
-            let deleted = connection.read_reply(|reply| {
-                Ok(match reply {
-                    Reply::Deleted => Some(true),
-                    Reply::NotFound => Some(false),
-                    _ => None,
-                })
-            })?;
+            let deleted = connection.read_reply(|reply| Ok(replies::deleted(&reply)))?;
             deleted.ok_or_else(|| Self::unexpected(connection, "delete", "non-delete reply"))
         })
     }
@@ -467,14 +436,25 @@ impl Client {
         self.with_connection(self.server_index(key), |connection| {
             encode_touch(&mut connection.out, key, exptime, false)?;
             connection.flush()?;
-            let touched = connection.read_reply(|reply| {
-                Ok(match reply {
-                    Reply::Touched => Some(true),
-                    Reply::NotFound => Some(false),
-                    _ => None,
-                })
-            })?;
+            let touched = connection.read_reply(|reply| Ok(replies::touched(&reply)))?;
             touched.ok_or_else(|| Self::unexpected(connection, "touch", "non-touch reply"))
+        })
+    }
+
+    /// One meta command (`mg`, `ms`, `md`, `ma`) to the server that holds its key.
+    pub fn meta(&self, request: &MetaRequest) -> Result<MetaResponse, ClientError> {
+        self.with_connection(self.server_index(&request.key), |connection| {
+            encode_meta(
+                &mut connection.out,
+                request.command,
+                &request.key,
+                false,
+                &request.flags,
+                &request.value,
+            )?;
+            connection.flush()?;
+            let response = connection.read_reply(|reply| Ok(MetaResponse::from_reply(reply)))?;
+            response.ok_or_else(|| Self::unexpected(connection, "meta command", "non-meta reply"))
         })
     }
 

@@ -5,8 +5,9 @@
 //! I/O failures into [`ClientError`]s. Must not touch: which server a key goes to (the ring),
 //! what a reply means for a command (the client).
 
-use crate::error::{ClientError, ServerErrorKind};
-use ferrocache_protocol::client::{ParsedReply, Reply, parse_reply};
+use crate::error::ClientError;
+use crate::reply_buffer::{Parsed, ReplyBuffer};
+use ferrocache_protocol::client::Reply;
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
@@ -31,9 +32,6 @@ impl Default for Timeouts {
     }
 }
 
-/// Read buffer growth step; replies larger than this grow the buffer to their size.
-const READ_CHUNK: usize = 16 * 1024;
-
 /// A connection and its buffers.
 #[derive(Debug)]
 pub struct Connection {
@@ -42,10 +40,7 @@ pub struct Connection {
     server: String,
     /// Requests encoded and not yet sent.
     pub(crate) out: Vec<u8>,
-    input: Vec<u8>,
-    /// Unparsed bytes are `input[start..end]`.
-    start: usize,
-    end: usize,
+    input: ReplyBuffer,
     /// Replies may still be on their way for requests already sent: not reusable.
     out_of_step: bool,
 }
@@ -91,9 +86,7 @@ impl Connection {
             stream,
             server: server.to_owned(),
             out: Vec::with_capacity(1024),
-            input: vec![0; READ_CHUNK],
-            start: 0,
-            end: 0,
+            input: ReplyBuffer::new(),
             out_of_step: false,
         })
     }
@@ -124,66 +117,24 @@ impl Connection {
         mut handle: impl FnMut(Reply<'_>) -> Result<T, ClientError>,
     ) -> Result<T, ClientError> {
         loop {
-            match parse_reply(&self.input[self.start..self.end]) {
-                Ok(ParsedReply::Complete { reply, consumed }) => {
-                    let result = match reply {
-                        Reply::Error(text) => Err(self.server_error(ServerErrorKind::Error, text)),
-                        Reply::ClientError(text) => {
-                            Err(self.server_error(ServerErrorKind::ClientError, text))
-                        }
-                        Reply::ServerError(text) => {
-                            Err(self.server_error(ServerErrorKind::ServerError, text))
-                        }
-                        reply => handle(reply),
-                    };
-                    self.start += consumed;
-                    return result;
-                }
-                Ok(ParsedReply::Incomplete { needed }) => self.fill(needed)?,
-                Err(source) => {
-                    return Err(ClientError::Protocol {
-                        server: self.server.clone(),
-                        source,
-                    });
-                }
+            match self.input.parse(&self.server, &mut handle)? {
+                Parsed::Reply(result) => return result,
+                Parsed::Needs(needed) => self.fill(needed)?,
             }
-        }
-    }
-
-    fn server_error(&self, kind: ServerErrorKind, text: &[u8]) -> ClientError {
-        ClientError::Server {
-            server: self.server.clone(),
-            kind,
-            message: String::from_utf8_lossy(text).into_owned(),
         }
     }
 
     /// Reads until at least `needed` unparsed bytes are buffered.
     fn fill(&mut self, needed: usize) -> Result<(), ClientError> {
-        if self.start == self.end {
-            self.start = 0;
-            self.end = 0;
-        }
-        if self.start + needed > self.input.len() {
-            // Move the unparsed bytes to the front, then grow if the reply is bigger still.
-            self.input.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
-            if needed > self.input.len() {
-                self.input.resize(needed.max(self.input.len() * 2), 0);
-            }
-        }
-        while self.end - self.start < needed {
-            if self.end == self.input.len() {
-                self.input.resize(self.input.len() + READ_CHUNK, 0);
-            }
-            match self.stream.read(&mut self.input[self.end..]) {
+        while self.input.lacks(needed) {
+            self.input.make_room(needed);
+            match self.stream.read(self.input.spare()) {
                 Ok(0) => {
                     return Err(ClientError::ConnectionClosed {
                         server: self.server.clone(),
                     });
                 }
-                Ok(n) => self.end += n,
+                Ok(n) => self.input.filled(n),
                 Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(error) => {
                     return Err(ClientError::from_io(&self.server, "reading from", error));
@@ -202,15 +153,11 @@ impl Connection {
     /// Whether the next reply read would answer the next request sent: nothing unread is
     /// buffered and no caller gave up half way.
     pub(crate) fn in_step(&self) -> bool {
-        self.start == self.end && !self.out_of_step
+        self.input.is_empty() && !self.out_of_step
     }
 
     /// Gives back memory a large reply grew the read buffer to.
     pub(crate) fn shrink(&mut self) {
-        if self.input.len() > 4 * READ_CHUNK && self.start == self.end {
-            self.input = vec![0; READ_CHUNK];
-            self.start = 0;
-            self.end = 0;
-        }
+        self.input.shrink();
     }
 }

@@ -1,10 +1,13 @@
-//! ferrocache-client: a blocking memcached client that spreads keys over many servers with
-//! libmemcached-compatible weighted ketama.
+//! ferrocache-client: a memcached client, blocking ([`Client`]) or async on tokio (`AsyncClient`,
+//! feature `async`), that spreads keys over many servers with libmemcached-compatible weighted
+//! ketama, and the patterns a cache is for: lazy loading with leases (`get_or_load`),
+//! write-through (`write_through`, `invalidate`) and a session store ([`SessionStore`]).
 //!
 //! Owns: routing keys to servers ([`ketama`]), connections with timeouts and a small pool per
-//! server ([`connection`], [`Client`]), the typed errors callers see ([`ClientError`]). Must not
-//! touch: the protocol's bytes (encoded and parsed by `ferrocache_protocol::client`), the
-//! server.
+//! server ([`connection`], [`Client`]), meta requests and replies ([`meta`]), the patterns'
+//! decisions and drivers ([`patterns`], [`session`]), the typed errors callers see
+//! ([`ClientError`]). Must not touch: the protocol's bytes (encoded and parsed by
+//! `ferrocache_protocol::client`), the server.
 //!
 //! ```no_run
 //! use ferrocache_client::{Client, ClientConfig, ServerSpec};
@@ -17,12 +20,24 @@
 
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "async")]
+mod async_client;
 mod client;
 pub mod connection;
 mod error;
 pub mod ketama;
+pub mod meta;
+pub mod patterns;
+mod replies;
+mod reply_buffer;
+pub mod session;
 
+#[cfg(feature = "async")]
+pub use async_client::AsyncClient;
 pub use client::{Client, ClientConfig, Item, StoreOptions, StoreOutcome};
 pub use connection::{Connection, Timeouts};
 pub use error::{ClientError, ServerErrorKind};
 pub use ketama::{KetamaRing, RingError, ServerSpec};
+pub use meta::{MetaRequest, MetaResponse};
+pub use patterns::{LeaseOptions, LoadError, LoadOutcome, Loaded, WriteError, WriteOutcome};
+pub use session::{SessionError, SessionId, SessionStore};

@@ -1,0 +1,126 @@
+//! The read side every connection shares, blocking or async: a buffer of bytes read from the
+//! server and the protocol crate's incremental parser run over its front.
+//!
+//! Owns: buffer growth and compaction, turning error lines into [`ClientError::Server`], telling
+//! the caller how many bytes the next reply still needs. Must not touch: sockets (the caller
+//! reads into [`ReplyBuffer::spare`] with whatever I/O it has), what a reply means to a command.
+
+use crate::error::{ClientError, ServerErrorKind};
+use ferrocache_protocol::client::{ParsedReply, Reply, parse_reply};
+
+/// Read buffer growth step; replies larger than this grow the buffer to their size.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// What one parse of the buffered bytes gave.
+pub(crate) enum Parsed<T> {
+    /// A whole reply unit was there and `handle` turned it into this (or an error line did).
+    Reply(Result<T, ClientError>),
+    /// Read more: at least this many unparsed bytes are needed.
+    Needs(usize),
+}
+
+#[derive(Debug)]
+pub(crate) struct ReplyBuffer {
+    input: Vec<u8>,
+    /// Unparsed bytes are `input[start..end]`.
+    start: usize,
+    end: usize,
+}
+
+impl ReplyBuffer {
+    pub(crate) fn new() -> Self {
+        ReplyBuffer {
+            input: vec![0; READ_CHUNK],
+            start: 0,
+            end: 0,
+        }
+    }
+
+    /// Parses the reply unit at the front. Error lines (`ERROR`, `CLIENT_ERROR`,
+    /// `SERVER_ERROR`) become [`ClientError::Server`] without reaching `handle`; bytes that are
+    /// no reply at all are a [`ClientError::Protocol`].
+    pub(crate) fn parse<T>(
+        &mut self,
+        server: &str,
+        handle: impl FnOnce(Reply<'_>) -> Result<T, ClientError>,
+    ) -> Result<Parsed<T>, ClientError> {
+        match parse_reply(&self.input[self.start..self.end]) {
+            Ok(ParsedReply::Complete { reply, consumed }) => {
+                let result = match reply {
+                    Reply::Error(text) => Err(server_error(server, ServerErrorKind::Error, text)),
+                    Reply::ClientError(text) => {
+                        Err(server_error(server, ServerErrorKind::ClientError, text))
+                    }
+                    Reply::ServerError(text) => {
+                        Err(server_error(server, ServerErrorKind::ServerError, text))
+                    }
+                    reply => handle(reply),
+                };
+                self.start += consumed;
+                Ok(Parsed::Reply(result))
+            }
+            Ok(ParsedReply::Incomplete { needed }) => Ok(Parsed::Needs(needed)),
+            Err(source) => Err(ClientError::Protocol {
+                server: server.to_owned(),
+                source,
+            }),
+        }
+    }
+
+    /// Makes room for `needed` unparsed bytes: moves them to the front and grows the buffer if
+    /// the reply is bigger than it.
+    pub(crate) fn make_room(&mut self, needed: usize) {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+        if self.start + needed > self.input.len() {
+            self.input.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+            if needed > self.input.len() {
+                self.input.resize(needed.max(self.input.len() * 2), 0);
+            }
+        }
+        if self.end == self.input.len() {
+            self.input.resize(self.input.len() + READ_CHUNK, 0);
+        }
+    }
+
+    /// Whether fewer than `needed` unparsed bytes are buffered.
+    pub(crate) fn lacks(&self, needed: usize) -> bool {
+        self.end - self.start < needed
+    }
+
+    /// Free space to read into (call [`ReplyBuffer::make_room`] first), then
+    /// [`ReplyBuffer::filled`] with the count read.
+    pub(crate) fn spare(&mut self) -> &mut [u8] {
+        &mut self.input[self.end..]
+    }
+
+    pub(crate) fn filled(&mut self, read: usize) {
+        self.end += read;
+    }
+
+    /// Nothing unparsed is buffered.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    /// Gives back memory a large reply grew the buffer to.
+    pub(crate) fn shrink(&mut self) {
+        if self.input.len() > 4 * READ_CHUNK && self.start == self.end {
+            self.input = vec![0; READ_CHUNK];
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+}
+
+fn server_error(server: &str, kind: ServerErrorKind, text: &[u8]) -> ClientError {
+    ClientError::Server {
+        server: server.to_owned(),
+        kind,
+        message: String::from_utf8_lossy(text).into_owned(),
+    }
+}
