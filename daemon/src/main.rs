@@ -62,6 +62,9 @@ fn main() -> ExitCode {
         }
     };
     logging::init(settings.verbosity);
+    for note in &settings.notes {
+        log::log!(note.level, "{}", note.text);
+    }
     // A node list that cannot be served is a bad setting, refused before anything starts.
     let cluster = match cluster::Cluster::from_settings(&settings) {
         Ok(cluster) => cluster,

@@ -160,6 +160,7 @@ impl Shared {
                 .rejected_connections
                 .load(Ordering::Relaxed),
             listen_disabled_num: self.connections.listen_disabled_num.load(Ordering::Relaxed),
+            listen_disabled_us: self.connections.listen_disabled_us.load(Ordering::Relaxed),
         });
         self.cache.reset_stats();
         self.detail.clear();

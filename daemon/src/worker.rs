@@ -326,6 +326,7 @@ impl Worker {
                 } else {
                     MAINTENANCE_BUSY
                 });
+                self.shared.threads[self.id].maintenance_slices.incr();
             }
             self.last_maintenance = Instant::now();
         }
