@@ -159,9 +159,12 @@ struct Cli {
     disable_watch: bool,
 
     /// Delimiter between key prefixes and ids for per-prefix stats; turns them on
-    #[arg(short = 'D', long = "prefix-delimiter", env = "FERROCACHED_PREFIX_DELIMITER",
-          value_parser = parse_delimiter)]
-    prefix_delimiter: Option<u8>,
+    #[arg(
+        short = 'D',
+        long = "prefix-delimiter",
+        env = "FERROCACHED_PREFIX_DELIMITER"
+    )]
+    prefix_delimiter: Option<String>,
 
     /// Serve this cluster's node list to clients (ElastiCache auto discovery: `config get
     /// cluster`): one node a line, host|ip|port or host:port; re-read on SIGHUP and on change
@@ -355,6 +358,8 @@ pub struct Settings {
     pub dump_enabled: bool,
     /// `watch` is allowed (`-W` forbids it).
     pub watch_enabled: bool,
+    /// Bytes of event lines each watcher's buffer holds (`-o watcher_logbuf_size`, in KiB there).
+    pub watcher_buffer: usize,
     /// The cluster node list file (`--cluster-config`), if this node serves one.
     pub cluster_config: Option<PathBuf>,
     /// `config set cluster` is allowed.
@@ -509,6 +514,12 @@ fn settings_from(cli: Cli) -> Result<Settings, String> {
     if cli.slab_min_size == 0 {
         return Err("error: Chunk size must be greater than 0".to_string());
     }
+    // memcached takes the first character of -D's argument.
+    let prefix_delimiter = match cli.prefix_delimiter.as_deref().map(str::as_bytes) {
+        Some([]) => return Err("error: No delimiter specified".to_string()),
+        Some([first, ..]) => Some(*first),
+        None => None,
+    };
     let threads = match cli.threads {
         Some(threads) if threads <= 0 => {
             return Err("error: Number of threads must be greater than 0".to_string());
@@ -573,10 +584,11 @@ fn settings_from(cli: Cli) -> Result<Settings, String> {
         flush_enabled: !cli.disable_flush_all,
         dump_enabled: !cli.disable_dumping,
         watch_enabled: !cli.disable_watch,
+        watcher_buffer: crate::watch::WATCHER_BUFFER,
         cluster_config: cli.cluster_config,
         cluster_config_writable: cli.cluster_config_writable,
-        prefix_delimiter: cli.prefix_delimiter.unwrap_or(b':'),
-        detail_enabled: cli.prefix_delimiter.is_some(),
+        prefix_delimiter: prefix_delimiter.unwrap_or(b':'),
+        detail_enabled: prefix_delimiter.is_some(),
         idle_timeout: 0,
         background_reclaim: true,
         hashpower_init: 0,
@@ -705,7 +717,6 @@ const SEGMENTED_LRU: &str =
     "ferrocached evicts with S3-FIFO over a CLOCK per slab class, not memcached's segmented LRU";
 const CRAWLER: &str = "expired items are reclaimed in short slices of each event loop";
 const AUTOMOVE: &str = "pages move between slab classes by eviction age, without tunables";
-const NO_WATCH: &str = "the watch command is not served";
 const TLS: &str = "TLS is not available in this build of ferrocached yet";
 const EXTSTORE: &str = "extstore (external storage on flash) is not supported";
 const PROXY: &str = "memcached's proxy mode is not supported";
@@ -752,8 +763,11 @@ const EXTENDED_OPTIONS: &[(&str, Disposition)] = {
         ("warm_max_factor", NoEffect(SEGMENTED_LRU)),
         ("temporary_ttl", NoEffect(SEGMENTED_LRU)),
         ("idle_timeout", Honoured),
-        ("watcher_logbuf_size", NoEffect(NO_WATCH)),
-        ("worker_logbuf_size", NoEffect(NO_WATCH)),
+        ("watcher_logbuf_size", Honoured),
+        (
+            "worker_logbuf_size",
+            NoEffect("event lines go straight into each watcher's buffer, with no per-thread one"),
+        ),
         (
             "slab_sizes",
             Refused("slab class sizes come from -n and -f; a list of sizes is not supported"),
@@ -1002,6 +1016,10 @@ impl Extended {
                     })?;
                 self.slab_chunk_max_given = true;
             }
+            "watcher_logbuf_size" => {
+                let kilobytes = option.unsigned("Missing watcher_logbuf_size argument")?;
+                settings.watcher_buffer = kilobytes as usize * 1024;
+            }
             "lru_crawler" => settings.background_reclaim = true,
             "no_lru_crawler" => settings.background_reclaim = false,
             "no_chunked_items" => settings.storage.slab_chunk_max = settings.storage.page_size,
@@ -1100,7 +1118,7 @@ impl Extended {
                 option.integer("Missing temporary_ttl argument")?;
                 self.temporary_ttl_given = true;
             }
-            "watcher_logbuf_size" | "worker_logbuf_size" | "read_buf_mem_limit" => {
+            "worker_logbuf_size" | "read_buf_mem_limit" => {
                 option.unsigned(&format!("Missing {} argument", option.name))?;
             }
             "slab_automove_freeratio" => {
@@ -1135,14 +1153,6 @@ fn number<T: std::str::FromStr>(text: &str) -> Result<T, String> {
             format!("'{text}' is not a number")
         }
     })
-}
-
-/// `-D :`: memcached takes the first character of the argument.
-fn parse_delimiter(text: &str) -> Result<u8, String> {
-    text.as_bytes()
-        .first()
-        .copied()
-        .ok_or_else(|| "No delimiter specified".to_string())
 }
 
 /// `-a 700`: an octal mode.
@@ -1350,6 +1360,7 @@ mod tests {
             ),
             (&["-f", "1"], "Factor must be greater than 1"),
             (&["-n", "0"], "Chunk size must be greater than 0"),
+            (&["-D", ""], "No delimiter specified"),
             (
                 &["-I", "512"],
                 "Item max size cannot be less than 1024 bytes.",
@@ -1524,6 +1535,13 @@ mod tests {
         assert_eq!(settings.idle_timeout, 30);
         assert_eq!(settings.hashpower_init, 20);
         assert_eq!(settings.storage.slab_chunk_max, 256 << 10);
+        assert_eq!(settings.watcher_buffer, 256 << 10);
+        assert_eq!(
+            parse(&["-o", "watcher_logbuf_size=64"])
+                .unwrap()
+                .watcher_buffer,
+            64 << 10
+        );
         assert!(!parse(&["-o", "no_lru_crawler"]).unwrap().background_reclaim);
         assert!(
             parse(&["-o", "no_lru_crawler,lru_crawler"])

@@ -120,7 +120,7 @@ impl Shared {
         Shared {
             verbosity: AtomicU8::new(settings.verbosity),
             detail: PrefixStats::new(settings.prefix_delimiter, settings.detail_enabled),
-            watchers: Watchers::default(),
+            watchers: Watchers::with_buffer(settings.watcher_buffer),
             cluster,
             worker_wakers: OnceLock::new(),
             settings,

@@ -505,7 +505,11 @@ pub fn settings(shared: &Shared) -> Stats {
     push(&mut stats, "temp_lru", "no");
     push(&mut stats, "temporary_ttl", 61u64);
     push(&mut stats, "idle_timeout", settings.idle_timeout);
-    push(&mut stats, "watcher_logbuf_size", 256u64 << 10);
+    push(
+        &mut stats,
+        "watcher_logbuf_size",
+        shared.watchers.buffer_limit(),
+    );
     push(&mut stats, "worker_logbuf_size", 64u64 << 10);
     push(&mut stats, "read_buf_mem_limit", 0u64);
     push(&mut stats, "track_sizes", "no");
