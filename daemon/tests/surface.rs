@@ -412,6 +412,7 @@ fn every_flag_and_extended_option_of_memcached_is_known() {
         table.push(format!("-o {name}: {disposition}"));
     }
     println!("{}", table.join("\n"));
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// memcached's first line of complaint about a command line (`Illegal suboption` goes to
@@ -868,14 +869,15 @@ fn ports_file_and_log_name_the_port_of_a_daemon() {
     if is_root() {
         memcached.args(["-u", "nobody"]);
     }
-    let mut reference = memcached
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let reference = Reaped(
+        memcached
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let theirs = wait_for_file(&dir.join("memcached-ports"));
-    let _ = reference.kill();
-    let _ = reference.wait();
+    drop(reference);
     assert_eq!(theirs, format!("TCP INET: {port}\n"));
 
     let mut daemon = Command::new(FERROCACHED)
@@ -898,6 +900,8 @@ fn ports_file_and_log_name_the_port_of_a_daemon() {
         .unwrap_or_else(|| panic!("ports file {written:?}"));
     assert!(!dir.join("ports.lck").exists());
     let pid: u32 = wait_for_file(&pidfile).trim().parse().unwrap();
+    // Stopped however the test ends: nothing else would stop a detached server.
+    let _detached = Stopped(pid);
     assert_ne!(pid, daemon.id(), "the server runs in a child that detached");
     let mut client = Client::connect(format!("127.0.0.1:{port}").parse().unwrap());
     assert_eq!(client.call(b"version\r\n", b"\r\n"), "VERSION 1.6.18\r\n");
@@ -920,6 +924,29 @@ fn ports_file_and_log_name_the_port_of_a_daemon() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A child killed and reaped when the guard drops, even when an assertion fails first.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A process that is not our child (a detached daemon), killed when the guard drops.
+struct Stopped(u32);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        if Path::new(&format!("/proc/{}", self.0)).exists() {
+            let _ = Command::new("kill")
+                .args(["-KILL", &self.0.to_string()])
+                .status();
+        }
+    }
 }
 
 fn wait_for_file(path: &Path) -> String {
