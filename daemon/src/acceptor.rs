@@ -135,6 +135,12 @@ impl Acceptor {
                 && Instant::now() >= at
             {
                 self.resume_accepting_at = None;
+                // Accepting stopped ACCEPT_BACKOFF before `at`.
+                let stopped_for = Instant::now().saturating_duration_since(at - ACCEPT_BACKOFF);
+                self.shared
+                    .connections
+                    .listen_disabled_us
+                    .fetch_add(stopped_for.as_micros() as u64, Ordering::Relaxed);
                 self.shared
                     .connections
                     .accepting

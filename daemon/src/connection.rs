@@ -21,8 +21,8 @@ use std::sync::Arc;
 /// Bytes asked of the socket per read when the size of what is coming is unknown.
 pub const READ_CHUNK: usize = 16 << 10;
 
-/// Size of the worker's scratch buffers.
-const SCRATCH: usize = 64 << 10;
+/// Size of the worker's scratch buffers (`stats` `read_buf_bytes` counts the input ones).
+pub const SCRATCH: usize = 64 << 10;
 
 /// A leftover larger than this moves into the connection with the scratch buffer holding it,
 /// rather than being copied out of it.

@@ -76,6 +76,8 @@ thread_counters! {
     conn_yields,
     /// Connections closed for idling longer than `idle_timeout`.
     idle_kicks,
+    /// Background maintenance slices run on the worker's partitions.
+    maintenance_slices,
 }
 
 /// Counters about connections, kept by the acceptor and the workers.
@@ -88,6 +90,8 @@ pub struct ConnectionStats {
     pub connection_structures: AtomicUsize,
     /// Times accepting stopped because the process ran out of file descriptors.
     pub listen_disabled_num: AtomicU64,
+    /// Microseconds accepting was stopped for (memcached's `time_in_listen_disabled_us`).
+    pub listen_disabled_us: AtomicU64,
     pub accepting: AtomicBool,
 }
 
@@ -131,6 +135,7 @@ pub struct BaselineValues {
     pub total_connections: u64,
     pub rejected_connections: u64,
     pub listen_disabled_num: u64,
+    pub listen_disabled_us: u64,
 }
 
 impl Baseline {

@@ -13,7 +13,7 @@ use socket2::{Domain, Socket, Type};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsRawFd, RawFd};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// A socket that accepts connections.
 #[derive(Debug)]
@@ -85,6 +85,49 @@ impl Listener {
             Listener::Unix { listener, .. } => listener.as_raw_fd(),
         }
     }
+}
+
+/// The lines memcached writes to the file `MEMCACHED_PORT_FILENAME` names: one per TCP
+/// listener, `TCP INET: <port>` or `TCP INET6: <port>` (UNIX sockets have no port).
+pub fn ports_file_lines(listeners: &[Listener], udp: &[SocketAddr]) -> String {
+    let mut lines = String::new();
+    let mut line = |transport: &str, address: SocketAddr| {
+        let family = if address.is_ipv4() { "INET" } else { "INET6" };
+        lines.push_str(&format!("{transport} {family}: {}\n", address.port()));
+    };
+    for listener in listeners {
+        if let Listener::Tcp(tcp) = listener
+            && let Ok(address) = tcp.local_addr()
+        {
+            line("TCP", address);
+        }
+    }
+    // memcached opens its UDP sockets after the TCP ones.
+    for &address in udp {
+        line("UDP", address);
+    }
+    lines
+}
+
+/// Writes [`ports_file_lines`] as memcached does: appended to `<path>.lck`, which is then
+/// renamed to `path`, so that whoever waits for the file never reads half of it.
+pub fn write_ports_file(path: &Path, listeners: &[Listener], udp: &[SocketAddr]) -> io::Result<()> {
+    let mut locked = path.as_os_str().to_owned();
+    locked.push(".lck");
+    let locked = PathBuf::from(locked);
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&locked)
+        .map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("Failed to open \"{}\": {e}", locked.display()),
+            )
+        })?;
+    file.write_all(ports_file_lines(listeners, udp).as_bytes())?;
+    drop(file);
+    std::fs::rename(&locked, path)
 }
 
 /// Binds every address the settings name.
@@ -246,5 +289,36 @@ impl Write for Stream {
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ports_file_names_each_tcp_port_as_memcached_does() {
+        let specs = [
+            ListenSpec::Tcp("127.0.0.1:0".into()),
+            ListenSpec::Tcp("127.0.0.1:0".into()),
+        ];
+        let listeners = bind_all(&specs, 16).unwrap();
+        let ports: Vec<u16> = listeners
+            .iter()
+            .map(|l| match l {
+                Listener::Tcp(tcp) => tcp.local_addr().unwrap().port(),
+                Listener::Unix { .. } => unreachable!(),
+            })
+            .collect();
+        let expected = format!("TCP INET: {}\nTCP INET: {}\n", ports[0], ports[1]);
+        assert_eq!(ports_file_lines(&listeners, &[]), expected);
+        let with_udp = format!("{expected}UDP INET: 5000\n");
+        let dir = std::env::temp_dir().join(format!("ferrocache-ports-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ports");
+        write_ports_file(&path, &listeners, &["127.0.0.1:5000".parse().unwrap()]).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), with_udp);
+        assert!(!dir.join("ports.lck").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -47,6 +47,9 @@ pub const IDENTITY: &str = concat!("ferrocached ", env!("CARGO_PKG_VERSION"));
 /// What `-V` prints after the program name.
 pub const CLI_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (memcached 1.6.18 protocol)");
 
+/// Names the file memcached writes its ports to (`-p 0` users learn the port from it).
+const PORT_FILE_VARIABLE: &str = "MEMCACHED_PORT_FILENAME";
+
 /// Exit status when the daemon cannot start (sysexits.h EX_OSERR).
 const EXIT_CANNOT_START: u8 = 71;
 
@@ -63,6 +66,9 @@ fn main() -> ExitCode {
         }
     };
     logging::init(settings.verbosity);
+    for note in &settings.notes {
+        log::log!(note.level, "{}", note.text);
+    }
     // A node list that cannot be served is a bad setting, refused before anything starts.
     let cluster = match cluster::Cluster::from_settings(&settings) {
         Ok(cluster) => cluster,
@@ -94,6 +100,21 @@ fn run(settings: Settings, cluster: Option<cluster::Cluster>) -> Result<(), Stri
         inherited
     };
     become_user(&settings)?;
+    // As memcached: the ports file is for TCP listeners, and a UNIX socket replaces them.
+    let tcp = !settings
+        .listen
+        .iter()
+        .any(|spec| matches!(spec, cli::ListenSpec::Unix { .. }));
+    if let Some(path) = std::env::var_os(PORT_FILE_VARIABLE)
+        && tcp
+        && let Err(e) = listener::write_ports_file(
+            std::path::Path::new(&path),
+            &listeners,
+            &udp::addresses(&settings).unwrap_or_default(),
+        )
+    {
+        log::warn!("{e}");
+    }
     if let Some(path) = &settings.pidfile {
         std::fs::write(path, format!("{}\n", std::process::id()))
             .map_err(|e| format!("cannot write pid file {}: {e}", path.display()))?;
@@ -111,6 +132,7 @@ fn run(settings: Settings, cluster: Option<cluster::Cluster>) -> Result<(), Stri
         .map(|l| l.name.as_str())
         .collect::<Vec<_>>()
         .join(", ");
+    trace_start(&settings, &listener_info);
     let clock = Arc::new(Clock::new());
     let cache = Cache::new(settings.storage.clone(), settings.partitions, clock);
     let (poll, acceptor_waker) = Acceptor::poll_and_waker().map_err(|e| e.to_string())?;
@@ -199,5 +221,26 @@ fn become_user(settings: &Settings) -> Result<(), String> {
             log::warn!("running as root; use -u <user> to drop privileges");
             Ok(())
         }
+    }
+}
+
+/// What memcached's `-vv` prints before it serves: the slab classes and each listener.
+fn trace_start(settings: &Settings, listeners: &[ListenerInfo]) {
+    if !logging::protocol_trace() {
+        return;
+    }
+    let page = settings.storage.page_size;
+    for (index, size) in settings.storage.slab_class_sizes().iter().enumerate() {
+        logging::trace_text(&format!(
+            "slab class {:3}: chunk size {size:9} perslab {:7}",
+            index + 1,
+            page / size
+        ));
+    }
+    for listener in listeners {
+        logging::trace_event(
+            listener.fd,
+            &format!("server listening ({})", settings.protocol.name()),
+        );
     }
 }

@@ -120,7 +120,7 @@ impl Shared {
         Shared {
             verbosity: AtomicU8::new(settings.verbosity),
             detail: PrefixStats::new(settings.prefix_delimiter, settings.detail_enabled),
-            watchers: Watchers::default(),
+            watchers: Watchers::with_buffer(settings.watcher_buffer),
             cluster,
             worker_wakers: OnceLock::new(),
             settings,
@@ -160,6 +160,7 @@ impl Shared {
                 .rejected_connections
                 .load(Ordering::Relaxed),
             listen_disabled_num: self.connections.listen_disabled_num.load(Ordering::Relaxed),
+            listen_disabled_us: self.connections.listen_disabled_us.load(Ordering::Relaxed),
         });
         self.cache.reset_stats();
         self.detail.clear();

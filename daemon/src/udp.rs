@@ -149,13 +149,13 @@ impl UdpEndpoint {
 }
 
 /// The UDP addresses to serve: every TCP listening address, with the UDP port.
-pub fn addresses(shared: &Shared) -> io::Result<Vec<SocketAddr>> {
-    let port = shared.settings.udp_port;
+pub fn addresses(settings: &crate::cli::Settings) -> io::Result<Vec<SocketAddr>> {
+    let port = settings.udp_port;
     if port == 0 {
         return Ok(Vec::new());
     }
     let mut addresses = Vec::new();
-    for spec in &shared.settings.listen {
+    for spec in &settings.listen {
         if let crate::cli::ListenSpec::Tcp(address) = spec {
             for mut address in address.to_socket_addrs()? {
                 address.set_port(port);

@@ -22,8 +22,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// Most watchers at once (memcached's `WATCHER_LIMIT`).
 pub const WATCHER_LIMIT: usize = 20;
 
-/// Bytes a watcher's buffer holds before lines are skipped (memcached's
-/// `LOGGER_WATCHER_BUF_SIZE`, `-o watcher_logbuf_size`).
+/// Bytes a watcher's buffer holds before lines are skipped, unless `-o watcher_logbuf_size`
+/// says otherwise (memcached's `LOGGER_WATCHER_BUF_SIZE`).
 pub const WATCHER_BUFFER: usize = 256 << 10;
 
 /// One watching connection's side of the registry.
@@ -31,6 +31,8 @@ pub const WATCHER_BUFFER: usize = 256 << 10;
 pub struct Watcher {
     streams: WatchStreams,
     buffer: Mutex<WatchBuffer>,
+    /// Bytes the buffer may hold.
+    limit: usize,
     /// Wakes the worker owning the connection when lines arrive in an empty buffer.
     waker: Option<Arc<Waker>>,
     /// The connection is gone: no more lines.
@@ -55,7 +57,7 @@ impl Watcher {
     fn offer(&self, line: &[u8]) -> bool {
         let mut buffer = self.buffer.lock();
         let note = if buffer.skipped > 0 { 32 } else { 0 };
-        if buffer.lines.len() + line.len() + note > WATCHER_BUFFER {
+        if buffer.lines.len() + line.len() + note > self.limit {
             buffer.skipped += 1;
             return false;
         }
@@ -88,8 +90,10 @@ pub enum WatchRefusal {
 }
 
 /// Every watcher of the server.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Watchers {
+    /// Bytes each watcher's buffer holds (`-o watcher_logbuf_size`).
+    buffer_limit: usize,
     /// The streams some live watcher wants (the union of their streams).
     wanted: AtomicU16,
     /// Global id of the next event.
@@ -101,7 +105,30 @@ pub struct Watchers {
     pub skipped: AtomicU64,
 }
 
+impl Default for Watchers {
+    fn default() -> Self {
+        Watchers::with_buffer(WATCHER_BUFFER)
+    }
+}
+
 impl Watchers {
+    /// No watchers yet; each will buffer up to `buffer_limit` bytes of lines.
+    pub fn with_buffer(buffer_limit: usize) -> Self {
+        Watchers {
+            buffer_limit,
+            wanted: AtomicU16::new(0),
+            next_gid: AtomicU64::new(0),
+            watchers: Mutex::new(Vec::new()),
+            sent: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
+        }
+    }
+
+    /// Bytes each watcher's buffer holds.
+    pub fn buffer_limit(&self) -> usize {
+        self.buffer_limit
+    }
+
     /// Whether some watcher wants `stream`: callers test this before building an event.
     #[inline]
     pub fn wants(&self, stream: WatchStreams) -> bool {
@@ -122,6 +149,7 @@ impl Watchers {
         let watcher = Arc::new(Watcher {
             streams,
             buffer: Mutex::new(WatchBuffer::default()),
+            limit: self.buffer_limit,
             waker,
             closed: AtomicBool::new(false),
         });

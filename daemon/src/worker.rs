@@ -8,6 +8,7 @@
 //! connections; other partitions are reached only through their locks, by the requests its
 //! connections make.
 
+use crate::cli::Protocol;
 use crate::command::Executor;
 use crate::command::watch::CloseReason;
 use crate::connection::{Connection, Scratch, Verdict};
@@ -91,7 +92,10 @@ impl Worker {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let mut udp = Vec::new();
-        for (index, address) in crate::udp::addresses(&shared)?.into_iter().enumerate() {
+        for (index, address) in crate::udp::addresses(&shared.settings)?
+            .into_iter()
+            .enumerate()
+        {
             let mut endpoint = UdpEndpoint::bind(address).map_err(|e| {
                 io::Error::new(e.kind(), format!("cannot serve UDP on {address}: {e}"))
             })?;
@@ -185,6 +189,10 @@ impl Worker {
                 continue;
             }
             log::debug!("worker {}: new connection {key} from {peer}", self.id);
+            crate::logging::trace_event(
+                stream.raw_fd(),
+                new_connection_line(self.shared.settings.protocol),
+            );
             let info = Arc::new(ConnInfo {
                 fd: stream.raw_fd(),
                 peer,
@@ -328,6 +336,7 @@ impl Worker {
             }
             Executor::new(&self.shared, self.id, slot.info.fd)
                 .log_connection_close(&slot.info.peer, reason);
+            crate::logging::trace_event(slot.info.fd, "connection closed.");
             self.shared.registries[self.id].remove(key);
             self.shared.connections.closed();
             log::debug!(
@@ -356,6 +365,7 @@ impl Worker {
                 } else {
                     MAINTENANCE_BUSY
                 });
+                self.shared.threads[self.id].maintenance_slices.incr();
             }
             self.last_maintenance = Instant::now();
         }
@@ -427,5 +437,14 @@ impl Worker {
         for key in keys {
             self.close(key, CloseReason::Shutdown);
         }
+    }
+}
+
+/// How memcached's `-vv` announces a connection under each `-B`.
+fn new_connection_line(protocol: Protocol) -> &'static str {
+    match protocol {
+        Protocol::Auto => "new auto-negotiating client connection",
+        Protocol::Ascii => "new ascii client connection.",
+        Protocol::Binary => "new binary client connection.",
     }
 }

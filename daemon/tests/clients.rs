@@ -6,34 +6,9 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
-use support::Server;
-
-/// Runs a command with a deadline, so a hung tool fails the test instead of stalling the suite.
-fn run(command: &mut Command, within: Duration, what: &str) -> Output {
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!("cannot run {what}: {e}; run scripts/install-test-deps.sh to install it")
-        });
-    let deadline = Instant::now() + within;
-    while child.try_wait().expect("wait").is_none() {
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let output = child.wait_with_output().expect("collect output");
-            panic!(
-                "{what} did not finish within {within:?}:\n{}",
-                String::from_utf8_lossy(&output.stdout)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().expect("collect output")
-}
+use std::process::Command;
+use std::time::Duration;
+use support::{Server, run};
 
 #[test]
 fn memccapable_passes_every_ascii_and_binary_test() {

@@ -602,7 +602,7 @@ fn item_size_limit() {
         ""
     );
     assert_eq!(stat(&mut c, "", "curr_items"), "0");
-    let mut small = Server::start(&["-t", "1", "-I", "2k"]);
+    let mut small = Server::start(&["-t", "1", "-I", "2k", "-o", "slab_chunk_max=2048"]);
     let mut c = small.connect();
     assert_eq!(
         ask(

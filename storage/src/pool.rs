@@ -89,6 +89,11 @@ impl PagePool {
         self.limit_pages() * self.page_size
     }
 
+    /// Pages given back and kept for reuse (memcached's `slab_global_page_pool`).
+    pub fn spare_pages(&self) -> usize {
+        self.spare.lock().len()
+    }
+
     /// Pages handed out to partitions now.
     pub fn pages_in_use(&self) -> usize {
         self.in_use.load(Ordering::Acquire)

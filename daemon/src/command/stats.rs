@@ -167,31 +167,49 @@ fn seconds(time: (i64, i64)) -> String {
     format!("{}.{:06}", time.0, time.1)
 }
 
-/// `stats`: the general statistics.
+/// Keys memcached reports about machinery ferrocached does not have, with the value memcached
+/// reports when that machinery has nothing to count (the README's list of differences says
+/// why each one is zero here).
+fn zeros(stats: &mut Stats, names: &[&str]) {
+    for name in names {
+        push(stats, name, 0u64);
+    }
+}
+
+/// Descriptors the process holds besides client connections (memcached's `reserved_fds`):
+/// listeners, event loops, wakers, the signal pipe, stdio.
+fn reserved_descriptors(connections: usize) -> u64 {
+    // The directory handle read_dir opens is one of the entries it lists.
+    let open = std::fs::read_dir("/proc/self/fd").map_or(0, |dir| dir.count().saturating_sub(1));
+    open.saturating_sub(connections) as u64
+}
+
+/// `stats`: the general statistics, in memcached 1.6.18's order, with `ferrocache_version`
+/// added after `version`.
 pub fn general(shared: &Shared) -> Stats {
     let clock = &shared.cache.clock;
     let items = shared.cache.stats();
     let threads = shared.thread_totals();
     let baseline = shared.baseline.get();
     let connections = &shared.connections;
+    let settings = &shared.settings;
     let (user, system) = crate::os::cpu_times();
     let pool = &shared.cache.pool;
     let hash_capacity = items.hash_capacity.max(1);
-    let mut stats = Stats::with_capacity(72);
+    let curr_connections = connections.curr_connections.load(Ordering::Relaxed);
+    let mut stats = Stats::with_capacity(96);
     push(&mut stats, "pid", std::process::id());
     push(&mut stats, "uptime", clock.uptime());
     push(&mut stats, "time", Value::Signed(clock.unix_now()));
     push(&mut stats, "version", crate::VERSION);
     push(&mut stats, "ferrocache_version", env!("CARGO_PKG_VERSION"));
+    // The event loops are mio's; there is no libevent to name.
+    push(&mut stats, "libevent", "none");
     push(&mut stats, "pointer_size", (usize::BITS) as u64);
     push(&mut stats, "rusage_user", seconds(user));
     push(&mut stats, "rusage_system", seconds(system));
-    push(&mut stats, "max_connections", shared.settings.conn_limit);
-    push(
-        &mut stats,
-        "curr_connections",
-        connections.curr_connections.load(Ordering::Relaxed),
-    );
+    push(&mut stats, "max_connections", settings.conn_limit);
+    push(&mut stats, "curr_connections", curr_connections);
     push(
         &mut stats,
         "total_connections",
@@ -206,6 +224,29 @@ pub fn general(shared: &Shared) -> Stats {
         &mut stats,
         "connection_structures",
         connections.connection_structures.load(Ordering::Relaxed),
+    );
+    // Replies are written straight into each connection's buffer: no response objects.
+    zeros(
+        &mut stats,
+        &[
+            "response_obj_oom",
+            "response_obj_count",
+            "response_obj_bytes",
+        ],
+    );
+    // Each worker reads into one scratch buffer; a connection keeps input only while a
+    // request is partly received, and those are not counted.
+    push(&mut stats, "read_buf_count", settings.threads);
+    push(
+        &mut stats,
+        "read_buf_bytes",
+        settings.threads * crate::connection::SCRATCH,
+    );
+    zeros(&mut stats, &["read_buf_bytes_free", "read_buf_oom"]);
+    push(
+        &mut stats,
+        "reserved_fds",
+        reserved_descriptors(curr_connections),
     );
     push(&mut stats, "cmd_get", items.cmd_get);
     push(&mut stats, "cmd_set", items.cmd_set);
@@ -242,7 +283,10 @@ pub fn general(shared: &Shared) -> Stats {
     push(&mut stats, "store_no_memory", items.store_no_memory);
     push(&mut stats, "auth_cmds", 0u64);
     push(&mut stats, "auth_errors", 0u64);
-    push(&mut stats, "idle_kicks", threads.idle_kicks);
+    // As memcached: only when connections can idle out.
+    if settings.idle_timeout != 0 {
+        push(&mut stats, "idle_kicks", threads.idle_kicks);
+    }
     push(&mut stats, "bytes_read", threads.bytes_read);
     push(&mut stats, "bytes_written", threads.bytes_written);
     push(&mut stats, "limit_maxbytes", pool.limit_bytes());
@@ -256,7 +300,12 @@ pub fn general(shared: &Shared) -> Stats {
         "listen_disabled_num",
         connections.listen_disabled_num.load(Ordering::Relaxed) - baseline.listen_disabled_num,
     );
-    push(&mut stats, "threads", shared.settings.threads);
+    push(
+        &mut stats,
+        "time_in_listen_disabled_us",
+        connections.listen_disabled_us.load(Ordering::Relaxed) - baseline.listen_disabled_us,
+    );
+    push(&mut stats, "threads", settings.threads);
     push(&mut stats, "conn_yields", threads.conn_yields);
     // memcached's hash table has 2^power buckets; ours are one table per partition.
     push(
@@ -266,16 +315,35 @@ pub fn general(shared: &Shared) -> Stats {
     );
     push(&mut stats, "hash_bytes", items.hash_bytes);
     push(&mut stats, "hash_is_expanding", false);
+    // A page moves whole once its items are gone: nothing is rescued, busy or reclaimed
+    // inline on the way.
+    zeros(
+        &mut stats,
+        &[
+            "slab_reassign_rescues",
+            "slab_reassign_chunk_rescues",
+            "slab_reassign_evictions_nomem",
+            "slab_reassign_inline_reclaim",
+            "slab_reassign_busy_items",
+            "slab_reassign_busy_deletes",
+        ],
+    );
     push(&mut stats, "slab_reassign_running", false);
     push(&mut stats, "slabs_moved", items.slabs_moved);
-    push(&mut stats, "bytes", items.bytes);
-    push(&mut stats, "curr_items", items.curr_items);
-    push(&mut stats, "total_items", items.total_items);
-    push(&mut stats, "expired_unfetched", items.expired_unfetched);
-    push(&mut stats, "evicted_unfetched", items.evicted_unfetched);
-    push(&mut stats, "evicted_active", items.evicted_active);
-    push(&mut stats, "evictions", items.evictions);
-    push(&mut stats, "reclaimed", items.reclaimed);
+    // Each maintenance slice of a worker is both a short crawl and a maintainer pass.
+    if settings.background_reclaim {
+        push(&mut stats, "lru_crawler_running", false);
+        push(&mut stats, "lru_crawler_starts", threads.maintenance_slices);
+    }
+    if settings.background_reclaim {
+        push(
+            &mut stats,
+            "lru_maintainer_juggles",
+            threads.maintenance_slices,
+        );
+    }
+    // An allocation failure aborts the process.
+    push(&mut stats, "malloc_fails", 0u64);
     // The event lines of `watch`: written straight into each watcher's buffer, so a
     // worker never drops one (log_worker_*) and every line counts as written.
     let watchers = &shared.watchers;
@@ -289,16 +357,49 @@ pub fn general(shared: &Shared) -> Stats {
     );
     push(&mut stats, "log_watcher_sent", sent);
     push(&mut stats, "log_watchers", watchers.count());
+    // NAPI ids are not used, and there is no proxy to fall back to round robin.
+    zeros(&mut stats, &["unexpected_napi_ids", "round_robin_fallback"]);
+    push(&mut stats, "bytes", items.bytes);
+    push(&mut stats, "curr_items", items.curr_items);
+    push(&mut stats, "total_items", items.total_items);
+    push(&mut stats, "slab_global_page_pool", pool.spare_pages());
+    push(&mut stats, "expired_unfetched", items.expired_unfetched);
+    push(&mut stats, "evicted_unfetched", items.evicted_unfetched);
+    let maintainer = settings.background_reclaim;
+    if maintainer {
+        push(&mut stats, "evicted_active", items.evicted_active);
+    }
+    push(&mut stats, "evictions", items.evictions);
+    push(&mut stats, "reclaimed", items.reclaimed);
     push(&mut stats, "crawler_reclaimed", items.crawler_reclaimed);
     push(
         &mut stats,
         "crawler_items_checked",
         items.crawler_items_checked,
     );
+    // Bumps are a bit set in place: no tail is ever locked, no item moves between LRUs, no
+    // bump is queued or dropped.
+    push(&mut stats, "lrutail_reflocked", 0u64);
+    if maintainer {
+        zeros(
+            &mut stats,
+            &["moves_to_cold", "moves_to_warm", "moves_within_lru"],
+        );
+        // Every eviction and every reuse of an expired item's memory happens in the store
+        // that needed the memory.
+        push(
+            &mut stats,
+            "direct_reclaims",
+            items.evictions + items.reclaimed,
+        );
+        push(&mut stats, "lru_bumps_dropped", 0u64);
+    }
     stats
 }
 
-/// `stats settings`.
+/// `stats settings`, in memcached 1.6.18's order. Settings of machinery ferrocached does not
+/// have (segmented LRU, extstore, TLS, ...) carry memcached's defaults, the values memcached
+/// reports when that machinery is not configured.
 pub fn settings(shared: &Shared) -> Stats {
     let settings = &shared.settings;
     let storage = &shared.cache.config;
@@ -343,7 +444,18 @@ pub fn settings(shared: &Shared) -> Stats {
     );
     push(&mut stats, "chunk_size", storage.chunk_size_min);
     push(&mut stats, "num_threads", settings.threads);
-    push(&mut stats, "stat_key_prefix", ":");
+    // As memcached: one thread per UDP socket when several interfaces are listed.
+    let threads_per_udp = if settings.listen.len() > 1 {
+        1
+    } else {
+        settings.threads
+    };
+    push(&mut stats, "num_threads_per_udp", threads_per_udp);
+    push(
+        &mut stats,
+        "stat_key_prefix",
+        char::from(settings.prefix_delimiter).to_string(),
+    );
     push(
         &mut stats,
         "detail_enabled",
@@ -352,7 +464,7 @@ pub fn settings(shared: &Shared) -> Stats {
     push(&mut stats, "reqs_per_event", settings.reqs_per_event);
     push(&mut stats, "cas_enabled", on_off(storage.cas));
     push(&mut stats, "tcp_backlog", settings.backlog as u64);
-    push(&mut stats, "binding_protocol", "ascii");
+    push(&mut stats, "binding_protocol", settings.protocol.name());
     push(&mut stats, "auth_enabled_sasl", "no");
     push(&mut stats, "auth_enabled_ascii", "no");
     push(&mut stats, "item_size_max", storage.item_size_max);
@@ -364,20 +476,77 @@ pub fn settings(shared: &Shared) -> Stats {
     );
     push(&mut stats, "slab_reassign", "yes");
     push(&mut stats, "slab_automove", 1u64);
+    push(&mut stats, "slab_automove_ratio", "0.80");
+    push(&mut stats, "slab_automove_window", 30u64);
     push(&mut stats, "slab_chunk_max", storage.slab_chunk_max);
     push(
         &mut stats,
         "lru_crawler",
         on_off(settings.background_reclaim),
     );
-    push(&mut stats, "idle_timeout", settings.idle_timeout);
+    push(&mut stats, "lru_crawler_sleep", 100u64);
+    push(&mut stats, "lru_crawler_tocrawl", 0u64);
+    push(&mut stats, "tail_repair_time", 0u64);
     push(&mut stats, "flush_enabled", on_off(settings.flush_enabled));
-    push(&mut stats, "page_size", storage.page_size);
+    push(&mut stats, "dump_enabled", on_off(settings.dump_enabled));
+    push(&mut stats, "hash_algorithm", "ahash");
+    // Each worker maintains its partition in the background; there is one eviction order
+    // per class, not memcached's HOT/WARM/COLD segments.
+    push(
+        &mut stats,
+        "lru_maintainer_thread",
+        on_off(settings.background_reclaim),
+    );
+    push(&mut stats, "lru_segmented", "no");
+    push(&mut stats, "hot_lru_pct", 20u64);
+    push(&mut stats, "warm_lru_pct", 40u64);
+    push(&mut stats, "hot_max_factor", "0.20");
+    push(&mut stats, "warm_max_factor", "2.00");
+    push(&mut stats, "temp_lru", "no");
+    push(&mut stats, "temporary_ttl", 61u64);
+    push(&mut stats, "idle_timeout", settings.idle_timeout);
+    push(
+        &mut stats,
+        "watcher_logbuf_size",
+        shared.watchers.buffer_limit(),
+    );
+    push(&mut stats, "worker_logbuf_size", 64u64 << 10);
+    push(&mut stats, "read_buf_mem_limit", 0u64);
+    push(&mut stats, "track_sizes", "no");
+    push(&mut stats, "inline_ascii_response", "no");
+    // extstore is not supported: memcached's values when it is not configured.
+    push(&mut stats, "ext_item_size", 512u64);
+    push(&mut stats, "ext_item_age", u64::from(u32::MAX));
+    push(&mut stats, "ext_low_ttl", 0u64);
+    push(&mut stats, "ext_recache_rate", 2000u64);
+    push(&mut stats, "ext_wbuf_size", 4u64 << 20);
+    push(&mut stats, "ext_compact_under", 0u64);
+    push(&mut stats, "ext_drop_under", 0u64);
+    push(&mut stats, "ext_max_sleep", 1_000_000u64);
+    push(&mut stats, "ext_max_frag", "0.80");
+    push(&mut stats, "slab_automove_freeratio", "0.010");
+    push(&mut stats, "ext_drop_unread", "no");
+    // TLS is not served yet: memcached's values without -Z, printed as it prints them.
+    push(&mut stats, "ssl_enabled", "no");
+    push(&mut stats, "ssl_chain_cert", "(null)");
+    push(&mut stats, "ssl_key", "(null)");
+    push(&mut stats, "ssl_verify_mode", 0u64);
+    push(&mut stats, "ssl_keyformat", 1u64);
+    push(&mut stats, "ssl_ciphers", "NULL");
+    push(&mut stats, "ssl_ca_cert", "NULL");
+    push(&mut stats, "ssl_wbuf_size", 16u64 << 10);
+    push(&mut stats, "ssl_session_cache", "no");
+    push(&mut stats, "ssl_kernel_tls", "no");
+    push(&mut stats, "ssl_min_version", "tlsv1.2");
+    push(&mut stats, "num_napi_ids", "(null)");
+    push(&mut stats, "memory_file", "(null)");
     stats
 }
 
-/// `stats items`: per slab class, `items:<class>:<name>`.
+/// `stats items`: per slab class, `items:<class>:<name>`, with the keys memcached prints when
+/// its LRU maintainer runs only while the background maintenance does.
 pub fn items(shared: &Shared) -> Stats {
+    let maintainer = shared.settings.background_reclaim;
     let mut stats = Stats::new();
     for (id, class) in shared.cache.class_stats() {
         if class.items == 0 && class.evicted == 0 && class.outofmemory == 0 {
@@ -387,7 +556,16 @@ pub fn items(shared: &Shared) -> Stats {
             stats.push((format!("items:{id}:{name}"), Value::Number(value)));
         };
         item("number", class.items);
+        if maintainer {
+            // One eviction order per class: every item counts as COLD, none as HOT or WARM.
+            item("number_hot", 0);
+            item("number_warm", 0);
+            item("number_cold", class.items);
+            item("age_hot", 0);
+            item("age_warm", 0);
+        }
         item("age", class.age);
+        item("mem_requested", class.mem_requested);
         item("evicted", class.evicted);
         item("evicted_nonzero", class.evicted_nonzero);
         item("evicted_time", class.evicted_time);
@@ -396,9 +574,23 @@ pub fn items(shared: &Shared) -> Stats {
         item("reclaimed", class.reclaimed);
         item("expired_unfetched", class.expired_unfetched);
         item("evicted_unfetched", class.evicted_unfetched);
-        item("evicted_active", class.evicted_active);
+        if maintainer {
+            item("evicted_active", class.evicted_active);
+        }
         item("crawler_reclaimed", class.crawler_reclaimed);
-        item("mem_requested", class.mem_requested);
+        // The engine counts checked items per server only (`stats` crawler_items_checked).
+        item("crawler_items_checked", 0);
+        item("lrutail_reflocked", 0);
+        if maintainer {
+            item("moves_to_cold", 0);
+            item("moves_to_warm", 0);
+            item("moves_within_lru", 0);
+            item("direct_reclaims", class.evicted + class.reclaimed);
+            item("hits_to_hot", 0);
+            item("hits_to_warm", 0);
+            item("hits_to_cold", class.get_hits);
+            item("hits_to_temp", 0);
+        }
     }
     stats
 }
@@ -430,7 +622,6 @@ pub fn slabs(shared: &Shared) -> Stats {
         slab("cas_hits", class.cas_hits);
         slab("cas_badval", class.cas_badval);
         slab("touch_hits", class.touch_hits);
-        slab("mem_requested", class.mem_requested);
     }
     push(&mut stats, "active_slabs", active);
     let pool = &shared.cache.pool;

@@ -93,7 +93,7 @@ fn a_refused_flush_all_is_counted_and_minus_f_is_checked_first() {
 
 #[test]
 fn a_value_too_large_for_set_drops_the_old_item_but_not_for_add() {
-    let harness = Harness::new(&["-I", "1k", "-m", "8"]);
+    let harness = Harness::new(&["-I", "1k", "-o", "slab_chunk_max=1024", "-m", "8"]);
     let mut conn = harness.connect();
     conn.call("set s 0 0 1\r\nx\r\nset a 0 0 1\r\ny\r\n");
     let big = "v".repeat(2000);

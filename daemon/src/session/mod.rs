@@ -8,7 +8,7 @@
 pub mod binary;
 pub mod text;
 
-use crate::cli::BindingProtocol;
+use crate::cli::Protocol;
 use crate::command::Executor;
 use crate::shared::Shared;
 use crate::watch::Watcher;
@@ -99,9 +99,9 @@ pub enum Session {
 impl Session {
     pub fn new(shared: &Shared) -> Self {
         match shared.settings.protocol {
-            BindingProtocol::Auto => Session::Undecided,
-            BindingProtocol::Ascii => Session::Text(TextSession::new(shared)),
-            BindingProtocol::Binary => Session::Binary(BinarySession::new(shared)),
+            Protocol::Auto => Session::Undecided,
+            Protocol::Ascii => Session::Text(TextSession::new(shared)),
+            Protocol::Binary => Session::Binary(BinarySession::new(shared)),
         }
     }
 

@@ -16,6 +16,7 @@ use crate::command::delete::Delete;
 use crate::command::retrieval::Retrieve;
 use crate::command::stats::{StatsOutcome, StatsRefusal};
 use crate::command::store::{Store, StoreKind};
+use crate::logging;
 use crate::shared::Shared;
 use crate::watch::{WatchRefusal, Watcher};
 use ferrocache_protocol::reply::{self, MetaItem, MetaStatus};
@@ -79,6 +80,8 @@ impl TextSession {
         context: &mut ServeContext<'_>,
     ) -> (usize, Stop) {
         let mut consumed = 0;
+        // `-vv`: the connection's descriptor names its lines; None (one load) when off.
+        let trace = logging::protocol_trace().then_some(context.executor.fd);
         loop {
             if self.swallow > 0 {
                 let n = self.swallow.min(input.len() - consumed);
@@ -104,12 +107,17 @@ impl TextSession {
                     consumed: used,
                 } => {
                     let used = used.clamp(1, rest.len());
-                    if log::log_enabled!(log::Level::Trace) {
-                        let line = rest[..used].split(|&b| b == b'\n').next().unwrap_or(&[]);
-                        log::trace!("<{}", String::from_utf8_lossy(line).trim_end());
-                    }
                     let start = out.len();
-                    let step = self.execute(&request, out, context);
+                    // A multi-get resumed after a pause was logged when it began.
+                    if let Some(fd) = trace
+                        && self.get_progress == 0
+                    {
+                        logging::trace_request(fd, first_line(&rest[..used]));
+                    }
+                    let step = self.execute(&request, out, context, trace);
+                    if let Some(fd) = trace {
+                        trace_reply_of(fd, &request, &out[start..]);
+                    }
                     // memcached writes its queue after a retrieval, `mn` and `quit`; it makes
                     // no response object at all for a `noreply` command.
                     let flush = matches!(
@@ -149,8 +157,13 @@ impl TextSession {
                     silent,
                     refused,
                 } => {
+                    if let Some(fd) = trace {
+                        logging::trace_request(fd, first_line(rest));
+                    }
+                    // A line memcached closes on without a word is logged without a reply.
+                    let reply_trace = trace.filter(|_| !(close && silent));
                     let start = out.len();
-                    refuse(error, silent, refused, out, &context.executor);
+                    refuse(error, silent, refused, out, &context.executor, reply_trace);
                     if out.len() > start {
                         context.mark_response(out.len(), false);
                     }
@@ -172,6 +185,7 @@ impl TextSession {
         request: &Request<'_>,
         out: &mut Vec<u8>,
         context: &mut ServeContext<'_>,
+        trace: Option<i32>,
     ) -> Step {
         let exec = &context.executor;
         match *request {
@@ -179,10 +193,7 @@ impl TextSession {
                 kind,
                 exptime,
                 keys,
-            } => {
-                let exec = context.executor;
-                return self.get(&exec, kind, exptime, keys, out, context.marks.as_mut());
-            }
+            } => return self.get(context, kind, exptime, keys, out, trace),
             Request::Store {
                 command,
                 key,
@@ -196,25 +207,21 @@ impl TextSession {
                 if command == StoreCommand::Cas {
                     store.compare_cas = Some(cas);
                 }
-                let result = exec.store(&store);
-                if !noreply {
-                    out.extend_from_slice(match result {
-                        Ok(StoreOutcome::Stored { .. }) => reply::STORED,
-                        Ok(StoreOutcome::NotStored) => reply::NOT_STORED,
-                        Ok(StoreOutcome::Exists) => reply::EXISTS,
-                        Ok(StoreOutcome::NotFound) => reply::NOT_FOUND,
-                        Err(error) => store_error(error),
-                    });
-                }
+                let line = match exec.store(&store) {
+                    Ok(StoreOutcome::Stored { .. }) => reply::STORED,
+                    Ok(StoreOutcome::NotStored) => reply::NOT_STORED,
+                    Ok(StoreOutcome::Exists) => reply::EXISTS,
+                    Ok(StoreOutcome::NotFound) => reply::NOT_FOUND,
+                    Err(error) => store_error(error),
+                };
+                answer(out, noreply, line, trace);
             }
             Request::Delete { key, noreply } => {
-                let outcome = exec.delete(&Delete::new(key));
-                if !noreply {
-                    out.extend_from_slice(match outcome {
-                        DeleteOutcome::Deleted => reply::DELETED,
-                        DeleteOutcome::NotFound | DeleteOutcome::Exists => reply::NOT_FOUND,
-                    });
-                }
+                let line = match exec.delete(&Delete::new(key)) {
+                    DeleteOutcome::Deleted => reply::DELETED,
+                    DeleteOutcome::NotFound | DeleteOutcome::Exists => reply::NOT_FOUND,
+                };
+                answer(out, noreply, line, trace);
             }
             Request::Arith {
                 incr,
@@ -227,49 +234,46 @@ impl TextSession {
                 } else {
                     ArithMode::Decr
                 };
-                let result = exec.arith(&Arith::new(key, mode, delta));
-                if !noreply {
-                    match result {
-                        Ok(ArithOutcome::Updated { value, .. }) => reply::number(out, value),
-                        Ok(ArithOutcome::NotFound | ArithOutcome::Exists) => {
-                            out.extend_from_slice(reply::NOT_FOUND)
+                let line = match exec.arith(&Arith::new(key, mode, delta)) {
+                    Ok(ArithOutcome::Updated { value, .. }) => {
+                        if !noreply {
+                            reply::number(out, value);
                         }
-                        Ok(ArithOutcome::NonNumeric) => {
-                            out.extend_from_slice(reply::CLIENT_ERROR_NON_NUMERIC)
+                        if let Some(fd) = trace {
+                            let mut digits = itoa::Buffer::new();
+                            trace_answer(fd, noreply, digits.format(value).as_bytes());
                         }
-                        Err(_) => out.extend_from_slice(reply::SERVER_ERROR_OUT_OF_MEMORY_ARITH),
+                        return Step::Done;
                     }
-                }
+                    Ok(ArithOutcome::NotFound | ArithOutcome::Exists) => reply::NOT_FOUND,
+                    Ok(ArithOutcome::NonNumeric) => reply::CLIENT_ERROR_NON_NUMERIC,
+                    Err(_) => reply::SERVER_ERROR_OUT_OF_MEMORY_ARITH,
+                };
+                answer(out, noreply, line, trace);
             }
             Request::Touch {
                 key,
                 exptime,
                 noreply,
             } => {
-                let touched = exec.touch(key, exptime);
-                if !noreply {
-                    out.extend_from_slice(if touched {
-                        reply::TOUCHED
-                    } else {
-                        reply::NOT_FOUND
-                    });
-                }
+                let line = if exec.touch(key, exptime) {
+                    reply::TOUCHED
+                } else {
+                    reply::NOT_FOUND
+                };
+                answer(out, noreply, line, trace);
             }
             Request::FlushAll { delay, noreply } => {
-                let reply = match exec.flush_all(delay) {
+                let line = match exec.flush_all(delay) {
                     Ok(()) => reply::OK,
                     Err(refusal) => refusal_reply(refusal),
                 };
-                if !noreply {
-                    out.extend_from_slice(reply);
-                }
+                answer(out, noreply, line, trace);
             }
             Request::Version => reply::version(out, exec.version()),
             Request::Verbosity { level, noreply } => {
                 exec.verbosity(level);
-                if !noreply {
-                    out.extend_from_slice(reply::OK);
-                }
+                answer(out, noreply, reply::OK, trace);
             }
             Request::Quit => return Step::Close,
             Request::Shutdown { .. } => {
@@ -283,13 +287,11 @@ impl TextSession {
                 };
             }
             Request::CacheMemlimit { megabytes, noreply } => {
-                let reply = match exec.cache_memlimit(megabytes) {
+                let line = match exec.cache_memlimit(megabytes) {
                     Ok(()) => reply::OK,
                     Err(refusal) => refusal_reply(refusal),
                 };
-                if !noreply {
-                    out.extend_from_slice(reply);
-                }
+                answer(out, noreply, line, trace);
             }
             Request::Stats(group) => write_stats(exec.stats(group), out),
             Request::Watch(streams) => {
@@ -322,23 +324,19 @@ impl TextSession {
                 value,
                 noreply,
             } => {
-                let reply = match exec.config_set(key, flags, value) {
+                let line = match exec.config_set(key, flags, value) {
                     ConfigOutcome::Stored => reply::STORED,
                     ConfigOutcome::Malformed => reply::NOT_STORED,
                     _ => reply::CLIENT_ERROR_CONFIG_SET_DISABLED,
                 };
-                if !noreply {
-                    out.extend_from_slice(reply);
-                }
+                answer(out, noreply, line, trace);
             }
             Request::ConfigDelete { key, noreply } => {
-                let reply = match exec.config_delete(key) {
+                let line = match exec.config_delete(key) {
                     ConfigOutcome::NotDeletable => reply::CLIENT_ERROR_CONFIG_DELETE,
                     _ => reply::NOT_FOUND,
                 };
-                if !noreply {
-                    out.extend_from_slice(reply);
-                }
+                answer(out, noreply, line, trace);
             }
             Request::MetaGet { key, flags } => meta_get(exec, key.bytes(), &flags, out),
             Request::MetaSet { key, value, flags } => {
@@ -374,13 +372,15 @@ impl TextSession {
     /// holding two locks; pauses at the high-water mark and resumes after the keys answered.
     fn get(
         &mut self,
-        exec: &Executor<'_>,
+        context: &mut ServeContext<'_>,
         kind: GetKind,
         exptime: i64,
         keys: Keys<'_>,
         out: &mut Vec<u8>,
-        mut marks: Option<&mut super::ResponseMarks>,
+        trace: Option<i32>,
     ) -> Step {
+        let exec = context.executor;
+        let mut marks = context.marks.as_mut();
         let with_cas = kind.with_cas();
         let how = match kind {
             GetKind::Gat | GetKind::Gats => Retrieve::Touch { exptime },
@@ -393,9 +393,15 @@ impl TextSession {
                 return Step::Paused;
             }
             if let Some((flags, payload)) = exec.legacy_cluster_get(key) {
+                if let Some(fd) = trace {
+                    logging::trace_sending_key(fd, key);
+                }
                 reply::value(out, key, flags, with_cas.then_some(0), &payload);
             } else {
                 exec.retrieve(key, how, |item| {
+                    if let Some(fd) = trace {
+                        logging::trace_sending_key(fd, key);
+                    }
                     let cas = with_cas.then(|| item.cas());
                     reply::value_header(out, key, item.flags(), item.value_len(), cas);
                     for chunk in item.value() {
@@ -413,6 +419,9 @@ impl TextSession {
         }
         self.get_progress = 0;
         out.extend_from_slice(reply::END);
+        if let Some(fd) = trace {
+            logging::trace_reply(fd, reply::END);
+        }
         Step::Done
     }
 }
@@ -425,6 +434,7 @@ fn refuse(
     refused: Refused<'_>,
     out: &mut Vec<u8>,
     exec: &Executor<'_>,
+    trace: Option<i32>,
 ) {
     let reply = match refused {
         Refused::TooLarge { key, store } => {
@@ -444,13 +454,65 @@ fn refuse(
             if error == ProtocolError::InvalidShutdownMode && !exec.shutdown_enabled() =>
         {
             // Sent even where other errors are silent.
-            return out.extend_from_slice(refusal_reply(Refusal::ShutdownDisabled));
+            return answer(out, false, refusal_reply(Refusal::ShutdownDisabled), trace);
         }
         Refused::Nothing => error.reply(),
     };
-    if !silent {
-        out.extend_from_slice(reply);
+    answer(out, silent, reply, trace);
+}
+
+/// A one-line reply, held back under `noreply`; `-vv` logs it either way, as memcached does.
+fn answer(out: &mut Vec<u8>, noreply: bool, line: &[u8], trace: Option<i32>) {
+    if !noreply {
+        out.extend_from_slice(line);
     }
+    if let Some(fd) = trace {
+        trace_answer(fd, noreply, line);
+    }
+}
+
+fn trace_answer(fd: i32, noreply: bool, line: &[u8]) {
+    if noreply {
+        logging::trace_noreply(fd, line);
+    } else {
+        logging::trace_reply(fd, line);
+    }
+}
+
+/// The request's command line (a store's data block follows it).
+fn first_line(request: &[u8]) -> &[u8] {
+    request
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(request, |end| &request[..=end])
+}
+
+/// `-vv` lines for the replies [`answer`] and `get` do not log as they make them: memcached
+/// logs the one-line replies of `version`, `mn`, `shutdown`, the non-listing `stats` answers
+/// and meta errors, and no other meta or stats reply.
+fn trace_reply_of(fd: i32, request: &Request<'_>, reply: &[u8]) {
+    let one_line = reply.ends_with(b"\r\n") && line_count(reply) == 1;
+    let logged = match request {
+        Request::Version | Request::Shutdown { .. } | Request::MetaNoop | Request::Watch(_) => {
+            one_line
+        }
+        Request::Stats(_) => one_line && !reply.starts_with(b"STAT ") && reply != reply::END,
+        Request::MetaGet { .. }
+        | Request::MetaSet { .. }
+        | Request::MetaDelete { .. }
+        | Request::MetaArith { .. }
+        | Request::MetaDebug { .. } => {
+            reply.starts_with(b"CLIENT_ERROR") || reply.starts_with(b"SERVER_ERROR")
+        }
+        _ => false,
+    };
+    if logged {
+        logging::trace_reply(fd, reply);
+    }
+}
+
+fn line_count(bytes: &[u8]) -> usize {
+    bytes.iter().filter(|&&b| b == b'\n').count()
 }
 
 fn refusal_reply(refusal: Refusal) -> &'static [u8] {
