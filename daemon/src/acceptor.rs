@@ -4,7 +4,8 @@
 //! channels, with a mio `Waker` per worker), refusing connections over `-c` with memcached's
 //! `ERROR Too many open connections`, backing off when file descriptors run out, ticking the
 //! shared clock, the systemd watchdog and status, and starting a graceful shutdown on SIGTERM,
-//! SIGINT or the `shutdown` command. Must not touch: a connection once handed over.
+//! SIGINT or the `shutdown` command, and SIGHUP's reload of certificates and the auth file. Must
+//! not touch: a connection once handed over.
 //!
 //! Why one acceptor rather than a SO_REUSEPORT listener per worker: the kernel spreads
 //! REUSEPORT connections by a hash of the addresses, so 50 client connections can land 30/20 and
@@ -31,6 +32,7 @@ use std::time::{Duration, Instant};
 
 const WAKER: Token = Token(usize::MAX);
 const SIGNALS: Token = Token(usize::MAX - 1);
+const RELOAD: Token = Token(usize::MAX - 2);
 
 /// The clock ticks at least this often, so expiry is accurate to the second.
 const TICK: Duration = Duration::from_millis(100);
@@ -42,6 +44,8 @@ pub struct Acceptor {
     poll: Poll,
     listeners: Vec<Listener>,
     signals: UnixStream,
+    /// SIGHUP: certificates and the auth file are read again.
+    reload: UnixStream,
     shared: Arc<Shared>,
     workers: Vec<WorkerHandle>,
     next_worker: usize,
@@ -68,11 +72,13 @@ impl Acceptor {
             poll.registry()
                 .register(listener, Token(index), Interest::READABLE)?;
         }
-        let signals = signal_pipe()?;
+        let signals = signal_pipe(&[signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT])?;
+        let reload = signal_pipe(&[signal_hook::consts::SIGHUP])?;
         let mut acceptor = Acceptor {
             poll,
             listeners,
             signals,
+            reload,
             shared,
             workers,
             next_worker: 0,
@@ -83,6 +89,10 @@ impl Acceptor {
             .poll
             .registry()
             .register(&mut acceptor.signals, SIGNALS, Interest::READABLE)?;
+        acceptor
+            .poll
+            .registry()
+            .register(&mut acceptor.reload, RELOAD, Interest::READABLE)?;
         acceptor
             .shared
             .connections
@@ -111,7 +121,12 @@ impl Acceptor {
             let mut stop = false;
             for event in events.iter() {
                 match event.token() {
-                    SIGNALS => stop |= self.take_signals(),
+                    SIGNALS => stop |= drain(&mut self.signals),
+                    RELOAD => {
+                        if drain(&mut self.reload) {
+                            self.shared.reload();
+                        }
+                    }
                     WAKER => stop |= self.shared.shutdown_requested.load(Ordering::Acquire),
                     Token(index) => {
                         if self.resume_accepting_at.is_none() {
@@ -157,21 +172,6 @@ impl Acceptor {
         self.workers
     }
 
-    /// Drains the signal pipe; true if a signal asks to stop.
-    fn take_signals(&mut self) -> bool {
-        let mut buffer = [0u8; 64];
-        let mut any = false;
-        loop {
-            match self.signals.read(&mut buffer) {
-                Ok(0) => break,
-                Ok(_) => any = true,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => break,
-            }
-        }
-        any
-    }
-
     fn accept_from(&mut self, index: usize) {
         let mut woken = vec![false; self.workers.len()];
         loop {
@@ -180,6 +180,7 @@ impl Acceptor {
             };
             match listener.accept() {
                 Ok((mut stream, peer)) => {
+                    let tls = listener.is_tls();
                     if !self
                         .shared
                         .connections
@@ -194,7 +195,7 @@ impl Acceptor {
                     self.next_worker = (self.next_worker + 1) % self.workers.len();
                     if self.workers[worker]
                         .sender
-                        .send(Handoff { stream, peer })
+                        .send(Handoff { stream, peer, tls })
                         .is_err()
                     {
                         self.shared.connections.closed();
@@ -236,12 +237,28 @@ fn is_out_of_descriptors(error: &io::Error) -> bool {
     )
 }
 
-/// SIGTERM and SIGINT, delivered as bytes on a socket the acceptor polls.
-fn signal_pipe() -> io::Result<UnixStream> {
+/// Drains a signal pipe; true if a signal came.
+fn drain(pipe: &mut UnixStream) -> bool {
+    let mut buffer = [0u8; 64];
+    let mut any = false;
+    loop {
+        match pipe.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(_) => any = true,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    any
+}
+
+/// `signals`, delivered as bytes on a socket the acceptor polls.
+fn signal_pipe(signals: &[i32]) -> io::Result<UnixStream> {
     let (reader, writer) = std::os::unix::net::UnixStream::pair()?;
     reader.set_nonblocking(true)?;
     writer.set_nonblocking(true)?;
-    signal_hook::low_level::pipe::register(signal_hook::consts::SIGTERM, writer.try_clone()?)?;
-    signal_hook::low_level::pipe::register(signal_hook::consts::SIGINT, writer)?;
+    for &signal in signals {
+        signal_hook::low_level::pipe::register(signal, writer.try_clone()?)?;
+    }
     Ok(UnixStream::from_std(reader))
 }

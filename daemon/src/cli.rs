@@ -5,6 +5,7 @@
 //! exit status 64 (EX_USAGE) for anything that cannot work. Must not touch: sockets, threads or
 //! the storage engine (it only describes them).
 
+use crate::tls::settings::{TlsSettings, strip_notls};
 use clap::{ArgAction, Parser};
 use ferrocache_storage::StorageConfig;
 use std::fmt;
@@ -218,6 +219,15 @@ struct Cli {
     )]
     extended: Vec<String>,
 
+    /// Enable TLS on the TCP listeners (needs -o ssl_chain_cert=FILE; -l notls:ADDR stays plain)
+    #[arg(short = 'Z', long = "enable-ssl", env = "FERROCACHED_ENABLE_SSL")]
+    enable_ssl: bool,
+
+    /// ASCII authentication: a file of up to 8 user:password lines; clients log in with
+    /// `set <any key> 0 0 <n>` and the value `<user> <password>`
+    #[arg(short = 'Y', long = "auth-file", env = "FERROCACHED_AUTH_FILE")]
+    auth_file: Option<PathBuf>,
+
     /// Print version and exit
     #[arg(short = 'V', long = "version", action = ArgAction::Version)]
     version: Option<bool>,
@@ -279,6 +289,10 @@ pub struct Settings {
     /// `-o hashpower` as given (0 when not given), for `stats settings`.
     pub hashpower_init: u8,
     pub storage: StorageConfig,
+    /// `-Z` and `-o ssl_*`.
+    pub tls: TlsSettings,
+    /// `-Y`: the auth file.
+    pub auth_file: Option<PathBuf>,
 }
 
 /// A command line that cannot work, with the message to print.
@@ -315,7 +329,24 @@ fn first_line(rendered: &str) -> String {
         .to_string()
 }
 
+/// memcached's refusals around `-Y`, checked before the general ones so the message is its.
+fn check_auth_file(cli: &Cli) -> Result<(), String> {
+    if cli.auth_file.is_some() {
+        if cli.protocol != "ascii" {
+            return Err("error: You cannot allow the BINARY protocol while using ascii authentication tokens.".to_string());
+        }
+        if cli.udp_port != 0 {
+            return Err(
+                "error: Cannot use UDP with ascii authentication enabled (-U 0 to disable)"
+                    .to_string(),
+            );
+        }
+    }
+    Ok(())
+}
+
 fn settings_from(cli: Cli) -> Result<Settings, String> {
+    check_auth_file(&cli)?;
     if cli.udp_port != 0 {
         return Err(format!(
             "error: UDP is not supported (got -U {}); use -U 0, the default",
@@ -382,6 +413,11 @@ fn settings_from(cli: Cli) -> Result<Settings, String> {
         background_reclaim: true,
         hashpower_init: 0,
         storage,
+        tls: TlsSettings {
+            enabled: cli.enable_ssl,
+            ..TlsSettings::default()
+        },
+        auth_file: cli.auth_file.clone(),
     };
     for option in cli.extended.iter().filter(|o| !o.is_empty()) {
         apply_extended(&mut settings, option)?;
@@ -395,9 +431,21 @@ fn settings_from(cli: Cli) -> Result<Settings, String> {
             .listen
             .iter()
             .filter(|l| !l.is_empty())
-            .map(|l| tcp_listen_address(l, cli.port))
+            .map(|l| {
+                let (plaintext, l) = strip_notls(l);
+                let spec = tcp_listen_address(l, cli.port)?;
+                if let (true, ListenSpec::Tcp(address)) = (plaintext, &spec) {
+                    settings.tls.plaintext_addresses.push(address.clone());
+                }
+                Ok::<_, String>(spec)
+            })
             .collect::<Result<_, _>>()?,
     };
+    let has_tcp = settings
+        .listen
+        .iter()
+        .any(|l| matches!(l, ListenSpec::Tcp(_)));
+    settings.tls.validate(has_tcp)?;
     if settings.listen.is_empty() {
         return Err("error: nothing to listen on (-l is empty)".to_string());
     }
@@ -487,7 +535,6 @@ fn disposition(name: &str) -> Option<Disposition> {
         "no_modern" => Refused("memcached 1.4 defaults are not supported"),
         "sock_cookie_id" => Refused("socket cookies are not supported"),
         _ if name.starts_with("ext_") => Refused("extstore (external storage) is not supported"),
-        _ if name.starts_with("ssl_") => Refused("TLS is not supported"),
         _ if name.starts_with("proxy") => Refused("the proxy is not supported"),
         _ => return None,
     })
@@ -503,6 +550,9 @@ fn apply_extended(settings: &mut Settings, option: &str) -> Result<(), String> {
             .and_then(|v| v.parse::<u64>().ok())
             .ok_or_else(|| format!("error: -o {name} needs {what}"))
     };
+    if settings.tls.apply_option(name, value)? {
+        return Ok(());
+    }
     match disposition(name) {
         None => Err(format!("error: Illegal suboption \"{name}\"")),
         Some(Disposition::Refused(why)) => Err(format!(
@@ -709,7 +759,7 @@ mod tests {
         );
         assert!(!parse(&["-o", "no_lru_crawler"]).unwrap().background_reclaim);
         assert!(usage_error(&["-o", "ext_path=/tmp/x:1G"]).contains("extstore"));
-        assert!(usage_error(&["-o", "ssl_key=x"]).contains("TLS"));
+        assert!(usage_error(&["-o", "ssl_kernel_tls"]).contains("ssl_kernel_tls"));
         assert!(usage_error(&["-o", "hot_lru_pct=20"]).contains("hot_lru_pct"));
         assert_eq!(
             usage_error(&["-o", "foo"]),

@@ -72,6 +72,9 @@ thread_counters! {
     conn_yields,
     /// Connections closed for idling longer than `idle_timeout`.
     idle_kicks,
+    /// Credential checks (ASCII logins), and those that failed.
+    auth_cmds,
+    auth_errors,
 }
 
 /// Counters about connections, kept by the acceptor and the workers.

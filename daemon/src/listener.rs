@@ -1,7 +1,9 @@
 //! Listening sockets and the streams they accept: TCP and UNIX, bound here or inherited.
 //!
 //! Owns: binding with memcached's socket options (SO_REUSEADDR, the `-b` backlog, the `-a`
-//! mask on a UNIX socket), accepting without blocking, and per-stream options (TCP_NODELAY).
+//! mask on a UNIX socket), accepting without blocking, per-stream options (TCP_NODELAY), and
+//! which listeners speak TLS (TCP ones under `-Z`, but for `notls:`; never a UNIX socket, as
+//! memcached).
 //! Must not touch: what is read or written on a stream.
 
 use crate::cli::ListenSpec;
@@ -18,7 +20,11 @@ use std::path::PathBuf;
 /// A socket that accepts connections.
 #[derive(Debug)]
 pub enum Listener {
-    Tcp(TcpListener),
+    Tcp {
+        listener: TcpListener,
+        /// Connections accepted here speak TLS.
+        tls: bool,
+    },
     Unix {
         listener: UnixListener,
         path: Option<PathBuf>,
@@ -39,7 +45,7 @@ impl Listener {
     /// address as `stats conns` prints it.
     pub fn accept(&self) -> io::Result<(Stream, String)> {
         match self {
-            Listener::Tcp(listener) => {
+            Listener::Tcp { listener, .. } => {
                 let (stream, peer) = listener.accept()?;
                 // Replies go out in one write per batch; Nagle would only delay them.
                 stream.set_nodelay(true)?;
@@ -55,10 +61,15 @@ impl Listener {
         }
     }
 
+    /// Whether connections accepted here speak TLS.
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Listener::Tcp { tls: true, .. })
+    }
+
     /// The address as `stats conns` and the start-up line print it.
     pub fn describe(&self) -> String {
         match self {
-            Listener::Tcp(listener) => listener
+            Listener::Tcp { listener, .. } => listener
                 .local_addr()
                 .map_or_else(|_| "tcp:?".to_string(), |a| format!("tcp:{a}")),
             Listener::Unix { path, .. } => path
@@ -81,14 +92,18 @@ impl Listener {
 
     pub fn raw_fd(&self) -> RawFd {
         match self {
-            Listener::Tcp(listener) => listener.as_raw_fd(),
+            Listener::Tcp { listener, .. } => listener.as_raw_fd(),
             Listener::Unix { listener, .. } => listener.as_raw_fd(),
         }
     }
 }
 
-/// Binds every address the settings name.
-pub fn bind_all(specs: &[ListenSpec], backlog: i32) -> io::Result<Vec<Listener>> {
+/// Binds every address the settings name; `tls` tells which TCP addresses speak TLS.
+pub fn bind_all(
+    specs: &[ListenSpec],
+    backlog: i32,
+    tls: impl Fn(&str) -> bool,
+) -> io::Result<Vec<Listener>> {
     let mut listeners = Vec::new();
     for spec in specs {
         match spec {
@@ -104,9 +119,13 @@ pub fn bind_all(specs: &[ListenSpec], backlog: i32) -> io::Result<Vec<Listener>>
                     ));
                 }
                 for addr in addresses {
-                    listeners.push(Listener::Tcp(bind_tcp(addr, backlog).map_err(|e| {
+                    let listener = bind_tcp(addr, backlog).map_err(|e| {
                         io::Error::new(e.kind(), format!("failed to listen on TCP {addr}: {e}"))
-                    })?));
+                    })?;
+                    listeners.push(Listener::Tcp {
+                        listener,
+                        tls: tls(address),
+                    });
                 }
             }
             ListenSpec::Unix { path, mask } => {
@@ -124,8 +143,9 @@ pub fn bind_all(specs: &[ListenSpec], backlog: i32) -> io::Result<Vec<Listener>>
 
 /// The listening sockets systemd passed (socket activation: `LISTEN_FDS` and `LISTEN_PID`
 /// naming this process); empty when the daemon was not socket-activated. They are served as
-/// they are: their address, backlog and options are the socket unit's.
-pub fn inherited() -> io::Result<Vec<Listener>> {
+/// they are: their address, backlog and options are the socket unit's. Under `-Z` (`tls`) their
+/// TCP sockets speak TLS, but for one named `notls` (`FileDescriptorName=notls`).
+pub fn inherited(tls: bool) -> io::Result<Vec<Listener>> {
     let mut listeners = Vec::new();
     for (fd, name) in sd_notify::listen_fds_with_names()? {
         let socket = Socket::from(crate::os::adopt_inherited_fd(fd));
@@ -136,7 +156,10 @@ pub fn inherited() -> io::Result<Vec<Listener>> {
         socket.set_nonblocking(true)?;
         let local = socket.local_addr()?;
         if local.as_socket().is_some() {
-            listeners.push(Listener::Tcp(TcpListener::from_std(socket.into())));
+            listeners.push(Listener::Tcp {
+                listener: TcpListener::from_std(socket.into()),
+                tls: tls && name != "notls",
+            });
         } else {
             let path = local.as_pathname().map(PathBuf::from);
             let std_listener: std::os::unix::net::UnixListener = socket.into();
@@ -241,6 +264,14 @@ impl Write for Stream {
         match self {
             Stream::Tcp(s) => s.write(buf),
             Stream::Unix(s) => s.write(buf),
+        }
+    }
+
+    /// TLS records go out as one `writev`.
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write_vectored(bufs),
+            Stream::Unix(s) => s.write_vectored(bufs),
         }
     }
 

@@ -6,6 +6,7 @@
 //! connection I/O (`connection`), item semantics (the storage crate).
 
 mod acceptor;
+mod auth;
 mod buffer;
 mod cache;
 mod cli;
@@ -20,6 +21,7 @@ mod os;
 mod session;
 mod shared;
 mod systemd;
+mod tls;
 mod worker;
 
 use acceptor::Acceptor;
@@ -60,7 +62,16 @@ fn main() -> ExitCode {
         }
     };
     logging::init(settings.verbosity);
-    match run(settings) {
+    let clock = Arc::new(Clock::new());
+    // Read while still root, as memcached does: keys are often readable by root alone.
+    let security = match load_security(&settings, clock.now()) {
+        Ok(security) => security,
+        Err(line) => {
+            eprintln!("{line}");
+            return ExitCode::from(EXIT_USAGE as u8);
+        }
+    };
+    match run(settings, clock, security) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             log::error!("{message}");
@@ -69,12 +80,36 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(settings: Settings) -> Result<(), String> {
+/// The TLS config (`-Z`) and the auth file (`-Y`); the error is the one line to print.
+fn load_security(
+    settings: &Settings,
+    now: u32,
+) -> Result<(Option<tls::ServerTls>, Option<auth::AsciiAuth>), String> {
+    let tls = if settings.tls.enabled {
+        Some(tls::ServerTls::load(settings.tls.clone(), now).map_err(|e| e.to_string())?)
+    } else {
+        None
+    };
+    let auth = match &settings.auth_file {
+        Some(path) => Some(auth::AsciiAuth::load(path).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    Ok((tls, auth))
+}
+
+fn run(
+    settings: Settings,
+    clock: Arc<Clock>,
+    (tls, auth): (Option<tls::ServerTls>, Option<auth::AsciiAuth>),
+) -> Result<(), String> {
     prepare_process(&settings)?;
-    let inherited =
-        listener::inherited().map_err(|e| format!("cannot use the sockets systemd passed: {e}"))?;
+    let inherited = listener::inherited(settings.tls.enabled)
+        .map_err(|e| format!("cannot use the sockets systemd passed: {e}"))?;
     let listeners = if inherited.is_empty() {
-        listener::bind_all(&settings.listen, settings.backlog).map_err(|e| e.to_string())?
+        listener::bind_all(&settings.listen, settings.backlog, |address| {
+            settings.tls.serves_tls(address)
+        })
+        .map_err(|e| e.to_string())?
     } else {
         log::info!(
             "socket-activated: serving the {} socket(s) systemd passed; -p, -l and -s are ignored",
@@ -100,10 +135,11 @@ fn run(settings: Settings) -> Result<(), String> {
         .map(|l| l.name.as_str())
         .collect::<Vec<_>>()
         .join(", ");
-    let clock = Arc::new(Clock::new());
     let cache = Cache::new(settings.storage.clone(), settings.partitions, clock);
     let (poll, acceptor_waker) = Acceptor::poll_and_waker().map_err(|e| e.to_string())?;
-    let shared = Arc::new(Shared::new(settings, cache, listener_info, acceptor_waker));
+    let shared = Arc::new(
+        Shared::new(settings, cache, listener_info, acceptor_waker).with_security(tls, auth),
+    );
 
     let mut handles = Vec::new();
     let mut threads = Vec::new();

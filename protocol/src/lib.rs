@@ -24,6 +24,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod ascii_auth;
 mod base64;
 pub mod client;
 mod error;

@@ -228,6 +228,10 @@ impl<'i> Command<'i, '_> {
             b"shutdown" => self.shutdown(),
             b"cache_memlimit" => self.cache_memlimit(),
             b"stats" => Ok(self.done(Request::Stats(self.stats_group()))),
+            // Any arguments are accepted, as memcached's; only a last `noreply` counts.
+            b"refresh_certs" => Ok(self.done(Request::RefreshCerts {
+                noreply: self.noreply(),
+            })),
             _ => Ok(self.unknown()),
         }
     }

@@ -3,7 +3,7 @@
 //! Owns: what each command does to the cache and to the server's counters, and which requests
 //! a server refuses (`-F`, `-A`, `-X`, `cache_memlimit` bounds, ...): one handler module per
 //! family ([`retrieval`], [`store`], [`arith`], [`delete`] (with touch), [`meta`] (what only
-//! the meta protocol asks), [`admin`], [`stats`]). Each handler takes a protocol-neutral
+//! the meta protocol asks), [`admin`], [`stats`], [`auth`]). Each handler takes a protocol-neutral
 //! command and returns a protocol-neutral outcome; the protocol fronts in `session` parse
 //! bytes into those commands and encode the outcomes with the codecs of
 //! `ferrocache_protocol`. Must not touch: bytes of a request or a reply, sockets, buffers, or
@@ -15,6 +15,7 @@
 
 pub mod admin;
 pub mod arith;
+pub mod auth;
 pub mod delete;
 pub mod detail;
 pub mod meta;

@@ -229,8 +229,8 @@ pub fn general(shared: &Shared) -> Stats {
     push(&mut stats, "touch_misses", items.touch_misses);
     push(&mut stats, "store_too_large", items.store_too_large);
     push(&mut stats, "store_no_memory", items.store_no_memory);
-    push(&mut stats, "auth_cmds", 0u64);
-    push(&mut stats, "auth_errors", 0u64);
+    push(&mut stats, "auth_cmds", threads.auth_cmds);
+    push(&mut stats, "auth_errors", threads.auth_errors);
     push(&mut stats, "idle_kicks", threads.idle_kicks);
     push(&mut stats, "bytes_read", threads.bytes_read);
     push(&mut stats, "bytes_written", threads.bytes_written);
@@ -271,6 +271,18 @@ pub fn general(shared: &Shared) -> Stats {
         "crawler_items_checked",
         items.crawler_items_checked,
     );
+    if let Some(tls) = &shared.tls {
+        let (handshake_errors, new_sessions) = tls.stats.since_reset();
+        if tls.settings.session_cache {
+            push(&mut stats, "ssl_new_sessions", new_sessions);
+        }
+        push(&mut stats, "ssl_handshake_errors", handshake_errors);
+        push(
+            &mut stats,
+            "time_since_server_cert_refresh",
+            tls.seconds_since_refresh(clock.now()),
+        );
+    }
     stats
 }
 
@@ -330,7 +342,14 @@ pub fn settings(shared: &Shared) -> Stats {
     push(&mut stats, "tcp_backlog", settings.backlog as u64);
     push(&mut stats, "binding_protocol", "ascii");
     push(&mut stats, "auth_enabled_sasl", "no");
-    push(&mut stats, "auth_enabled_ascii", "no");
+    push(
+        &mut stats,
+        "auth_enabled_ascii",
+        shared.auth.as_ref().map_or_else(
+            || "no".to_string(),
+            |auth| auth.path().display().to_string(),
+        ),
+    );
     push(&mut stats, "item_size_max", storage.item_size_max);
     push(&mut stats, "maxconns_fast", "yes");
     push(
@@ -349,7 +368,33 @@ pub fn settings(shared: &Shared) -> Stats {
     push(&mut stats, "idle_timeout", settings.idle_timeout);
     push(&mut stats, "flush_enabled", on_off(settings.flush_enabled));
     push(&mut stats, "page_size", storage.page_size);
+    tls_settings(&settings.tls, &mut stats);
     stats
+}
+
+/// `stats settings`' TLS lines, as memcached built with TLS prints them (also without `-Z`).
+fn tls_settings(tls: &crate::tls::settings::TlsSettings, stats: &mut Stats) {
+    let path = |path: &Option<std::path::PathBuf>, absent: &'static str| {
+        path.as_ref()
+            .map_or_else(|| absent.to_string(), |p| p.display().to_string())
+    };
+    let yes_no = |flag: bool| if flag { "yes" } else { "no" };
+    push(stats, "ssl_enabled", yes_no(tls.enabled));
+    // memcached prints its NULL pointers with printf's "(null)" here, "NULL" below.
+    push(stats, "ssl_chain_cert", path(&tls.chain_cert, "(null)"));
+    push(stats, "ssl_key", path(&tls.key, "(null)"));
+    push(stats, "ssl_verify_mode", tls.verify_mode.openssl_flags());
+    push(stats, "ssl_keyformat", tls.key_format.number());
+    push(
+        stats,
+        "ssl_ciphers",
+        tls.ciphers.clone().unwrap_or_else(|| "NULL".to_string()),
+    );
+    push(stats, "ssl_ca_cert", path(&tls.ca_cert, "NULL"));
+    push(stats, "ssl_wbuf_size", tls.wbuf_size);
+    push(stats, "ssl_session_cache", yes_no(tls.session_cache));
+    push(stats, "ssl_kernel_tls", "no");
+    push(stats, "ssl_min_version", tls.min_version.name());
 }
 
 /// `stats items`: per slab class, `items:<class>:<name>`.
