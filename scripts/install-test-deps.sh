@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite talks to: memcached (the reference server),
 # libmemcached-tools (memccapable), libmemcached-dev (golden ketama vectors), nutcracker
-# (twemproxy), systemd (systemd-analyze, systemd-socket-activate). Idempotent: installs only what
+# (twemproxy), systemd (systemd-analyze, systemd-socket-activate), openssl (test CAs and
+# s_client for the TLS tests). Idempotent: installs only what
 # is missing, so a second run costs a few dpkg queries.
 set -euo pipefail
-packages=(memcached libmemcached-tools libmemcached-dev nutcracker systemd netcat-openbsd python3-pymemcache)
+packages=(memcached libmemcached-tools libmemcached-dev nutcracker systemd netcat-openbsd python3-pymemcache openssl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
