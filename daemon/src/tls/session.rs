@@ -127,9 +127,9 @@ impl TlsSession {
                     drained: true,
                 });
             }
-            if self.plaintext_pending == 0 && self.socket_drained {
-                return Err(io::ErrorKind::WouldBlock.into());
-            }
+            // No plaintext yet (a partial record, or handshake messages): read again, even
+            // after a short read, since only the socket can tell a close already pending
+            // (a hangup's edge has come once) from nothing more to read.
         }
     }
 
