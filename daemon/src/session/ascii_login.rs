@@ -60,15 +60,19 @@ impl AsciiLogin {
                 }
             };
         };
+        // A block larger than memcached's read buffer never completes there: it closes the
+        // connection once the buffer is full, whatever else arrives.
+        if block as usize > MAX_PENDING {
+            return if input.len() >= MAX_PENDING {
+                LoginStep::Close
+            } else {
+                LoginStep::NeedInput { total: MAX_PENDING }
+            };
+        }
         let (consumed, reply, logged_in) = match ascii_auth::parse_login_block(input, block) {
             LoginBlock::Incomplete => {
-                let total = block as usize;
-                return if total > MAX_PENDING && input.len() >= MAX_PENDING {
-                    LoginStep::Close
-                } else {
-                    LoginStep::NeedInput {
-                        total: total.min(MAX_PENDING),
-                    }
+                return LoginStep::NeedInput {
+                    total: block as usize,
                 };
             }
             LoginBlock::BadTermination { consumed } => (consumed, BAD_TERMINATION, false),
