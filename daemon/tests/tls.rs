@@ -319,3 +319,76 @@ fn a_bad_certificate_at_start_up_is_one_line_and_exit_64() {
         assert!(stderr.contains(&expected), "{options}: {stderr}");
     }
 }
+
+/// The bytes memcached 1.6.18 `-Z` answers on the same files: `refresh_certs` and its errors,
+/// the `stats settings` TLS lines, and TLS 1.1 refused.
+#[test]
+fn side_by_side_with_memcached_z() {
+    let pki = Pki::new("compare");
+    let ca = pki.ca.display().to_string();
+    let extra = format!("ssl_ca_cert={ca},ssl_verify_mode=1,ssl_session_cache,ssl_wbuf_size=32");
+    let ours = start_tls(&pki, &extra);
+    let args = pki.server_args(&extra);
+    let reference = support::Reference::start(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let config = client_config(&pki.ca, None);
+    let mut mine = TlsClient::connect(ours.addr, config.clone()).unwrap();
+    let mut theirs = TlsClient::connect(reference.addr, config.clone()).unwrap();
+    for request in [
+        &b"refresh_certs\r\n"[..],
+        b"refresh_certs noreply\r\nversion\r\n",
+    ] {
+        assert_eq!(
+            mine.call(request, b"\r\n").unwrap(),
+            theirs.call(request, b"\r\n").unwrap(),
+            "{request:?}"
+        );
+    }
+    let tls_lines = |stats: String| -> Vec<String> {
+        stats
+            .lines()
+            .filter(|l| l.starts_with("STAT ssl_"))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(
+        tls_lines(mine.call(b"stats settings\r\n", b"END\r\n").unwrap()),
+        tls_lines(theirs.call(b"stats settings\r\n", b"END\r\n").unwrap())
+    );
+    let general = |client: &mut TlsClient| -> Vec<String> {
+        client
+            .call(b"stats\r\n", b"END\r\n")
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.strip_prefix("STAT "))
+            .filter(|l| l.starts_with("ssl_") || l.starts_with("time_since_server_cert"))
+            .map(|l| l.split(' ').next().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(general(&mut mine), general(&mut theirs));
+
+    // A broken chain file: the same message up to OpenSSL's own reason.
+    std::fs::write(&pki.cert, b"garbage").unwrap();
+    let prefix = format!(
+        "Error loading the certificate chain: {} : ",
+        pki.cert.display()
+    );
+    let a = mine.call(b"refresh_certs\r\n", b"\r\n").unwrap();
+    let b = theirs.call(b"refresh_certs\r\n", b"\r\n").unwrap();
+    assert!(
+        a.starts_with(&prefix) && b.starts_with(&prefix),
+        "{a:?} / {b:?}"
+    );
+    // Both keep serving new connections with the certificate they had.
+    assert!(TlsClient::connect(ours.addr, config.clone()).is_ok());
+    assert!(TlsClient::connect(reference.addr, config).is_ok());
+
+    // Without -Z both refuse refresh_certs alike, noreply or not.
+    let plain = Server::start(&[]);
+    let plain_reference = support::Reference::start(&[]);
+    for request in [&b"refresh_certs\r\n"[..], b"refresh_certs noreply\r\n"] {
+        assert_eq!(
+            plain.connect().call(request, b"\r\n"),
+            plain_reference.connect().call(request, b"\r\n")
+        );
+    }
+}

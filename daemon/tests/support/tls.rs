@@ -67,7 +67,18 @@ impl Pki {
         };
         pki.issue("server", "localhost", "serverAuth");
         pki.issue("client", "test client", "clientAuth");
+        pki.readable_by_all();
         pki
+    }
+
+    /// memcached, started as root with `-u nobody`, re-reads the files at `refresh_certs` as
+    /// nobody. Test keys only.
+    pub fn readable_by_all(&self) {
+        use std::os::unix::fs::PermissionsExt;
+        for entry in std::fs::read_dir(&self.dir).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
     }
 
     /// A certificate `<stem>.pem` and key `<stem>.key` for `cn`, signed by the CA.
