@@ -298,7 +298,7 @@ impl Connection {
                 })
             }
         };
-        let n = match read {
+        let received = match read {
             Ok(Received { bytes: 0, .. }) => {
                 self.peer_closed = true;
                 self.may_read = false;
@@ -312,7 +312,7 @@ impl Connection {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(true),
             Err(e) => return Err(e),
         };
-        let Received { bytes: n, drained } = n;
+        let Received { bytes: n, drained } = received;
         buffer.filled(n);
         context.executor.stats.bytes_read.add(n as u64);
         // A short read drained the socket and the next edge says when more arrives: skipping
