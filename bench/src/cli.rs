@@ -119,6 +119,10 @@ pub struct Args {
     /// Seed of the key and operation choices.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+
+    /// Speak TLS (load and cache-aside modes), verifying the server against this CA (PEM)
+    #[arg(long, value_name = "CA_FILE")]
+    pub tls: Option<std::path::PathBuf>,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]

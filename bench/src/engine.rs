@@ -20,6 +20,7 @@
 
 use crate::cli::{KeyFormat, KeyPattern, Protocol, SizeRange};
 use crate::keys::KeyPicker;
+use crate::tls::ClientTls;
 use ferrocache_client::KetamaRing;
 use ferrocache_protocol::binary::client::{ResponseError, encode_frame, parse_response};
 use ferrocache_protocol::binary::{Opcode, Status};
@@ -121,6 +122,8 @@ pub struct Plan {
     /// Requests per second over all connections.
     pub rate: Option<f64>,
     pub seed: u64,
+    /// `--tls`: the client config every socket speaks TLS with.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// Counters and latencies of the measured phase (warm-up requests are only counted).
@@ -248,6 +251,8 @@ struct InFlight {
 #[derive(Debug)]
 struct Socket {
     stream: TcpStream,
+    /// `--tls`: what is read and written goes through rustls.
+    tls: Option<ClientTls>,
     target: SocketAddr,
     connected: bool,
     out: Vec<u8>,
@@ -261,8 +266,20 @@ struct Socket {
 impl Socket {
     /// Writes what is buffered, as far as the socket takes it.
     fn flush(&mut self) -> Result<(), BenchError> {
+        if let (true, Some(tls)) = (self.connected, &mut self.tls) {
+            tls.flush(&mut self.stream)
+                .map_err(|source| BenchError::Io {
+                    target: self.target,
+                    source,
+                })?;
+        }
         while self.connected && self.written < self.out.len() {
-            match self.stream.write(&self.out[self.written..]) {
+            let pending = &self.out[self.written..];
+            let wrote = match &mut self.tls {
+                Some(tls) => tls.write(&mut self.stream, pending),
+                None => self.stream.write(pending),
+            };
+            match wrote {
                 Ok(0) => {
                     return Err(BenchError::Closed {
                         target: self.target,
@@ -300,7 +317,12 @@ impl Socket {
             if self.end == self.input.len() {
                 self.input.resize(self.input.len() * 2, 0);
             }
-            match self.stream.read(&mut self.input[self.end..]) {
+            let room = &mut self.input[self.end..];
+            let got = match &mut self.tls {
+                Some(tls) => tls.read(&mut self.stream, room),
+                None => self.stream.read(room),
+            };
+            match got {
                 Ok(0) => {
                     return Err(BenchError::Closed {
                         target: self.target,
@@ -375,8 +397,15 @@ impl<'p> Worker<'p> {
                         Interest::READABLE | Interest::WRITABLE,
                     )
                     .map_err(connect_error)?;
+                let tls = match &plan.tls {
+                    Some(config) => {
+                        Some(ClientTls::new(Arc::clone(config), target).map_err(connect_error)?)
+                    }
+                    None => None,
+                };
                 sockets.push(Socket {
                     stream,
+                    tls,
                     target,
                     connected: false,
                     out: Vec::with_capacity(16 * 1024),

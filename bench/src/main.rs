@@ -17,6 +17,7 @@ mod fill;
 mod idle;
 mod keys;
 mod report;
+mod tls;
 
 use clap::Parser;
 use cli::{Args, KeyPattern, Mode, Protocol};
@@ -159,6 +160,10 @@ fn run_load(args: &Args, targets: Vec<SocketAddr>) -> Result<(), BenchError> {
         },
         rate: args.rate,
         seed: args.seed,
+        tls: match &args.tls {
+            Some(ca) => Some(tls::client_config(ca).map_err(BenchError::Usage)?),
+            None => None,
+        },
     };
     let show_progress = !args.no_progress && std::io::stderr().is_terminal();
     if args.prefill {

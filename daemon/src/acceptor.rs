@@ -3,9 +3,10 @@
 //! Owns: accepting connections and handing them round-robin to the workers (over crossbeam
 //! channels, with a mio `Waker` per worker), refusing connections over `-c` with memcached's
 //! `ERROR Too many open connections`, backing off when file descriptors run out, ticking the
-//! shared clock, the systemd watchdog and status, re-reading the cluster's node list (SIGHUP,
-//! or its file changing), and starting a graceful shutdown on SIGTERM, SIGINT or the
-//! `shutdown` command. Must not touch: a connection once handed over.
+//! shared clock, the systemd watchdog and status, SIGHUP's reload of certificates, the auth
+//! file and the cluster's node list (which is also re-read when its file changes), and starting
+//! a graceful shutdown on SIGTERM, SIGINT or the `shutdown` command. Must not touch: a
+//! connection once handed over.
 //!
 //! Why one acceptor rather than a SO_REUSEPORT listener per worker: the kernel spreads
 //! REUSEPORT connections by a hash of the addresses, so 50 client connections can land 30/20 and
@@ -27,11 +28,12 @@ use mio::net::UnixStream;
 use mio::{Events, Interest, Poll, Token, Waker};
 use std::io::{self, Read, Write};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 const WAKER: Token = Token(usize::MAX);
 const SIGNALS: Token = Token(usize::MAX - 1);
+const RELOAD: Token = Token(usize::MAX - 2);
 
 /// The clock ticks at least this often, so expiry is accurate to the second.
 const TICK: Duration = Duration::from_millis(100);
@@ -46,13 +48,14 @@ pub struct Acceptor {
     poll: Poll,
     listeners: Vec<Listener>,
     signals: UnixStream,
+    /// SIGHUP: certificates and the auth file are read again.
+    reload: UnixStream,
     shared: Arc<Shared>,
     workers: Vec<WorkerHandle>,
     next_worker: usize,
     notifier: Notifier,
     resume_accepting_at: Option<Instant>,
-    /// Set by SIGHUP: re-read what can change at run time (the cluster's node list).
-    reload_requested: Arc<AtomicBool>,
+    /// When the files re-read on change were last looked at.
     last_file_check: Instant,
 }
 
@@ -75,25 +78,28 @@ impl Acceptor {
             poll.registry()
                 .register(listener, Token(index), Interest::READABLE)?;
         }
-        let signals = signal_pipe()?;
-        let reload_requested = Arc::new(AtomicBool::new(false));
-        signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&reload_requested))?;
+        let signals = signal_pipe(&[signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT])?;
+        let reload = signal_pipe(&[signal_hook::consts::SIGHUP])?;
         let mut acceptor = Acceptor {
             poll,
             listeners,
             signals,
+            reload,
             shared,
             workers,
             next_worker: 0,
             notifier,
             resume_accepting_at: None,
-            reload_requested,
             last_file_check: Instant::now(),
         };
         acceptor
             .poll
             .registry()
             .register(&mut acceptor.signals, SIGNALS, Interest::READABLE)?;
+        acceptor
+            .poll
+            .registry()
+            .register(&mut acceptor.reload, RELOAD, Interest::READABLE)?;
         acceptor
             .shared
             .connections
@@ -122,7 +128,12 @@ impl Acceptor {
             let mut stop = false;
             for event in events.iter() {
                 match event.token() {
-                    SIGNALS => stop |= self.take_signals(),
+                    SIGNALS => stop |= drain(&mut self.signals),
+                    RELOAD => {
+                        if drain(&mut self.reload) {
+                            self.shared.reload();
+                        }
+                    }
                     WAKER => stop |= self.shared.shutdown_requested.load(Ordering::Acquire),
                     Token(index) => {
                         if self.resume_accepting_at.is_none() {
@@ -149,7 +160,7 @@ impl Acceptor {
                     self.accept_from(index);
                 }
             }
-            self.reload_if_asked();
+            self.recheck_files();
             self.notifier.watchdog(&self.shared);
             if last_status.elapsed() >= Duration::from_secs(5) {
                 self.notifier.status_summary(&self.shared);
@@ -175,39 +186,20 @@ impl Acceptor {
         self.workers
     }
 
-    /// Re-reads the cluster's node list on SIGHUP, and once a second if its file changed. A
-    /// list that does not parse keeps the one in force, with a log line saying why.
-    fn reload_if_asked(&mut self) {
+    /// Re-reads the cluster's node list once a second if its file changed (SIGHUP re-reads it
+    /// with the rest, in [`Shared::reload`]). A list that does not parse keeps the one in
+    /// force, with a log line saying why.
+    fn recheck_files(&mut self) {
         let Some(cluster) = &self.shared.cluster else {
             return;
         };
-        let result = if self.reload_requested.swap(false, Ordering::AcqRel) {
-            log::info!("SIGHUP: re-reading the cluster config");
-            cluster.reload()
-        } else if self.last_file_check.elapsed() >= FILE_CHECK {
-            self.last_file_check = Instant::now();
-            cluster.reload_if_changed()
-        } else {
+        if self.last_file_check.elapsed() < FILE_CHECK {
             return;
-        };
-        if let Err(error) = result {
+        }
+        self.last_file_check = Instant::now();
+        if let Err(error) = cluster.reload_if_changed() {
             log::warn!("{error}; keeping the node list in force");
         }
-    }
-
-    /// Drains the signal pipe; true if a signal asks to stop.
-    fn take_signals(&mut self) -> bool {
-        let mut buffer = [0u8; 64];
-        let mut any = false;
-        loop {
-            match self.signals.read(&mut buffer) {
-                Ok(0) => break,
-                Ok(_) => any = true,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => break,
-            }
-        }
-        any
     }
 
     fn accept_from(&mut self, index: usize) {
@@ -218,6 +210,7 @@ impl Acceptor {
             };
             match listener.accept() {
                 Ok((mut stream, peer)) => {
+                    let tls = listener.is_tls();
                     if !self
                         .shared
                         .connections
@@ -232,7 +225,7 @@ impl Acceptor {
                     self.next_worker = (self.next_worker + 1) % self.workers.len();
                     if self.workers[worker]
                         .sender
-                        .send(Handoff { stream, peer })
+                        .send(Handoff { stream, peer, tls })
                         .is_err()
                     {
                         self.shared.connections.closed();
@@ -274,12 +267,28 @@ fn is_out_of_descriptors(error: &io::Error) -> bool {
     )
 }
 
-/// SIGTERM and SIGINT, delivered as bytes on a socket the acceptor polls.
-fn signal_pipe() -> io::Result<UnixStream> {
+/// Drains a signal pipe; true if a signal came.
+fn drain(pipe: &mut UnixStream) -> bool {
+    let mut buffer = [0u8; 64];
+    let mut any = false;
+    loop {
+        match pipe.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(_) => any = true,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    any
+}
+
+/// `signals`, delivered as bytes on a socket the acceptor polls.
+fn signal_pipe(signals: &[i32]) -> io::Result<UnixStream> {
     let (reader, writer) = std::os::unix::net::UnixStream::pair()?;
     reader.set_nonblocking(true)?;
     writer.set_nonblocking(true)?;
-    signal_hook::low_level::pipe::register(signal_hook::consts::SIGTERM, writer.try_clone()?)?;
-    signal_hook::low_level::pipe::register(signal_hook::consts::SIGINT, writer)?;
+    for &signal in signals {
+        signal_hook::low_level::pipe::register(signal, writer.try_clone()?)?;
+    }
     Ok(UnixStream::from_std(reader))
 }

@@ -8,6 +8,7 @@
 //! one-line error with exit status 64 (EX_USAGE) for anything that cannot work. Must not
 //! touch: sockets, threads or the storage engine (it only describes them).
 
+use crate::tls::settings::{TlsSettings, strip_notls};
 use clap::{ArgAction, CommandFactory, FromArgMatches, Parser, ValueEnum};
 use ferrocache_storage::StorageConfig;
 use std::fmt;
@@ -230,20 +231,16 @@ struct Cli {
     enable_largepages: bool,
 
     /// Protocol: ascii (text and meta), binary, or auto (chosen by each connection's first
-    /// byte)
-    #[arg(
-        short = 'B',
-        long = "protocol",
-        env = "FERROCACHED_PROTOCOL",
-        default_value = "auto"
-    )]
-    protocol: Protocol,
+    /// byte); auto by default, ascii with -Y
+    #[arg(short = 'B', long = "protocol", env = "FERROCACHED_PROTOCOL")]
+    protocol: Option<Protocol>,
 
     /// Turn on SASL authentication: not available in this build yet
     #[arg(short = 'S', long = "enable-sasl", env = "FERROCACHED_ENABLE_SASL")]
     enable_sasl: bool,
 
-    /// ASCII protocol authentication from this user:pass file: not available in this build yet
+    /// ASCII authentication: a file of up to 8 user:password lines; clients log in with
+    /// `set <any key> 0 0 <n>` and the value `<user> <password>`
     #[arg(short = 'Y', long = "auth-file", env = "FERROCACHED_AUTH_FILE")]
     auth_file: Option<PathBuf>,
 
@@ -251,7 +248,7 @@ struct Cli {
     #[arg(short = 'e', long = "memory-file", env = "FERROCACHED_MEMORY_FILE")]
     memory_file: Option<PathBuf>,
 
-    /// Enable TLS/SSL: not available in this build yet
+    /// Enable TLS on the TCP listeners (needs -o ssl_chain_cert=FILE; -l notls:ADDR stays plain)
     #[arg(short = 'Z', long = "enable-ssl", env = "FERROCACHED_ENABLE_SSL")]
     enable_ssl: bool,
 
@@ -376,6 +373,10 @@ pub struct Settings {
     /// What the command line asked that is worth a log line (accepted options, warnings).
     pub notes: Vec<StartupNote>,
     pub storage: StorageConfig,
+    /// `-Z` and `-o ssl_*`.
+    pub tls: TlsSettings,
+    /// `-Y`: the auth file.
+    pub auth_file: Option<PathBuf>,
 }
 
 /// A command line that cannot work, with the message to print.
@@ -458,15 +459,8 @@ fn license() -> String {
 
 /// Flags ferrocached has no way to do, or that other parts of the project are building.
 fn refuse_unavailable(cli: &Cli) -> Result<(), String> {
-    let refusal = if cli.enable_ssl {
-        Some(format!("-Z (TLS) {NOT_YET}"))
-    } else if cli.enable_sasl {
+    let refusal = if cli.enable_sasl {
         Some(format!("-S (SASL authentication) {NOT_YET}"))
-    } else if let Some(path) = &cli.auth_file {
-        Some(format!(
-            "-Y {} (ASCII authentication) {NOT_YET}",
-            path.display()
-        ))
     } else if let Some(path) = &cli.memory_file {
         Some(format!(
             "-e {} (restartable cache in a memory file) {NOT_YET}",
@@ -489,7 +483,27 @@ fn refuse_unavailable(cli: &Cli) -> Result<(), String> {
     refusal.map_or(Ok(()), |why| Err(format!("error: {why}")))
 }
 
+/// memcached's refusals around `-Y`, checked before the general ones so the message is its.
+fn check_auth_file(cli: &Cli) -> Result<(), String> {
+    if cli.auth_file.is_some() {
+        if cli
+            .protocol
+            .is_some_and(|protocol| protocol != Protocol::Ascii)
+        {
+            return Err("error: You cannot allow the BINARY protocol while using ascii authentication tokens.".to_string());
+        }
+        if cli.udp_port != 0 {
+            return Err(
+                "error: Cannot use UDP with ascii authentication enabled (-U 0 to disable)"
+                    .to_string(),
+            );
+        }
+    }
+    Ok(())
+}
+
 fn settings_from(cli: Cli) -> Result<Settings, String> {
+    check_auth_file(&cli)?;
     refuse_unavailable(&cli)?;
     let mut notes = Vec::new();
     if cli.conn_limit <= 0 {
@@ -558,7 +572,12 @@ fn settings_from(cli: Cli) -> Result<Settings, String> {
         port,
         udp_port: cli.udp_port,
         unix_mask: cli.unix_mask,
-        protocol: cli.protocol,
+        // As memcached: -Y without -B means ascii; otherwise auto-negotiate.
+        protocol: cli.protocol.unwrap_or(if cli.auth_file.is_some() {
+            Protocol::Ascii
+        } else {
+            Protocol::Auto
+        }),
         threads,
         partitions,
         conn_limit: cli.conn_limit as usize,
@@ -584,6 +603,11 @@ fn settings_from(cli: Cli) -> Result<Settings, String> {
         hashpower_init: 0,
         notes,
         storage,
+        tls: TlsSettings {
+            enabled: cli.enable_ssl,
+            ..TlsSettings::default()
+        },
+        auth_file: cli.auth_file.clone(),
     };
     settings.storage.index_capacity = (DEFAULT_INDEX_SLOTS / partitions).max(1 << 10);
     let mut extended = Extended::default();
@@ -601,9 +625,21 @@ fn settings_from(cli: Cli) -> Result<Settings, String> {
             .listen
             .iter()
             .filter(|l| !l.is_empty())
-            .map(|l| tcp_listen_address(l, settings.port))
+            .map(|l| {
+                let (plaintext, l) = strip_notls(l);
+                let spec = tcp_listen_address(l, settings.port)?;
+                if let (true, ListenSpec::Tcp(address)) = (plaintext, &spec) {
+                    settings.tls.plaintext_addresses.push(address.clone());
+                }
+                Ok::<_, String>(spec)
+            })
             .collect::<Result<_, _>>()?,
     };
+    let has_tcp = settings
+        .listen
+        .iter()
+        .any(|l| matches!(l, ListenSpec::Tcp(_)));
+    settings.tls.validate(has_tcp)?;
     if settings.listen.is_empty() {
         return Err("error: nothing to listen on (-l is empty)".to_string());
     }
@@ -707,7 +743,6 @@ const SEGMENTED_LRU: &str =
     "ferrocached evicts with S3-FIFO over a CLOCK per slab class, not memcached's segmented LRU";
 const CRAWLER: &str = "expired items are reclaimed in short slices of each event loop";
 const AUTOMOVE: &str = "pages move between slab classes by eviction age, without tunables";
-const TLS: &str = "TLS is not available in this build of ferrocached yet";
 const EXTSTORE: &str = "extstore (external storage on flash) is not supported";
 const PROXY: &str = "memcached's proxy mode is not supported";
 
@@ -804,16 +839,21 @@ const EXTENDED_OPTIONS: &[(&str, Disposition)] = {
             "read_buf_mem_limit",
             NoEffect("each connection's buffers are bounded by back-pressure instead"),
         ),
-        ("ssl_chain_cert", Refused(TLS)),
-        ("ssl_key", Refused(TLS)),
-        ("ssl_verify_mode", Refused(TLS)),
-        ("ssl_keyformat", Refused(TLS)),
-        ("ssl_ciphers", Refused(TLS)),
-        ("ssl_ca_cert", Refused(TLS)),
-        ("ssl_wbuf_size", Refused(TLS)),
-        ("ssl_session_cache", Refused(TLS)),
-        ("ssl_kernel_tls", Refused(TLS)),
-        ("ssl_min_version", Refused(TLS)),
+        ("ssl_chain_cert", Honoured),
+        ("ssl_key", Honoured),
+        ("ssl_verify_mode", Honoured),
+        ("ssl_keyformat", Honoured),
+        ("ssl_ciphers", Honoured),
+        ("ssl_ca_cert", Honoured),
+        ("ssl_wbuf_size", Honoured),
+        ("ssl_session_cache", Honoured),
+        (
+            "ssl_kernel_tls",
+            Refused(
+                "rustls keeps the record layer in the process (handing keys to the kernel would need its own handling of key updates and tickets), and kernels without the \"tls\" TCP ULP cannot take it",
+            ),
+        ),
+        ("ssl_min_version", Honoured),
         ("proxy_config", Refused(PROXY)),
         ("proxy_uring", Refused(PROXY)),
         (
@@ -945,6 +985,12 @@ impl Extended {
         let Some(disposition) = disposition(name) else {
             return Err(format!("error: Illegal suboption \"{}\"", option.text));
         };
+        // The ssl_* options it serves are TLS's to read and check.
+        if !matches!(disposition, Disposition::Refused(_))
+            && settings.tls.apply_option(name, option.value)?
+        {
+            return Ok(());
+        }
         match disposition {
             Disposition::Refused(why) => {
                 return Err(format!(
@@ -1250,7 +1296,7 @@ mod tests {
             "-l",
             "[::1]:99",
             "-l",
-            "notls:0.0.0.0:7",
+            "0.0.0.0:7",
         ])
         .unwrap();
         assert_eq!(
@@ -1279,9 +1325,7 @@ mod tests {
     #[test]
     fn flags_other_parts_build_are_refused_by_name_until_then() {
         for (args, names) in [
-            (&["-Z"][..], "-Z (TLS)"),
-            (&["-S"], "-S (SASL"),
-            (&["-Y", "/etc/auth"], "-Y /etc/auth"),
+            (&["-S"][..], "-S (SASL"),
             (&["-e", "/dev/shm/x"], "-e /dev/shm/x"),
         ] {
             let message = usage_error(args);
@@ -1477,6 +1521,12 @@ mod tests {
             "slab_chunk_max" => "524288",
             "resp_obj_mem_limit" | "read_buf_mem_limit" => "1",
             "slab_automove_freeratio" => "0.01",
+            "ssl_chain_cert" | "ssl_key" | "ssl_ca_cert" => "/etc/ssl/x.pem",
+            "ssl_verify_mode" => "0",
+            "ssl_keyformat" => "1",
+            "ssl_ciphers" => "TLS_AES_128_GCM_SHA256",
+            "ssl_wbuf_size" => "16",
+            "ssl_min_version" => "3",
             _ => return None,
         })
     }
@@ -1539,7 +1589,6 @@ mod tests {
         assert!(!old.background_reclaim);
         assert_eq!(old.storage.slab_chunk_max, old.storage.page_size);
         assert!(usage_error(&["-o", "ext_path=/tmp/x:1G"]).contains("extstore"));
-        assert!(usage_error(&["-o", "ssl_key=x"]).contains("TLS"));
         assert!(usage_error(&["-o", "idle_timeout=x"]).contains("idle_timeout"));
         assert!(
             usage_error(&["-I", "1m", "-o", "slab_chunk_max=2097152"])

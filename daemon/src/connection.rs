@@ -6,6 +6,9 @@
 //! (however many reads it took) with one `write`, back-pressure (no reading while too much output is unsent), `-R` fairness, and
 //! the decision to close. Must not touch: protocol or storage: the [`Session`] serves requests.
 //!
+//! On a TLS connection the same buffers hold plaintext: reads and writes go through the
+//! connection's [`TlsSession`], which moves records between rustls and the socket.
+//!
 //! mio is edge-triggered: a readable edge is not repeated, so the connection remembers whether
 //! the socket may still hold data (`may_read`) and whether its carried-over input may still hold
 //! complete requests (`input_ready`), and the worker calls [`Connection::serve`] again until both
@@ -14,6 +17,7 @@
 use crate::buffer::InputBuffer;
 use crate::listener::Stream;
 use crate::session::{OUTPUT_HIGH_WATER, ServeContext, Session, Stop};
+use crate::tls::session::{Received, TlsSession};
 use crate::watch::Watcher;
 use std::io::{self, Read, Write};
 use std::sync::Arc;
@@ -75,6 +79,9 @@ impl Default for Scratch {
 pub struct Connection {
     pub stream: Stream,
     pub session: Session,
+    /// The TLS state of a connection accepted on a TLS listener (boxed: rustls's state is
+    /// large, and plaintext connections should not carry its size).
+    tls: Option<Box<TlsSession>>,
     /// Bytes received and not yet served (empty, owning nothing, while the connection idles).
     input: InputBuffer,
     /// Replies not yet written, from `output_sent` on.
@@ -100,10 +107,11 @@ pub struct Connection {
 }
 
 impl Connection {
-    pub fn new(stream: Stream, session: Session) -> Self {
+    pub fn new(stream: Stream, session: Session, tls: Option<TlsSession>) -> Self {
         Connection {
             stream,
             session,
+            tls: tls.map(Box::new),
             input: InputBuffer::new(),
             output: Vec::new(),
             output_sent: 0,
@@ -148,9 +156,19 @@ impl Connection {
         self.closing = true;
     }
 
+    /// Whether anything is waiting for the socket: replies, or records TLS has encrypted.
+    pub fn has_unsent_output(&self) -> bool {
+        self.pending_output() > 0 || self.tls.as_ref().is_some_and(|tls| tls.wants_write())
+    }
+
+    /// A TLS connection whose handshake has not finished.
+    pub fn is_handshaking(&self) -> bool {
+        self.tls.as_ref().is_some_and(|tls| tls.is_handshaking())
+    }
+
     /// Whether nothing remains to do but close.
     pub fn finished(&self) -> bool {
-        self.closing && self.pending_output() == 0
+        self.closing && !self.has_unsent_output()
     }
 
     /// Whether serving again now, without a new event, would make progress.
@@ -325,14 +343,23 @@ impl Connection {
             .saturating_sub(buffer.len())
             .max(READ_CHUNK);
         let room = buffer.spare(want);
-        let asked = room.len();
-        let n = match self.stream.read(room) {
-            Ok(0) => {
+        let read = match self.tls.as_deref_mut() {
+            Some(tls) => tls.read(&mut self.stream, room),
+            None => {
+                let asked = room.len();
+                self.stream.read(room).map(|n| Received {
+                    bytes: n,
+                    drained: n < asked,
+                })
+            }
+        };
+        let received = match read {
+            Ok(Received { bytes: 0, .. }) => {
                 self.peer_closed = true;
                 self.may_read = false;
                 return Ok(false);
             }
-            Ok(n) => n,
+            Ok(received) => received,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 self.may_read = false;
                 return Ok(false);
@@ -340,12 +367,13 @@ impl Connection {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(true),
             Err(e) => return Err(e),
         };
+        let Received { bytes: n, drained } = received;
         buffer.filled(n);
         context.executor.stats.bytes_read.add(n as u64);
         // A short read drained the socket and the next edge says when more arrives: skipping
         // the read that would only return WouldBlock saves a syscall per request. Not after a
         // hangup: its edge has come already, and only a read returning 0 shows the close.
-        if n < asked && !self.hangup_seen {
+        if drained && !self.hangup_seen {
             self.may_read = false;
         }
         let out = if to_scratch {
@@ -384,7 +412,7 @@ impl Connection {
         if scratch.output.is_empty() {
             return Ok(());
         }
-        let written = write_some(&mut self.stream, &scratch.output)?;
+        let written = write_some(&mut self.stream, self.tls.as_deref_mut(), &scratch.output)?;
         context.executor.stats.bytes_written.add(written as u64);
         if written < scratch.output.len() {
             if scratch.output.len() - written > HAND_OVER {
@@ -402,9 +430,16 @@ impl Connection {
     /// Writes as much of the unsent output as the socket takes (also on a writable event).
     pub fn flush_pending(&mut self, context: &mut ServeContext<'_>) -> io::Result<()> {
         if self.pending_output() == 0 {
+            if let Some(tls) = self.tls.as_deref_mut() {
+                tls.flush(&mut self.stream)?;
+            }
             return Ok(());
         }
-        let written = write_some(&mut self.stream, &self.output[self.output_sent..])?;
+        let written = write_some(
+            &mut self.stream,
+            self.tls.as_deref_mut(),
+            &self.output[self.output_sent..],
+        )?;
         context.executor.stats.bytes_written.add(written as u64);
         self.output_sent += written;
         if self.output_sent == self.output.len() {
@@ -428,8 +463,24 @@ impl Connection {
     }
 }
 
-/// Writes what the socket takes now, retrying on EINTR; WouldBlock ends it early.
-fn write_some(stream: &mut Stream, bytes: &[u8]) -> io::Result<usize> {
+impl Drop for Connection {
+    fn drop(&mut self) {
+        if let Some(tls) = self.tls.as_deref_mut() {
+            tls.close(&mut self.stream);
+        }
+    }
+}
+
+/// Writes what the socket takes now, retrying on EINTR; WouldBlock ends it early. Through
+/// TLS, the count is of plaintext taken (sent, or encrypted and waiting in the session).
+fn write_some(
+    stream: &mut Stream,
+    tls: Option<&mut TlsSession>,
+    bytes: &[u8],
+) -> io::Result<usize> {
+    if let Some(tls) = tls {
+        return tls.write(stream, bytes);
+    }
     let mut written = 0;
     while written < bytes.len() {
         match stream.write(&bytes[written..]) {

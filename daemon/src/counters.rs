@@ -78,6 +78,9 @@ thread_counters! {
     idle_kicks,
     /// Background maintenance slices run on the worker's partitions.
     maintenance_slices,
+    /// Credential checks (ASCII logins), and those that failed.
+    auth_cmds,
+    auth_errors,
 }
 
 /// Counters about connections, kept by the acceptor and the workers.

@@ -1,7 +1,9 @@
 //! Listening sockets and the streams they accept: TCP and UNIX, bound here or inherited.
 //!
 //! Owns: binding with memcached's socket options (SO_REUSEADDR, the `-b` backlog, the `-a`
-//! mask on a UNIX socket), accepting without blocking, and per-stream options (TCP_NODELAY).
+//! mask on a UNIX socket), accepting without blocking, per-stream options (TCP_NODELAY), and
+//! which listeners speak TLS (TCP ones under `-Z`, but for `notls:`; never a UNIX socket, as
+//! memcached).
 //! Must not touch: what is read or written on a stream.
 
 use crate::cli::ListenSpec;
@@ -18,7 +20,11 @@ use std::path::{Path, PathBuf};
 /// A socket that accepts connections.
 #[derive(Debug)]
 pub enum Listener {
-    Tcp(TcpListener),
+    Tcp {
+        listener: TcpListener,
+        /// Connections accepted here speak TLS.
+        tls: bool,
+    },
     Unix {
         listener: UnixListener,
         path: Option<PathBuf>,
@@ -39,7 +45,7 @@ impl Listener {
     /// address as `stats conns` prints it.
     pub fn accept(&self) -> io::Result<(Stream, String)> {
         match self {
-            Listener::Tcp(listener) => {
+            Listener::Tcp { listener, .. } => {
                 let (stream, peer) = listener.accept()?;
                 // Replies go out in one write per batch; Nagle would only delay them.
                 stream.set_nodelay(true)?;
@@ -55,10 +61,15 @@ impl Listener {
         }
     }
 
+    /// Whether connections accepted here speak TLS.
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Listener::Tcp { tls: true, .. })
+    }
+
     /// The address as `stats conns` and the start-up line print it.
     pub fn describe(&self) -> String {
         match self {
-            Listener::Tcp(listener) => listener
+            Listener::Tcp { listener, .. } => listener
                 .local_addr()
                 .map_or_else(|_| "tcp:?".to_string(), |a| format!("tcp:{a}")),
             Listener::Unix { path, .. } => path
@@ -81,7 +92,7 @@ impl Listener {
 
     pub fn raw_fd(&self) -> RawFd {
         match self {
-            Listener::Tcp(listener) => listener.as_raw_fd(),
+            Listener::Tcp { listener, .. } => listener.as_raw_fd(),
             Listener::Unix { listener, .. } => listener.as_raw_fd(),
         }
     }
@@ -96,7 +107,7 @@ pub fn ports_file_lines(listeners: &[Listener], udp: &[SocketAddr]) -> String {
         lines.push_str(&format!("{transport} {family}: {}\n", address.port()));
     };
     for listener in listeners {
-        if let Listener::Tcp(tcp) = listener
+        if let Listener::Tcp { listener: tcp, .. } = listener
             && let Ok(address) = tcp.local_addr()
         {
             line("TCP", address);
@@ -130,8 +141,12 @@ pub fn write_ports_file(path: &Path, listeners: &[Listener], udp: &[SocketAddr])
     std::fs::rename(&locked, path)
 }
 
-/// Binds every address the settings name.
-pub fn bind_all(specs: &[ListenSpec], backlog: i32) -> io::Result<Vec<Listener>> {
+/// Binds every address the settings name; `tls` tells which TCP addresses speak TLS.
+pub fn bind_all(
+    specs: &[ListenSpec],
+    backlog: i32,
+    tls: impl Fn(&str) -> bool,
+) -> io::Result<Vec<Listener>> {
     let mut listeners = Vec::new();
     for spec in specs {
         match spec {
@@ -147,9 +162,13 @@ pub fn bind_all(specs: &[ListenSpec], backlog: i32) -> io::Result<Vec<Listener>>
                     ));
                 }
                 for addr in addresses {
-                    listeners.push(Listener::Tcp(bind_tcp(addr, backlog).map_err(|e| {
+                    let listener = bind_tcp(addr, backlog).map_err(|e| {
                         io::Error::new(e.kind(), format!("failed to listen on TCP {addr}: {e}"))
-                    })?));
+                    })?;
+                    listeners.push(Listener::Tcp {
+                        listener,
+                        tls: tls(address),
+                    });
                 }
             }
             ListenSpec::Unix { path, mask } => {
@@ -167,8 +186,9 @@ pub fn bind_all(specs: &[ListenSpec], backlog: i32) -> io::Result<Vec<Listener>>
 
 /// The listening sockets systemd passed (socket activation: `LISTEN_FDS` and `LISTEN_PID`
 /// naming this process); empty when the daemon was not socket-activated. They are served as
-/// they are: their address, backlog and options are the socket unit's.
-pub fn inherited() -> io::Result<Vec<Listener>> {
+/// they are: their address, backlog and options are the socket unit's. Under `-Z` (`tls`) their
+/// TCP sockets speak TLS, but for one named `notls` (`FileDescriptorName=notls`).
+pub fn inherited(tls: bool) -> io::Result<Vec<Listener>> {
     let mut listeners = Vec::new();
     for (fd, name) in sd_notify::listen_fds_with_names()? {
         let socket = Socket::from(crate::os::adopt_inherited_fd(fd));
@@ -179,7 +199,10 @@ pub fn inherited() -> io::Result<Vec<Listener>> {
         socket.set_nonblocking(true)?;
         let local = socket.local_addr()?;
         if local.as_socket().is_some() {
-            listeners.push(Listener::Tcp(TcpListener::from_std(socket.into())));
+            listeners.push(Listener::Tcp {
+                listener: TcpListener::from_std(socket.into()),
+                tls: tls && name != "notls",
+            });
         } else {
             let path = local.as_pathname().map(PathBuf::from);
             let std_listener: std::os::unix::net::UnixListener = socket.into();
@@ -287,6 +310,14 @@ impl Write for Stream {
         }
     }
 
+    /// TLS records go out as one `writev`.
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write_vectored(bufs),
+            Stream::Unix(s) => s.write_vectored(bufs),
+        }
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
@@ -302,11 +333,11 @@ mod tests {
             ListenSpec::Tcp("127.0.0.1:0".into()),
             ListenSpec::Tcp("127.0.0.1:0".into()),
         ];
-        let listeners = bind_all(&specs, 16).unwrap();
+        let listeners = bind_all(&specs, 16, |_| false).unwrap();
         let ports: Vec<u16> = listeners
             .iter()
             .map(|l| match l {
-                Listener::Tcp(tcp) => tcp.local_addr().unwrap().port(),
+                Listener::Tcp { listener: tcp, .. } => tcp.local_addr().unwrap().port(),
                 Listener::Unix { .. } => unreachable!(),
             })
             .collect();

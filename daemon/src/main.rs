@@ -6,6 +6,7 @@
 //! connection I/O (`connection`), item semantics (the storage crate).
 
 mod acceptor;
+mod auth;
 mod buffer;
 mod cache;
 mod cli;
@@ -21,6 +22,7 @@ mod os;
 mod session;
 mod shared;
 mod systemd;
+mod tls;
 mod udp;
 mod watch;
 mod worker;
@@ -69,7 +71,16 @@ fn main() -> ExitCode {
     for note in &settings.notes {
         log::log!(note.level, "{}", note.text);
     }
-    // A node list that cannot be served is a bad setting, refused before anything starts.
+    let clock = Arc::new(Clock::new());
+    // Read while still root, as memcached does: keys are often readable by root alone. A node
+    // list that cannot be served is a bad setting too, refused before anything starts.
+    let security = match load_security(&settings, clock.now()) {
+        Ok(security) => security,
+        Err(line) => {
+            eprintln!("{line}");
+            return ExitCode::from(EXIT_USAGE as u8);
+        }
+    };
     let cluster = match cluster::Cluster::from_settings(&settings) {
         Ok(cluster) => cluster,
         Err(line) => {
@@ -77,7 +88,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE as u8);
         }
     };
-    match run(settings, cluster) {
+    match run(settings, clock, security, cluster) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             log::error!("{message}");
@@ -86,12 +97,37 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(settings: Settings, cluster: Option<cluster::Cluster>) -> Result<(), String> {
+/// The TLS config (`-Z`) and the auth file (`-Y`); the error is the one line to print.
+fn load_security(
+    settings: &Settings,
+    now: u32,
+) -> Result<(Option<tls::ServerTls>, Option<auth::AsciiAuth>), String> {
+    let tls = if settings.tls.enabled {
+        Some(tls::ServerTls::load(settings.tls.clone(), now).map_err(|e| e.to_string())?)
+    } else {
+        None
+    };
+    let auth = match &settings.auth_file {
+        Some(path) => Some(auth::AsciiAuth::load(path).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    Ok((tls, auth))
+}
+
+fn run(
+    settings: Settings,
+    clock: Arc<Clock>,
+    (tls, auth): (Option<tls::ServerTls>, Option<auth::AsciiAuth>),
+    cluster: Option<cluster::Cluster>,
+) -> Result<(), String> {
     prepare_process(&settings)?;
-    let inherited =
-        listener::inherited().map_err(|e| format!("cannot use the sockets systemd passed: {e}"))?;
+    let inherited = listener::inherited(settings.tls.enabled)
+        .map_err(|e| format!("cannot use the sockets systemd passed: {e}"))?;
     let listeners = if inherited.is_empty() {
-        listener::bind_all(&settings.listen, settings.backlog).map_err(|e| e.to_string())?
+        listener::bind_all(&settings.listen, settings.backlog, |address| {
+            settings.tls.serves_tls(address)
+        })
+        .map_err(|e| e.to_string())?
     } else {
         log::info!(
             "socket-activated: serving the {} socket(s) systemd passed; -p, -l and -s are ignored",
@@ -133,16 +169,12 @@ fn run(settings: Settings, cluster: Option<cluster::Cluster>) -> Result<(), Stri
         .collect::<Vec<_>>()
         .join(", ");
     trace_start(&settings, &listener_info);
-    let clock = Arc::new(Clock::new());
     let cache = Cache::new(settings.storage.clone(), settings.partitions, clock);
     let (poll, acceptor_waker) = Acceptor::poll_and_waker().map_err(|e| e.to_string())?;
-    let shared = Arc::new(Shared::new(
-        settings,
-        cache,
-        cluster,
-        listener_info,
-        acceptor_waker,
-    ));
+    let shared = Arc::new(
+        Shared::new(settings, cache, cluster, listener_info, acceptor_waker)
+            .with_security(tls, auth),
+    );
 
     let mut handles = Vec::new();
     let mut threads = Vec::new();

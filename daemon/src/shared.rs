@@ -4,11 +4,13 @@
 //! Owns: the one `Arc` the acceptor and workers share. Must not touch: per-connection buffers
 //! (each worker owns its connections).
 
+use crate::auth::AsciiAuth;
 use crate::cache::Cache;
 use crate::cli::Settings;
 use crate::cluster::Cluster;
 use crate::command::detail::PrefixStats;
 use crate::counters::{Baseline, BaselineValues, ConnectionStats, ThreadStats, ThreadTotals};
+use crate::tls::ServerTls;
 use crate::watch::Watchers;
 use mio::Waker;
 use parking_lot::Mutex;
@@ -106,6 +108,10 @@ pub struct Shared {
     pub shutdown_requested: AtomicBool,
     /// Wakes the acceptor (for `shutdown`).
     pub acceptor_waker: Arc<Waker>,
+    /// `-Z`: the TLS config and counters.
+    pub tls: Option<ServerTls>,
+    /// `-Y`: the credentials logins are checked against.
+    pub auth: Option<AsciiAuth>,
 }
 
 impl Shared {
@@ -134,6 +140,38 @@ impl Shared {
             stopping: AtomicBool::new(false),
             shutdown_requested: AtomicBool::new(false),
             acceptor_waker,
+            tls: None,
+            auth: None,
+        }
+    }
+
+    /// The TLS and authentication state, loaded at start-up before the threads start.
+    pub fn with_security(mut self, tls: Option<ServerTls>, auth: Option<AsciiAuth>) -> Self {
+        self.tls = tls;
+        self.auth = auth;
+        self
+    }
+
+    /// SIGHUP: certificates and the auth file are read again; what fails keeps what is in
+    /// use, and the log says why.
+    pub fn reload(&self) {
+        if let Some(tls) = &self.tls {
+            match tls.refresh(self.cache.clock.now()) {
+                Ok(()) => log::info!("SIGHUP: TLS certificates reloaded"),
+                Err(error) => log::error!("SIGHUP: keeping the TLS certificates in use: {error}"),
+            }
+        }
+        if let Some(auth) = &self.auth {
+            match auth.reload() {
+                Ok(count) => log::info!("SIGHUP: auth file reloaded ({count} entries)"),
+                Err(error) => log::error!("SIGHUP: keeping the auth entries in use: {error}"),
+            }
+        }
+        if let Some(cluster) = &self.cluster {
+            match cluster.reload() {
+                Ok(_) => log::info!("SIGHUP: cluster config re-read"),
+                Err(error) => log::warn!("{error}; keeping the node list in force"),
+            }
         }
     }
 
@@ -164,6 +202,9 @@ impl Shared {
         });
         self.cache.reset_stats();
         self.detail.clear();
+        if let Some(tls) = &self.tls {
+            tls.stats.reset();
+        }
     }
 
     /// Asks the acceptor to shut the server down (the `shutdown` command).

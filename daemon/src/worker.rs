@@ -37,11 +37,17 @@ const MAINTENANCE_IDLE: usize = 1024;
 /// How long a graceful shutdown waits for replies in flight to be written.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(700);
 
+/// Seconds a TLS connection may take to finish its handshake: one that stalls half-way is
+/// closed, so it cannot hold a descriptor for ever.
+const HANDSHAKE_TIMEOUT: u32 = 10;
+
 /// A connection handed from the acceptor to a worker.
 #[derive(Debug)]
 pub struct Handoff {
     pub stream: Stream,
     pub peer: String,
+    /// Accepted on a TLS listener.
+    pub tls: bool,
 }
 
 /// What the acceptor keeps to reach a worker.
@@ -171,7 +177,23 @@ impl Worker {
     }
 
     fn take_handoffs(&mut self) {
-        while let Ok(Handoff { mut stream, peer }) = self.receiver.try_recv() {
+        while let Ok(Handoff {
+            mut stream,
+            peer,
+            tls,
+        }) = self.receiver.try_recv()
+        {
+            let tls = match (tls, &self.shared.tls) {
+                (true, Some(server)) => match server.accept() {
+                    Ok(session) => Some(session),
+                    Err(error) => {
+                        log::warn!("worker {}: no TLS for {peer}: {error}", self.id);
+                        self.shared.connections.closed();
+                        continue;
+                    }
+                },
+                _ => None,
+            };
             let entry = self.connections.vacant_entry();
             let key = entry.key();
             // Readable and writable once, edge-triggered: no re-registration as output comes
@@ -203,7 +225,7 @@ impl Worker {
             Executor::new(&self.shared, self.id, info.fd).log_connection_new(&info.peer);
             let session = Session::new(&self.shared);
             entry.insert(Slot {
-                connection: Connection::new(stream, session),
+                connection: Connection::new(stream, session, tls),
                 info,
                 queued: false,
             });
@@ -219,7 +241,7 @@ impl Worker {
         if readable {
             slot.connection.on_readable(hangup);
         }
-        if writable && slot.connection.pending_output() > 0 {
+        if writable && slot.connection.has_unsent_output() {
             let mut context = ServeContext::new(&self.shared, self.id, slot.info.fd);
             if slot.connection.flush_pending(&mut context).is_err() {
                 self.close(key, CloseReason::Error);
@@ -338,6 +360,11 @@ impl Worker {
                 .log_connection_close(&slot.info.peer, reason);
             crate::logging::trace_event(slot.info.fd, "connection closed.");
             self.shared.registries[self.id].remove(key);
+            if slot.connection.is_handshaking()
+                && let Some(tls) = &self.shared.tls
+            {
+                tls.stats.handshake_errors.fetch_add(1, Ordering::Relaxed);
+            }
             self.shared.connections.closed();
             log::debug!(
                 "worker {}: closed connection {key} from {}",
@@ -378,8 +405,24 @@ impl Worker {
         }
     }
 
-    /// Closes connections that sent nothing for longer than `idle_timeout`.
+    /// Closes connections that sent nothing for longer than `idle_timeout`, and TLS
+    /// connections whose handshake has taken longer than [`HANDSHAKE_TIMEOUT`].
     fn kick_idle(&mut self, now: u32) {
+        if self.shared.tls.is_some() {
+            let stalled: Vec<usize> = self
+                .connections
+                .iter()
+                .filter(|(_, slot)| {
+                    slot.connection.is_handshaking()
+                        && now.saturating_sub(slot.info.last_cmd.load(Ordering::Relaxed))
+                            > HANDSHAKE_TIMEOUT
+                })
+                .map(|(key, _)| key)
+                .collect();
+            for key in stalled {
+                self.close(key, CloseReason::Error);
+            }
+        }
         let timeout = self.shared.settings.idle_timeout;
         if timeout == 0 {
             return;

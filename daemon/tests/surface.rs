@@ -242,6 +242,8 @@ fn option_value(name: &str) -> Option<&'static str> {
         "ext_path" => "/tmp/extstore:64m",
         "sock_cookie_id" => "1",
         "proxy_config" => "/tmp/proxy.lua",
+        "ssl_ciphers" => "TLS_AES_128_GCM_SHA256",
+        "ssl_min_version" => "3",
         _ if name.starts_with("ssl_") || name.starts_with("ext_") => "1",
         _ => return None,
     })
@@ -252,8 +254,12 @@ fn flag_case(short: &str, dir: &Path) -> (Expect, Vec<String>) {
     let path = |name: &str| dir.join(name).display().to_string();
     let (expect, value): (Expect, Option<String>) = match short {
         "h" | "V" | "i" => (Expect::Prints, None),
+        // -Z alone: TLS needs a certificate (-o ssl_chain_cert), and says so.
         "S" | "Z" | "L" => (Expect::Refused, None),
-        "Y" => (Expect::Refused, Some(path("auth"))),
+        "Y" => {
+            std::fs::write(dir.join("auth"), "user:password\n").expect("write an auth file");
+            (Expect::Starts, Some(path("auth")))
+        }
         "e" => (Expect::Refused, Some(path("memory"))),
         "N" => (Expect::Refused, Some("1".into())),
         "p" => (Expect::Starts, Some("0".into())),

@@ -435,6 +435,12 @@ pub fn encode_request(out: &mut Vec<u8>, request: &Request<'_>) -> Result<(), En
             out.extend_from_slice(b"quit\r\n");
             Ok(())
         }
+        Request::RefreshCerts { noreply } => {
+            out.extend_from_slice(b"refresh_certs");
+            push_noreply(out, *noreply);
+            out.extend_from_slice(b"\r\n");
+            Ok(())
+        }
         Request::Shutdown { graceful } => {
             out.extend_from_slice(if *graceful {
                 b"shutdown graceful\r\n".as_slice()
@@ -1436,6 +1442,8 @@ mod tests {
                     noreply: true,
                 },
                 Request::Quit,
+                Request::RefreshCerts { noreply: false },
+                Request::RefreshCerts { noreply: true },
                 Request::MetaNoop,
                 Request::Stats(StatsGroup::General),
                 Request::Stats(StatsGroup::Settings),

@@ -26,6 +26,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod ascii_auth;
 mod base64;
 pub mod binary;
 pub mod client;

@@ -230,6 +230,10 @@ impl<'i> Command<'i, '_> {
             b"stats" => Ok(self.done(Request::Stats(self.stats_group()))),
             b"watch" => self.watch(),
             b"config" if self.limits.config_commands => self.config(),
+            // Any arguments are accepted, as memcached's; only a last `noreply` counts.
+            b"refresh_certs" => Ok(self.done(Request::RefreshCerts {
+                noreply: self.noreply(),
+            })),
             _ => Ok(self.unknown()),
         }
     }

@@ -265,6 +265,9 @@ pub enum Request<'a> {
     },
     /// ElastiCache's `config delete <key> [noreply]`.
     ConfigDelete { key: &'a [u8], noreply: bool },
+    /// `refresh_certs [noreply]`: re-read the TLS certificates and keys (`noreply` hides the
+    /// `OK`, not an error, as on 1.6.18).
+    RefreshCerts { noreply: bool },
     /// `mg <key> <flags>*`.
     MetaGet { key: Key<'a>, flags: MetaFlags<'a> },
     /// `ms <key> <datalen> <flags>*`, with the data block.
@@ -294,7 +297,8 @@ impl Request<'_> {
             | Request::Touch { noreply, .. }
             | Request::FlushAll { noreply, .. }
             | Request::Verbosity { noreply, .. }
-            | Request::CacheMemlimit { noreply, .. } => *noreply,
+            | Request::CacheMemlimit { noreply, .. }
+            | Request::RefreshCerts { noreply } => *noreply,
             _ => false,
         }
     }

@@ -272,6 +272,14 @@ fn other_text_commands() {
     assert_eq!(request(b"version\r\n"), Request::Version);
     assert_eq!(request(b"version 1 2 3\r\n"), Request::Version);
     assert_eq!(
+        request(b"refresh_certs\r\n"),
+        Request::RefreshCerts { noreply: false }
+    );
+    assert_eq!(
+        request(b"refresh_certs a b noreply\r\n"),
+        Request::RefreshCerts { noreply: true }
+    );
+    assert_eq!(
         request(b"verbosity 1 noreply\r\n"),
         Request::Verbosity {
             level: 1,

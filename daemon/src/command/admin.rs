@@ -84,6 +84,16 @@ impl Executor<'_> {
         self.shared.settings.shutdown_enabled
     }
 
+    /// `refresh_certs`: reads the TLS certificates and keys again for new connections. The
+    /// error is memcached's text, `\r\n` included.
+    pub fn refresh_certs(&self) -> Result<(), String> {
+        let Some(tls) = &self.shared.tls else {
+            return Err("Error TLS not enabled\r\n".to_string());
+        };
+        tls.refresh(self.shared.cache.clock.now())
+            .map_err(|error| format!("{error}\r\n"))
+    }
+
     /// The version clients are told.
     pub fn version(&self) -> &'static str {
         crate::VERSION

@@ -3,8 +3,9 @@
 //! Owns: what each command does to the cache and to the server's counters, and which requests
 //! a server refuses (`-F`, `-A`, `-X`, `cache_memlimit` bounds, ...): one handler module per
 //! family ([`retrieval`], [`store`], [`arith`], [`delete`] (with touch), [`meta`] (what only
-//! the meta protocol asks), [`admin`], [`cluster`] (auto discovery), [`stats`], [`watch`] (log watchers and the events the
-//! other handlers report to them)). Each handler takes a protocol-neutral
+//! the meta protocol asks), [`admin`], [`auth`], [`cluster`] (auto discovery), [`stats`],
+//! [`watch`] (log watchers and the events the other handlers report to them)). Each handler
+//! takes a protocol-neutral
 //! command and returns a protocol-neutral outcome; the protocol fronts in `session` parse
 //! bytes into those commands and encode the outcomes with the codecs of
 //! `ferrocache_protocol`. Must not touch: bytes of a request or a reply, sockets, buffers, or
@@ -16,6 +17,7 @@
 
 pub mod admin;
 pub mod arith;
+pub mod auth;
 pub mod cluster;
 pub mod delete;
 pub mod detail;

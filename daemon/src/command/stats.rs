@@ -281,8 +281,8 @@ pub fn general(shared: &Shared) -> Stats {
     push(&mut stats, "touch_misses", items.touch_misses);
     push(&mut stats, "store_too_large", items.store_too_large);
     push(&mut stats, "store_no_memory", items.store_no_memory);
-    push(&mut stats, "auth_cmds", 0u64);
-    push(&mut stats, "auth_errors", 0u64);
+    push(&mut stats, "auth_cmds", threads.auth_cmds);
+    push(&mut stats, "auth_errors", threads.auth_errors);
     // As memcached: only when connections can idle out.
     if settings.idle_timeout != 0 {
         push(&mut stats, "idle_kicks", threads.idle_kicks);
@@ -358,6 +358,18 @@ pub fn general(shared: &Shared) -> Stats {
     push(&mut stats, "log_watcher_sent", sent);
     push(&mut stats, "log_watchers", watchers.count());
     // NAPI ids are not used, and there is no proxy to fall back to round robin.
+    if let Some(tls) = &shared.tls {
+        let (handshake_errors, new_sessions) = tls.stats.since_reset();
+        if tls.settings.session_cache {
+            push(&mut stats, "ssl_new_sessions", new_sessions);
+        }
+        push(&mut stats, "ssl_handshake_errors", handshake_errors);
+        push(
+            &mut stats,
+            "time_since_server_cert_refresh",
+            tls.seconds_since_refresh(shared.cache.clock.now()),
+        );
+    }
     zeros(&mut stats, &["unexpected_napi_ids", "round_robin_fallback"]);
     push(&mut stats, "bytes", items.bytes);
     push(&mut stats, "curr_items", items.curr_items);
@@ -466,7 +478,14 @@ pub fn settings(shared: &Shared) -> Stats {
     push(&mut stats, "tcp_backlog", settings.backlog as u64);
     push(&mut stats, "binding_protocol", settings.protocol.name());
     push(&mut stats, "auth_enabled_sasl", "no");
-    push(&mut stats, "auth_enabled_ascii", "no");
+    push(
+        &mut stats,
+        "auth_enabled_ascii",
+        shared.auth.as_ref().map_or_else(
+            || "no".to_string(),
+            |auth| auth.path().display().to_string(),
+        ),
+    );
     push(&mut stats, "item_size_max", storage.item_size_max);
     push(&mut stats, "maxconns_fast", "yes");
     push(
@@ -526,21 +545,35 @@ pub fn settings(shared: &Shared) -> Stats {
     push(&mut stats, "ext_max_frag", "0.80");
     push(&mut stats, "slab_automove_freeratio", "0.010");
     push(&mut stats, "ext_drop_unread", "no");
-    // TLS is not served yet: memcached's values without -Z, printed as it prints them.
-    push(&mut stats, "ssl_enabled", "no");
-    push(&mut stats, "ssl_chain_cert", "(null)");
-    push(&mut stats, "ssl_key", "(null)");
-    push(&mut stats, "ssl_verify_mode", 0u64);
-    push(&mut stats, "ssl_keyformat", 1u64);
-    push(&mut stats, "ssl_ciphers", "NULL");
-    push(&mut stats, "ssl_ca_cert", "NULL");
-    push(&mut stats, "ssl_wbuf_size", 16u64 << 10);
-    push(&mut stats, "ssl_session_cache", "no");
-    push(&mut stats, "ssl_kernel_tls", "no");
-    push(&mut stats, "ssl_min_version", "tlsv1.2");
+    tls_settings(&settings.tls, &mut stats);
     push(&mut stats, "num_napi_ids", "(null)");
     push(&mut stats, "memory_file", "(null)");
     stats
+}
+
+/// `stats settings`' TLS lines, as memcached built with TLS prints them (also without `-Z`).
+fn tls_settings(tls: &crate::tls::settings::TlsSettings, stats: &mut Stats) {
+    let path = |path: &Option<std::path::PathBuf>, absent: &'static str| {
+        path.as_ref()
+            .map_or_else(|| absent.to_string(), |p| p.display().to_string())
+    };
+    let yes_no = |flag: bool| if flag { "yes" } else { "no" };
+    push(stats, "ssl_enabled", yes_no(tls.enabled));
+    // memcached prints its NULL pointers with printf's "(null)" here, "NULL" below.
+    push(stats, "ssl_chain_cert", path(&tls.chain_cert, "(null)"));
+    push(stats, "ssl_key", path(&tls.key, "(null)"));
+    push(stats, "ssl_verify_mode", tls.verify_mode.openssl_flags());
+    push(stats, "ssl_keyformat", tls.key_format.number());
+    push(
+        stats,
+        "ssl_ciphers",
+        tls.ciphers.clone().unwrap_or_else(|| "NULL".to_string()),
+    );
+    push(stats, "ssl_ca_cert", path(&tls.ca_cert, "NULL"));
+    push(stats, "ssl_wbuf_size", tls.wbuf_size);
+    push(stats, "ssl_session_cache", yes_no(tls.session_cache));
+    push(stats, "ssl_kernel_tls", "no");
+    push(stats, "ssl_min_version", tls.min_version.name());
 }
 
 /// `stats items`: per slab class, `items:<class>:<name>`, with the keys memcached prints when

@@ -5,6 +5,7 @@
 //! and the limits every front shares (the output high-water mark). Must not touch: sockets or
 //! buffer memory (the `connection` owns both), or what a command does (the `command` layer).
 
+pub mod ascii_login;
 pub mod binary;
 pub mod text;
 

@@ -7,6 +7,7 @@
 //! multi-get. Must not touch: sockets or buffers' memory (the `connection` owns both), or what
 //! a command does to the cache (the `command` layer).
 
+use super::ascii_login::{AsciiLogin, LoginStep};
 use super::{OUTPUT_HIGH_WATER, ServeContext, Stop};
 use crate::command::Executor;
 use crate::command::admin::Refusal;
@@ -49,6 +50,8 @@ pub struct TextSession {
     /// Keys of the multi-get at the front of the input already answered (it paused at the
     /// high-water mark and resumes after them).
     get_progress: usize,
+    /// On a `-Y` server, until the connection has logged in: the login exchange.
+    login: Option<AsciiLogin>,
 }
 
 impl TextSession {
@@ -61,6 +64,7 @@ impl TextSession {
             },
             swallow: 0,
             get_progress: 0,
+            login: shared.auth.as_ref().map(|_| AsciiLogin::default()),
         }
     }
 
@@ -100,6 +104,32 @@ impl TextSession {
             }
             if out.len() > OUTPUT_HIGH_WATER {
                 return (consumed, Stop::Backpressure);
+            }
+            if let Some(login) = &mut self.login {
+                match login.step(rest, out, &context.executor) {
+                    LoginStep::Took {
+                        consumed: used,
+                        replied,
+                    } => {
+                        consumed += used;
+                        if replied {
+                            *budget -= 1;
+                            context.served += 1;
+                        }
+                    }
+                    LoginStep::LoggedIn { consumed: used } => {
+                        consumed += used;
+                        *budget -= 1;
+                        context.served += 1;
+                        self.login = None;
+                    }
+                    LoginStep::NeedInput { total } => {
+                        let total = if total > rest.len() { total } else { 0 };
+                        return (consumed, Stop::NeedInput { total });
+                    }
+                    LoginStep::Close => return (consumed, Stop::Close),
+                }
+                continue;
             }
             match parse_request(rest, &self.limits) {
                 Parsed::Request {
@@ -338,6 +368,12 @@ impl TextSession {
                 };
                 answer(out, noreply, line, trace);
             }
+            Request::RefreshCerts { noreply } => match exec.refresh_certs() {
+                Ok(()) if noreply => {}
+                Ok(()) => out.extend_from_slice(reply::OK),
+                // memcached writes the error even under noreply.
+                Err(text) => out.extend_from_slice(text.as_bytes()),
+            },
             Request::MetaGet { key, flags } => meta_get(exec, key.bytes(), &flags, out),
             Request::MetaSet { key, value, flags } => {
                 meta_set(exec, key.bytes(), value, &flags, out)

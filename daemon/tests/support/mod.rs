@@ -7,6 +7,8 @@
 
 #![allow(dead_code)] // Each test binary uses a different part of this module.
 
+pub mod tls;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Output, Stdio};
