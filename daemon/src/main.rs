@@ -14,6 +14,7 @@ mod connection;
 mod counters;
 #[cfg(test)]
 mod harness;
+mod latency;
 mod listener;
 mod logging;
 mod os;

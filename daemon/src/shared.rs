@@ -8,6 +8,7 @@ use crate::cache::Cache;
 use crate::cli::Settings;
 use crate::command::detail::PrefixStats;
 use crate::counters::{Baseline, BaselineValues, ConnectionStats, ThreadStats, ThreadTotals};
+use crate::latency::Latency;
 use mio::Waker;
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -74,6 +75,8 @@ pub struct Shared {
     pub cache: Cache,
     pub connections: ConnectionStats,
     pub threads: Box<[ThreadStats]>,
+    /// Each worker's latency histograms, by command family.
+    pub latency: Latency,
     pub baseline: Baseline,
     pub registries: Box<[ConnRegistry]>,
     pub listeners: Vec<ListenerInfo>,
@@ -105,6 +108,7 @@ impl Shared {
             cache,
             connections: ConnectionStats::default(),
             threads: (0..threads).map(|_| ThreadStats::default()).collect(),
+            latency: Latency::new(threads),
             baseline: Baseline::default(),
             registries: (0..threads).map(|_| ConnRegistry::default()).collect(),
             listeners,
@@ -140,6 +144,7 @@ impl Shared {
             listen_disabled_num: self.connections.listen_disabled_num.load(Ordering::Relaxed),
         });
         self.cache.reset_stats();
+        self.latency.reset();
         self.detail.clear();
     }
 

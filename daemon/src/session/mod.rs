@@ -2,13 +2,17 @@
 //!
 //! Owns: choosing the protocol from a connection's first byte (0x80 is binary, anything else
 //! text and meta, as memcached's `-B auto`; `-B` restricts it), the per-turn serving context,
-//! and the limits every front shares (the output high-water mark). Must not touch: sockets or
+//! the limits every front shares (the output high-water mark), and timing each request for the
+//! latency histograms (every front calls [`ServeContext::begin`] and
+//! [`ServeContext::finish`]). Must not touch: sockets or
 //! buffer memory (the `connection` owns both), or what a command does (the `command` layer).
 
 pub mod text;
 
 use crate::command::Executor;
+use crate::latency::{Family, ThreadLatency};
 use crate::shared::Shared;
+use std::time::Instant;
 use text::TextSession;
 
 /// Stop taking input from a connection while more than this is waiting to be written: a client
@@ -35,6 +39,11 @@ pub struct ServeContext<'a> {
     pub executor: Executor<'a>,
     /// Requests served in this turn.
     pub served: usize,
+    /// The serving worker's latency histograms.
+    latency: &'a ThreadLatency,
+    /// When the server started on the next request: the input was handed over, or the request
+    /// before it finished. `None` until a front calls [`ServeContext::begin`].
+    started: Option<Instant>,
 }
 
 impl<'a> ServeContext<'a> {
@@ -42,7 +51,28 @@ impl<'a> ServeContext<'a> {
         ServeContext {
             executor: Executor::new(shared, worker),
             served: 0,
+            latency: shared.latency.thread(worker),
+            started: None,
         }
+    }
+
+    /// A front calls this when it is handed input to serve: the next request starts now.
+    #[inline]
+    pub fn begin(&mut self) {
+        self.started = Some(Instant::now());
+    }
+
+    /// A front calls this when a request's reply is encoded (or the request was refused):
+    /// records its latency under `family`; the next request starts now. One clock read.
+    #[inline]
+    pub fn finish(&mut self, family: Family) {
+        let now = Instant::now();
+        if let Some(started) = self.started {
+            let nanos = now.saturating_duration_since(started).as_nanos();
+            self.latency
+                .record(family, u64::try_from(nanos).unwrap_or(u64::MAX));
+        }
+        self.started = Some(now);
     }
 }
 

@@ -3,8 +3,8 @@
 //! Owns: parsing each complete request (`ferrocache_protocol::parse_request`), turning it into
 //! the command layer's commands, encoding their outcomes (`ferrocache_protocol::reply`),
 //! noreply and meta `q`, error replies and the bytes an error makes us discard (also across
-//! reads), the `-R` budget, and pausing at the output high-water mark, even in the middle of a
-//! multi-get. Must not touch: sockets or buffers' memory (the `connection` owns both), or what
+//! reads), the `-R` budget, pausing at the output high-water mark, even in the middle of a
+//! multi-get, and which latency family each request counts under. Must not touch: sockets or buffers' memory (the `connection` owns both), or what
 //! a command does to the cache (the `command` layer).
 
 use super::{OUTPUT_HIGH_WATER, ServeContext, Stop};
@@ -15,6 +15,7 @@ use crate::command::delete::Delete;
 use crate::command::retrieval::Retrieve;
 use crate::command::stats::{StatsOutcome, StatsRefusal};
 use crate::command::store::{Store, StoreKind};
+use crate::latency::Family;
 use crate::shared::Shared;
 use ferrocache_protocol::reply::{self, MetaItem, MetaStatus};
 use ferrocache_protocol::{
@@ -68,6 +69,7 @@ impl TextSession {
         context: &mut ServeContext<'_>,
     ) -> (usize, Stop) {
         let mut consumed = 0;
+        context.begin();
         loop {
             if self.swallow > 0 {
                 let n = self.swallow.min(input.len() - consumed);
@@ -102,10 +104,12 @@ impl TextSession {
                             consumed += used;
                             *budget -= 1;
                             context.served += 1;
+                            context.finish(family(&request));
                         }
                         Step::Paused => return (consumed, Stop::Backpressure),
                         Step::Close => {
                             context.served += 1;
+                            context.finish(family(&request));
                             return (consumed + used, Stop::Close);
                         }
                     }
@@ -123,6 +127,7 @@ impl TextSession {
                     refused,
                 } => {
                     refuse(error, silent, refused, out, &context.executor);
+                    context.finish(Family::Other);
                     consumed += used.min(rest.len());
                     self.swallow = swallow;
                     *budget = budget.saturating_sub(1);
@@ -314,6 +319,37 @@ impl TextSession {
         self.get_progress = 0;
         out.extend_from_slice(reply::END);
         Step::Done
+    }
+}
+
+/// The latency family of a text or meta request.
+fn family(request: &Request<'_>) -> Family {
+    match request {
+        Request::Get {
+            kind: GetKind::Get | GetKind::Gets,
+            ..
+        } => Family::Get,
+        Request::Get {
+            kind: GetKind::Gat | GetKind::Gats,
+            ..
+        }
+        | Request::Touch { .. } => Family::Touch,
+        Request::Store { .. } => Family::Set,
+        Request::Delete { .. } => Family::Delete,
+        Request::Arith { .. } => Family::Arith,
+        Request::MetaGet { .. }
+        | Request::MetaSet { .. }
+        | Request::MetaDelete { .. }
+        | Request::MetaArith { .. }
+        | Request::MetaNoop
+        | Request::MetaDebug { .. } => Family::Meta,
+        Request::FlushAll { .. }
+        | Request::Version
+        | Request::Verbosity { .. }
+        | Request::Quit
+        | Request::Shutdown { .. }
+        | Request::CacheMemlimit { .. }
+        | Request::Stats(_) => Family::Other,
     }
 }
 
