@@ -1,9 +1,10 @@
 //! ferrocached: a memcached-compatible, multi-threaded, sharded cache daemon.
 //!
 //! Owns: start-up and shutdown order: command line, logging, process setup (limits, daemon,
-//! privileges), binding, the storage partitions, the worker threads that own them, the acceptor
-//! on the main thread, and the exit status. Must not touch: request handling (`session`, `command`),
-//! connection I/O (`connection`), item semantics (the storage crate).
+//! privileges), binding, the storage partitions, the worker threads that own them, the metrics
+//! thread (`--metrics-listen`), the acceptor on the main thread, and the exit status. Must not
+//! touch: request handling (`session`, `command`), connection I/O (`connection`), item
+//! semantics (the storage crate).
 
 mod acceptor;
 mod buffer;
@@ -17,6 +18,7 @@ mod harness;
 mod latency;
 mod listener;
 mod logging;
+mod metrics;
 mod os;
 mod session;
 mod shared;
@@ -83,6 +85,14 @@ fn run(settings: Settings) -> Result<(), String> {
         );
         inherited
     };
+    let metrics_listener = match settings.metrics_listen {
+        Some(address) => Some(
+            std::net::TcpListener::bind(address)
+                .and_then(|l| Ok((l.local_addr()?, l)))
+                .map_err(|e| format!("cannot listen for metrics on {address}: {e}"))?,
+        ),
+        None => None,
+    };
     become_user(&settings)?;
     if let Some(path) = &settings.pidfile {
         std::fs::write(path, format!("{}\n", std::process::id()))
@@ -105,6 +115,14 @@ fn run(settings: Settings) -> Result<(), String> {
     let cache = Cache::new(settings.storage.clone(), settings.partitions, clock);
     let (poll, acceptor_waker) = Acceptor::poll_and_waker().map_err(|e| e.to_string())?;
     let shared = Arc::new(Shared::new(settings, cache, listener_info, acceptor_waker));
+    if let Some((address, listener)) = metrics_listener {
+        metrics::spawn(
+            listener,
+            metrics::exposition::Exposition::new(Arc::clone(&shared)),
+        )
+        .map_err(|e| format!("cannot start the metrics endpoint: {e}"))?;
+        log::info!("metrics at http://{address}/metrics");
+    }
 
     let mut handles = Vec::new();
     let mut threads = Vec::new();

@@ -60,6 +60,11 @@ impl ConnRegistry {
     pub fn snapshot(&self) -> Vec<Arc<ConnInfo>> {
         self.conns.lock().values().cloned().collect()
     }
+
+    /// Connections the worker holds now.
+    pub fn open_connections(&self) -> usize {
+        self.conns.lock().len()
+    }
 }
 
 /// A listening socket as `stats conns` shows it.
