@@ -12,7 +12,6 @@ pub mod text;
 use crate::command::Executor;
 use crate::latency::{Family, ThreadLatency};
 use crate::shared::Shared;
-use std::time::Instant;
 use text::TextSession;
 
 /// Stop taking input from a connection while more than this is waiting to be written: a client
@@ -41,9 +40,10 @@ pub struct ServeContext<'a> {
     pub served: usize,
     /// The serving worker's latency histograms.
     latency: &'a ThreadLatency,
-    /// When the server started on the next request: the input was handed over, or the request
-    /// before it finished. `None` until a front calls [`ServeContext::begin`].
-    started: Option<Instant>,
+    /// When the server started on the next request (monotonic nanoseconds): the input was
+    /// handed over, or the request before it finished. `None` until a front calls
+    /// [`ServeContext::begin`].
+    started: Option<u64>,
 }
 
 impl<'a> ServeContext<'a> {
@@ -59,18 +59,16 @@ impl<'a> ServeContext<'a> {
     /// A front calls this when it is handed input to serve: the next request starts now.
     #[inline]
     pub fn begin(&mut self) {
-        self.started = Some(Instant::now());
+        self.started = Some(crate::os::monotonic_nanos());
     }
 
     /// A front calls this when a request's reply is encoded (or the request was refused):
     /// records its latency under `family`; the next request starts now. One clock read.
     #[inline]
     pub fn finish(&mut self, family: Family) {
-        let now = Instant::now();
+        let now = crate::os::monotonic_nanos();
         if let Some(started) = self.started {
-            let nanos = now.saturating_duration_since(started).as_nanos();
-            self.latency
-                .record(family, u64::try_from(nanos).unwrap_or(u64::MAX));
+            self.latency.record(family, now.saturating_sub(started));
         }
         self.started = Some(now);
     }
