@@ -70,12 +70,19 @@ mod http {
 
     /// Sends `request` as it is and reads the response to the end.
     pub fn exchange(addr: SocketAddr, request: &[u8]) -> Response {
-        let mut stream = TcpStream::connect(addr).expect("connect to the metrics endpoint");
+        try_exchange(addr, request).expect("an HTTP exchange with the metrics endpoint")
+    }
+
+    /// As [`exchange`], `None` if the server closes or resets the connection first.
+    pub fn try_exchange(addr: SocketAddr, request: &[u8]) -> Option<Response> {
+        let mut stream = TcpStream::connect(addr).ok()?;
         stream.set_read_timeout(Some(support::IO_TIMEOUT)).unwrap();
-        stream.write_all(request).unwrap();
+        stream.write_all(request).ok()?;
         let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).expect("read the response");
-        parse(&raw)
+        stream.read_to_end(&mut raw).ok()?;
+        raw.windows(4)
+            .any(|w| w == b"\r\n\r\n")
+            .then(|| parse(&raw))
     }
 
     pub fn parse(raw: &[u8]) -> Response {
@@ -1347,16 +1354,21 @@ fn hostile_scrapers_change_nothing_for_cache_clients() {
     let mut crowd: Vec<TcpStream> = (0..20)
         .map(|_| TcpStream::connect(metrics).unwrap())
         .collect();
+    // 4 over the cap of 16; one or two more if the scrape just before still held its place
+    // for an instant after closing.
     let refused = count_closed(&mut crowd, Duration::from_secs(2));
-    assert_eq!(
-        refused, 4,
-        "of 20 idle connections, those over the cap of 16 are closed"
+    assert!(
+        (4..=6).contains(&refused),
+        "{refused} of 20 idle connections closed at once; the cap is 16"
     );
     client.call(b"get c0\r\n", b"END\r\n");
     drop(crowd);
     eventually(
         Duration::from_secs(10),
         "a scrape after the crowd leaves",
-        || (http::get(metrics, "/metrics", None).status == 200).then_some(()),
+        || {
+            let scrape = http::try_exchange(metrics, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+            scrape.is_some_and(|r| r.status == 200).then_some(())
+        },
     );
 }
