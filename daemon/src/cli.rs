@@ -12,6 +12,7 @@ use crate::tls::settings::{TlsSettings, strip_notls};
 use clap::{ArgAction, CommandFactory, FromArgMatches, Parser, ValueEnum};
 use ferrocache_storage::StorageConfig;
 use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 
 /// Exit status for a bad command line (sysexits.h EX_USAGE).
@@ -266,6 +267,12 @@ struct Cli {
     )]
     extended: Vec<String>,
 
+    /// Serve Prometheus metrics over HTTP at ADDR:PORT (GET /metrics); a port alone listens on
+    /// 127.0.0.1. Off unless given
+    #[arg(long = "metrics-listen", env = "FERROCACHED_METRICS_LISTEN", value_name = "ADDR:PORT",
+          value_parser = parse_metrics_listen)]
+    metrics_listen: Option<SocketAddr>,
+
     /// Print this help and exit
     #[arg(short = 'h', long = "help", action = ArgAction::Help)]
     help: Option<bool>,
@@ -372,6 +379,8 @@ pub struct Settings {
     pub hashpower_init: u8,
     /// What the command line asked that is worth a log line (accepted options, warnings).
     pub notes: Vec<StartupNote>,
+    /// Where the Prometheus metrics endpoint listens (`--metrics-listen`), if anywhere.
+    pub metrics_listen: Option<SocketAddr>,
     pub storage: StorageConfig,
     /// `-Z` and `-o ssl_*`.
     pub tls: TlsSettings,
@@ -602,6 +611,7 @@ fn settings_from(cli: Cli) -> Result<Settings, String> {
         background_reclaim: true,
         hashpower_init: 0,
         notes,
+        metrics_listen: cli.metrics_listen,
         storage,
         tls: TlsSettings {
             enabled: cli.enable_ssl,
@@ -722,6 +732,20 @@ fn tcp_listen_address(spec: &str, default_port: u16) -> Result<ListenSpec, Strin
     } else {
         format!("{host}:{port}")
     }))
+}
+
+/// `--metrics-listen`: `PORT`, `:PORT` (both on 127.0.0.1), `IP:PORT`, `[IPv6]:PORT` or
+/// `host:PORT`.
+fn parse_metrics_listen(spec: &str) -> Result<SocketAddr, String> {
+    let spec = spec.trim();
+    let spec = spec.strip_prefix(':').unwrap_or(spec);
+    if let Ok(port) = spec.parse::<u16>() {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    spec.to_socket_addrs()
+        .map_err(|e| format!("'{spec}' is not ADDR:PORT: {e}"))?
+        .next()
+        .ok_or_else(|| format!("'{spec}' names no address"))
 }
 
 /// What becomes of an `-o` option.
@@ -1658,5 +1682,22 @@ mod tests {
                 .iter()
                 .any(|note| note.level == log::Level::Warn && note.text.contains("threads"))
         );
+    }
+
+    #[test]
+    fn metrics_listen_is_off_unless_given_and_a_port_alone_means_loopback() {
+        assert_eq!(parse(&[]).unwrap().metrics_listen, None);
+        let listen = |spec: &str| parse(&["--metrics-listen", spec]).unwrap().metrics_listen;
+        assert_eq!(listen("9150"), Some("127.0.0.1:9150".parse().unwrap()));
+        assert_eq!(listen(":9150"), Some("127.0.0.1:9150".parse().unwrap()));
+        assert_eq!(
+            listen("0.0.0.0:9150"),
+            Some("0.0.0.0:9150".parse().unwrap())
+        );
+        assert_eq!(listen("[::1]:9150"), Some("[::1]:9150".parse().unwrap()));
+        for bad in ["", "127.0.0.1", "127.0.0.1:99999", "nonsense"] {
+            let message = usage_error(&["--metrics-listen", bad]);
+            assert!(message.starts_with("error:"), "{bad:?}: {message}");
+        }
     }
 }

@@ -1,9 +1,10 @@
 //! ferrocached: a memcached-compatible, multi-threaded, sharded cache daemon.
 //!
 //! Owns: start-up and shutdown order: command line, logging, process setup (limits, daemon,
-//! privileges), binding, the storage partitions, the worker threads that own them, the acceptor
-//! on the main thread, and the exit status. Must not touch: request handling (`session`, `command`),
-//! connection I/O (`connection`), item semantics (the storage crate).
+//! privileges), binding, the storage partitions, the worker threads that own them, the metrics
+//! thread (`--metrics-listen`), the acceptor on the main thread, and the exit status. Must not
+//! touch: request handling (`session`, `command`), connection I/O (`connection`), item
+//! semantics (the storage crate).
 
 mod acceptor;
 mod auth;
@@ -16,8 +17,10 @@ mod connection;
 mod counters;
 #[cfg(test)]
 mod harness;
+mod latency;
 mod listener;
 mod logging;
+mod metrics;
 mod os;
 mod session;
 mod shared;
@@ -135,6 +138,14 @@ fn run(
         );
         inherited
     };
+    let metrics_listener = match settings.metrics_listen {
+        Some(address) => Some(
+            std::net::TcpListener::bind(address)
+                .and_then(|l| Ok((l.local_addr()?, l)))
+                .map_err(|e| format!("cannot listen for metrics on {address}: {e}"))?,
+        ),
+        None => None,
+    };
     become_user(&settings)?;
     // As memcached: the ports file is for TCP listeners, and a UNIX socket replaces them.
     let tcp = !settings
@@ -175,6 +186,14 @@ fn run(
         Shared::new(settings, cache, cluster, listener_info, acceptor_waker)
             .with_security(tls, auth),
     );
+    if let Some((address, listener)) = metrics_listener {
+        metrics::spawn(
+            listener,
+            metrics::exposition::Exposition::new(Arc::clone(&shared)),
+        )
+        .map_err(|e| format!("cannot start the metrics endpoint: {e}"))?;
+        log::info!("metrics at http://{address}/metrics");
+    }
 
     let mut handles = Vec::new();
     let mut threads = Vec::new();

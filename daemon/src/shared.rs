@@ -10,6 +10,7 @@ use crate::cli::Settings;
 use crate::cluster::Cluster;
 use crate::command::detail::PrefixStats;
 use crate::counters::{Baseline, BaselineValues, ConnectionStats, ThreadStats, ThreadTotals};
+use crate::latency::Latency;
 use crate::tls::ServerTls;
 use crate::watch::Watchers;
 use mio::Waker;
@@ -72,6 +73,11 @@ impl ConnRegistry {
     pub fn snapshot(&self) -> Vec<Arc<ConnInfo>> {
         self.conns.lock().values().cloned().collect()
     }
+
+    /// Connections the worker holds now.
+    pub fn open_connections(&self) -> usize {
+        self.conns.lock().len()
+    }
 }
 
 /// A listening socket as `stats conns` shows it.
@@ -87,6 +93,8 @@ pub struct Shared {
     pub cache: Cache,
     pub connections: ConnectionStats,
     pub threads: Box<[ThreadStats]>,
+    /// Each worker's latency histograms, by command family.
+    pub latency: Latency,
     pub baseline: Baseline,
     pub registries: Box<[ConnRegistry]>,
     pub listeners: Vec<ListenerInfo>,
@@ -133,6 +141,7 @@ impl Shared {
             cache,
             connections: ConnectionStats::default(),
             threads: (0..threads).map(|_| ThreadStats::default()).collect(),
+            latency: Latency::new(threads),
             baseline: Baseline::default(),
             registries: (0..threads).map(|_| ConnRegistry::default()).collect(),
             listeners,
@@ -201,6 +210,7 @@ impl Shared {
             listen_disabled_us: self.connections.listen_disabled_us.load(Ordering::Relaxed),
         });
         self.cache.reset_stats();
+        self.latency.reset();
         self.detail.clear();
         if let Some(tls) = &self.tls {
             tls.stats.reset();

@@ -237,6 +237,7 @@ pub fn encode_stats(out: &mut Vec<u8>, group: StatsGroup<'_>) -> Result<(), Enco
         StatsGroup::Slabs => b"slabs",
         StatsGroup::Sizes => b"sizes",
         StatsGroup::Conns => b"conns",
+        StatsGroup::Latency => b"latency",
         StatsGroup::Reset => b"reset",
         StatsGroup::SizesEnable => b"sizes_enable",
         StatsGroup::SizesDisable => b"sizes_disable",
@@ -1451,6 +1452,7 @@ mod tests {
                 Request::Stats(StatsGroup::Slabs),
                 Request::Stats(StatsGroup::Sizes),
                 Request::Stats(StatsGroup::Conns),
+                Request::Stats(StatsGroup::Latency),
                 Request::Stats(StatsGroup::Reset),
             ] {
                 parses_back(&request);

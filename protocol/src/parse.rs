@@ -508,6 +508,7 @@ impl<'i> Command<'i, '_> {
             b"slabs" => StatsGroup::Slabs,
             b"sizes" => StatsGroup::Sizes,
             b"conns" => StatsGroup::Conns,
+            b"latency" => StatsGroup::Latency,
             b"reset" => StatsGroup::Reset,
             b"sizes_enable" => StatsGroup::SizesEnable,
             b"sizes_disable" => StatsGroup::SizesDisable,

@@ -118,6 +118,9 @@ pub enum StatsGroup<'a> {
     Slabs,
     Sizes,
     Conns,
+    /// `stats latency`: ferrocached's latency percentiles per command family (memcached has
+    /// no such group and answers `ERROR`).
+    Latency,
     /// `stats reset` (answers `RESET`).
     Reset,
     /// `stats detail on|off|dump`; `None` when the argument is missing or none of those (the

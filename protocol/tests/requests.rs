@@ -309,6 +309,7 @@ fn other_text_commands() {
         (b"stats slabs\r\n", StatsGroup::Slabs),
         (b"stats sizes\r\n", StatsGroup::Sizes),
         (b"stats conns\r\n", StatsGroup::Conns),
+        (b"stats latency\r\n", StatsGroup::Latency),
         (b"stats reset\r\n", StatsGroup::Reset),
         (
             b"stats detail on\r\n",

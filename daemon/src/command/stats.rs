@@ -1,12 +1,13 @@
 //! Statistics: what `stats` and each of its groups answer, with memcached's names and
 //! meanings, gathered from the cache, the counters and the settings; `stats reset`, `stats
-//! detail`, `stats sizes`, `stats cachedump`.
+//! detail`, `stats sizes`, `stats cachedump`, and ferrocached's own `stats latency`.
 //!
 //! Owns: the list of names and where each value comes from, and memcached's refusals of the
 //! groups. Must not touch: the wire format (each front writes the pairs as its protocol
 //! does) or any counter's upkeep.
 
 use super::Executor;
+use crate::latency::Family;
 use crate::shared::{Shared, conn_state};
 use ferrocache_protocol::{DetailAction, ProtocolError, StatsGroup};
 use std::fmt::Write as _;
@@ -50,6 +51,7 @@ impl Executor<'_> {
             StatsGroup::Items => items(shared),
             StatsGroup::Slabs => slabs(shared),
             StatsGroup::Conns => conns(shared),
+            StatsGroup::Latency => latency(shared),
             // Item size histograms are not kept (memcached's default too).
             StatsGroup::Sizes | StatsGroup::SizesEnable | StatsGroup::SizesDisable => {
                 vec![("sizes_status".to_string(), Value::Static("disabled"))]
@@ -711,6 +713,27 @@ pub fn conns(shared: &Shared) -> Stats {
             "secs_since_last_cmd",
             Value::Number(u64::from(idle)),
         );
+    }
+    stats
+}
+
+/// `stats latency`: per command family, the requests and the p50, p90, p99 and p99.9 of
+/// their latency in microseconds, since the last `stats reset`.
+pub fn latency(shared: &Shared) -> Stats {
+    let snapshot = shared.latency.since_reset();
+    let mut stats = Stats::new();
+    for family in Family::ALL {
+        let histogram = snapshot.family(family);
+        let name = family.name();
+        push(&mut stats, &format!("{name}_count"), histogram.count());
+        for (label, quantile) in [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p999", 0.999)] {
+            let micros = histogram.quantile_nanos(quantile) / 1_000.0;
+            push(
+                &mut stats,
+                &format!("{name}_{label}_us"),
+                format!("{micros:.1}"),
+            );
+        }
     }
     stats
 }

@@ -15,6 +15,7 @@ use crate::command::delete::Delete;
 use crate::command::retrieval::Retrieve;
 use crate::command::stats::StatsOutcome;
 use crate::command::store::{Store, StoreKind};
+use crate::latency::Family;
 use crate::shared::Shared;
 use ferrocache_protocol::binary::response::{self, Echo};
 use ferrocache_protocol::binary::{
@@ -70,6 +71,7 @@ impl BinarySession {
         let mut consumed = 0;
         // Where this batch's responses start in `out`, for holding them back.
         let batch_start = out.len();
+        context.begin();
         loop {
             if self.swallow > 0 {
                 let n = self.swallow.min(input.len() - consumed);
@@ -111,6 +113,7 @@ impl BinarySession {
                     context.served += 1;
                     let start = out.len();
                     let step = execute(&request, out, &context.executor);
+                    context.finish(family(&request.command));
                     if context.marks.is_some() {
                         let flush = binary_response_flushes(
                             request.opcode,
@@ -135,6 +138,7 @@ impl BinarySession {
                 } => {
                     let start = out.len();
                     refuse(&error, out, &context.executor);
+                    context.finish(Family::Other);
                     if let Some(marks) = &mut context.marks
                         && error.kind == BinaryErrorKind::BadMagic
                     {
@@ -152,6 +156,25 @@ impl BinarySession {
                 }
             }
         }
+    }
+}
+
+/// The latency family a binary command is counted under (as its text counterpart).
+fn family(command: &BinaryCommand<'_>) -> Family {
+    match command {
+        BinaryCommand::Get { touch: None, .. } => Family::Get,
+        BinaryCommand::Get { touch: Some(_), .. } | BinaryCommand::Touch { .. } => Family::Touch,
+        BinaryCommand::Store { .. } | BinaryCommand::Concat { .. } => Family::Set,
+        BinaryCommand::Delete { .. } => Family::Delete,
+        BinaryCommand::Arith { .. } => Family::Arith,
+        BinaryCommand::Quit
+        | BinaryCommand::Flush { .. }
+        | BinaryCommand::Noop
+        | BinaryCommand::Version
+        | BinaryCommand::Stat { .. }
+        | BinaryCommand::SaslListMechs
+        | BinaryCommand::SaslAuth { .. }
+        | BinaryCommand::SaslStep { .. } => Family::Other,
     }
 }
 

@@ -2,7 +2,9 @@
 //!
 //! Owns: choosing the protocol from a connection's first byte (0x80 is binary, anything else
 //! text and meta, as memcached's `-B auto`; `-B` restricts it), the per-turn serving context,
-//! and the limits every front shares (the output high-water mark). Must not touch: sockets or
+//! the limits every front shares (the output high-water mark), and timing each request for the
+//! latency histograms (every front calls [`ServeContext::begin`] and
+//! [`ServeContext::finish`]). Must not touch: sockets or
 //! buffer memory (the `connection` owns both), or what a command does (the `command` layer).
 
 pub mod ascii_login;
@@ -11,6 +13,7 @@ pub mod text;
 
 use crate::cli::Protocol;
 use crate::command::Executor;
+use crate::latency::{Family, ThreadLatency};
 use crate::shared::Shared;
 use crate::watch::Watcher;
 use binary::BinarySession;
@@ -63,6 +66,12 @@ pub struct ServeContext<'a> {
     pub watcher: Option<Arc<Watcher>>,
     /// Response object boundaries, when the transport needs them (UDP).
     pub marks: Option<ResponseMarks>,
+    /// The serving worker's latency histograms.
+    latency: &'a ThreadLatency,
+    /// When the server started on the next request (monotonic nanoseconds): the input was
+    /// handed over, or the request before it finished. `None` until a front calls
+    /// [`ServeContext::begin`].
+    started: Option<u64>,
 }
 
 impl<'a> ServeContext<'a> {
@@ -73,6 +82,8 @@ impl<'a> ServeContext<'a> {
             served: 0,
             watcher: None,
             marks: None,
+            latency: shared.latency.thread(worker),
+            started: None,
         }
     }
 
@@ -85,6 +96,23 @@ impl<'a> ServeContext<'a> {
                 marks.flushes.push(marks.ends.len() - 1);
             }
         }
+    }
+
+    /// A front calls this when it is handed input to serve: the next request starts now.
+    #[inline]
+    pub fn begin(&mut self) {
+        self.started = Some(crate::os::monotonic_nanos());
+    }
+
+    /// A front calls this when a request's reply is encoded (or the request was refused):
+    /// records its latency under `family`; the next request starts now. One clock read.
+    #[inline]
+    pub fn finish(&mut self, family: Family) {
+        let now = crate::os::monotonic_nanos();
+        if let Some(started) = self.started {
+            self.latency.record(family, now.saturating_sub(started));
+        }
+        self.started = Some(now);
     }
 }
 

@@ -3,8 +3,8 @@
 //! Owns: parsing each complete request (`ferrocache_protocol::parse_request`), turning it into
 //! the command layer's commands, encoding their outcomes (`ferrocache_protocol::reply`),
 //! noreply and meta `q`, error replies and the bytes an error makes us discard (also across
-//! reads), the `-R` budget, and pausing at the output high-water mark, even in the middle of a
-//! multi-get. Must not touch: sockets or buffers' memory (the `connection` owns both), or what
+//! reads), the `-R` budget, pausing at the output high-water mark, even in the middle of a
+//! multi-get, and which latency family each request counts under. Must not touch: sockets or buffers' memory (the `connection` owns both), or what
 //! a command does to the cache (the `command` layer).
 
 use super::ascii_login::{AsciiLogin, LoginStep};
@@ -17,6 +17,7 @@ use crate::command::delete::Delete;
 use crate::command::retrieval::Retrieve;
 use crate::command::stats::{StatsOutcome, StatsRefusal};
 use crate::command::store::{Store, StoreKind};
+use crate::latency::Family;
 use crate::logging;
 use crate::shared::Shared;
 use crate::watch::{WatchRefusal, Watcher};
@@ -86,6 +87,7 @@ impl TextSession {
         let mut consumed = 0;
         // `-vv`: the connection's descriptor names its lines; None (one load) when off.
         let trace = logging::protocol_trace().then_some(context.executor.fd);
+        context.begin();
         loop {
             if self.swallow > 0 {
                 let n = self.swallow.min(input.len() - consumed);
@@ -162,10 +164,12 @@ impl TextSession {
                             consumed += used;
                             *budget -= 1;
                             context.served += 1;
+                            context.finish(family(&request));
                         }
                         Step::Paused => return (consumed, Stop::Backpressure),
                         Step::Close => {
                             context.served += 1;
+                            context.finish(family(&request));
                             return (consumed + used, Stop::Close);
                         }
                         Step::Watch(watcher) => {
@@ -197,6 +201,7 @@ impl TextSession {
                     if out.len() > start {
                         context.mark_response(out.len(), false);
                     }
+                    context.finish(Family::Other);
                     consumed += used.min(rest.len());
                     self.swallow = swallow;
                     *budget = budget.saturating_sub(1);
@@ -459,6 +464,42 @@ impl TextSession {
             logging::trace_reply(fd, reply::END);
         }
         Step::Done
+    }
+}
+
+/// The latency family of a text or meta request.
+fn family(request: &Request<'_>) -> Family {
+    match request {
+        Request::Get {
+            kind: GetKind::Get | GetKind::Gets,
+            ..
+        } => Family::Get,
+        Request::Get {
+            kind: GetKind::Gat | GetKind::Gats,
+            ..
+        }
+        | Request::Touch { .. } => Family::Touch,
+        Request::Store { .. } => Family::Set,
+        Request::Delete { .. } => Family::Delete,
+        Request::Arith { .. } => Family::Arith,
+        Request::MetaGet { .. }
+        | Request::MetaSet { .. }
+        | Request::MetaDelete { .. }
+        | Request::MetaArith { .. }
+        | Request::MetaNoop
+        | Request::MetaDebug { .. } => Family::Meta,
+        Request::FlushAll { .. }
+        | Request::Version
+        | Request::Verbosity { .. }
+        | Request::Quit
+        | Request::Shutdown { .. }
+        | Request::CacheMemlimit { .. }
+        | Request::Stats(_)
+        | Request::Watch(_)
+        | Request::ConfigGet { .. }
+        | Request::ConfigSet { .. }
+        | Request::ConfigDelete { .. }
+        | Request::RefreshCerts { .. } => Family::Other,
     }
 }
 
