@@ -75,14 +75,27 @@ fn required(program: &str) -> PathBuf {
     })
 }
 
+/// The text of the element `css` names, once the page shows one. A click that submits a form
+/// returns before the browser has loaded the next page, so the element is waited for (and read
+/// again if the page changed under the read) for a bounded time rather than looked up once.
 async fn text(browser: &fantoccini::Client, css: &str) -> String {
-    browser
-        .find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("no {css} on the page: {e}"))
-        .text()
-        .await
-        .unwrap()
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let attempt = async {
+            browser
+                .wait()
+                .at_most(Duration::from_secs(2))
+                .for_element(Locator::Css(css))
+                .await?
+                .text()
+                .await
+        };
+        match attempt.await {
+            Ok(text) => return text,
+            Err(e) if Instant::now() >= deadline => panic!("no {css} on the page: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
 }
 
 async fn log_in(browser: &fantoccini::Client, url: &str, name: &str) {
