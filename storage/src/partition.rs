@@ -467,6 +467,9 @@ impl std::fmt::Debug for Partition {
 /// Chunks the allocator's CLOCK hand looks at for an expired item when evictions are off.
 const RECLAIM_SCAN_WITHOUT_EVICTIONS: usize = 256;
 
+/// Victims of its own class a page move may evict to make room for one rescued item.
+const RESCUE_EVICTIONS: usize = 8;
+
 impl Partition {
     /// An empty partition drawing pages from `pool`. `config` must have passed
     /// [`StorageConfig::validate`].
@@ -1589,26 +1592,25 @@ impl Partition {
         true
     }
 
-    /// Frees every item touching one page of `class` (the page under its CLOCK hand, where
-    /// the coldest items are) and returns the page id. Without evictions only an already
-    /// empty page is chosen.
+    /// Empties one page of `class` for another use and returns its id: the class's page with
+    /// the fewest chunks in use. Each live single-chunk item on it moves to a free chunk of the
+    /// class elsewhere, made if need be by evicting the class's own next victims (memcached's
+    /// slab_reassign "rescue"), so a page move costs the class its coldest items, not whichever
+    /// items the page held: chunks are reused as items come and go, so every page holds items
+    /// of every age, and evicting a page whole threw out items written a moment ago. Chained
+    /// items, and items no room can be made for, are evicted. Without evictions only an
+    /// already empty page is given.
     fn empty_a_page(&mut self, class: usize) -> Option<u32> {
-        let slab = &self.slabs.classes[class];
-        if slab.pages.is_empty() {
-            return None;
-        }
-        if let Some(&empty) = slab
+        let page = *self.slabs.classes[class]
             .pages
             .iter()
-            .find(|&&page| self.slabs.page_used(page) == 0)
-        {
-            return Some(empty);
+            .min_by_key(|&&page| self.slabs.page_used(page))?;
+        if self.slabs.page_used(page) == 0 {
+            return Some(page);
         }
         if !self.config.evictions {
             return None;
         }
-        let at = (slab.hand / slab.chunks_per_page).min(slab.pages.len() - 1);
-        let page = slab.pages[at];
         let now = self.clock.now();
         for handle in self.slabs.page_handles(page) {
             let chunk = self.slabs.chunk(handle);
@@ -1624,12 +1626,53 @@ impl Partition {
                 return None;
             }
             let header = Header::read(self.slabs.chunk(head), self.cas_enabled);
-            match self.death(&header, now) {
-                Some(death) => self.reclaim(head, &header, death),
-                None => self.evict(head, &header, now),
+            if let Some(death) = self.death(&header, now) {
+                self.reclaim(head, &header, death);
+                continue;
+            }
+            if head == handle && !header.is_chained() && self.rescue(class, page, handle) {
+                continue;
+            }
+            if item::is_head(self.slabs.chunk(head)) {
+                // Read again: making room for a rescue may have lowered its frequency.
+                let header = Header::read(self.slabs.chunk(head), self.cas_enabled);
+                self.evict(head, &header, now);
             }
         }
         (self.slabs.page_used(page) == 0).then_some(page)
+    }
+
+    /// Moves the live single-chunk item `handle` of `class` off `page` into a free chunk of
+    /// the class on another page, evicting up to [`RESCUE_EVICTIONS`] of the class's victims to
+    /// free one. False when no room was made, or the item itself was the victim.
+    fn rescue(&mut self, class: usize, page: u32, handle: u32) -> bool {
+        for _ in 0..RESCUE_EVICTIONS {
+            if let Some(target) = self.slabs.take_free_chunk_off_page(class, page) {
+                self.move_item(class, handle, target);
+                self.counters.slab_rescues += 1;
+                return true;
+            }
+            if !self.evict_in_class(class) || !item::is_head(self.slabs.chunk(handle)) {
+                return false;
+            }
+        }
+        false
+    }
+
+    /// Moves a single-chunk item to the free chunk `to` of its class: the index and the small
+    /// FIFO follow it (the stale queue entry is skipped, or dropped with its page).
+    fn move_item(&mut self, class: usize, from: u32, to: u32) {
+        self.slabs.copy_chunk(from, to);
+        let key = item::key_of(self.slabs.chunk(to), self.cas_enabled);
+        let index_hash = self.index_hasher.hash_stored(key);
+        if let Some(slot) = self.index.find_mut(index_hash, |&other| other == from) {
+            *slot = to;
+        }
+        self.slabs.release_chunk(from);
+        if item::is_on_probation(self.slabs.chunk(to)) {
+            self.slabs.classes[class].probation.push_back(to);
+            self.slabs.compact_probation(class);
+        }
     }
 
     /// Seconds since the last access of the item at (or soon after) the class's hand: an
@@ -1933,24 +1976,47 @@ mod tests {
     }
 
     #[test]
-    fn evicting_an_item_read_since_the_hand_passed_counts_as_evicted_active() {
-        // Two pages, both taken by items that were read; a value of another class then has a
-        // page emptied for it, evicting items whose frequency the hand never lowered.
+    fn a_page_moved_to_another_class_costs_its_class_the_coldest_items() {
+        // Two pages of one class, filled in key order; every other item of the newer page is
+        // deleted, so that page (the emptiest) is the one given to a value of another class.
+        // Its live items move to chunks the class frees by its own eviction order (the oldest
+        // items, on the first page): the items written last are all still there.
         let (mut partition, pool, _) = partition(2 << 20);
-        let mut i = 0;
+        let mut written = 0;
         while !pool.is_exhausted() || partition.slabs.classes.iter().any(|c| c.free_chunks() > 0) {
-            let key = format!("read{i}");
-            set(&mut partition, key.as_bytes(), &[b'r'; 100]);
-            assert!(partition.get(0, key.as_bytes()).is_some());
-            i += 1;
+            set(
+                &mut partition,
+                format!("k{written}").as_bytes(),
+                &[b'r'; 100],
+            );
+            written += 1;
+        }
+        let class = partition.slabs.class_for(19 + 7 + 100).unwrap();
+        let per_page = partition.slabs.classes[class].chunks_per_page;
+        assert_eq!(written, 2 * per_page);
+        for odd in (per_page..written).filter(|n| n % 2 == 1) {
+            let key = format!("k{odd}");
+            partition.delete(&DeleteRequest::new(0, key.as_bytes()));
         }
         set(&mut partition, b"big", &[b'b'; 5000]);
+        assert!(partition.peek(0, b"big").is_some());
         let stats = partition.stats();
-        assert!(stats.evictions > 0);
-        assert_eq!(stats.evicted_active, stats.evictions);
-        let class = partition.slabs.class_for(19 + 7 + 100).unwrap();
-        let class_stats = &partition.slabs.classes[class].counters;
-        assert_eq!(class_stats.evicted_active, class_stats.evicted);
+        assert_eq!(stats.slabs_moved, 1);
+        assert_eq!(stats.slab_rescues as usize, per_page / 2);
+        assert_eq!(stats.evictions as usize, per_page / 2);
+        for newer in (per_page..written).filter(|n| n % 2 == 0) {
+            let key = format!("k{newer}");
+            assert!(
+                partition.peek(0, key.as_bytes()).is_some(),
+                "{key} was evicted"
+            );
+        }
+        assert!(
+            partition.peek(0, b"k0").is_none(),
+            "the oldest item went first"
+        );
+        assert_eq!(stats.curr_items as usize, partition.len());
+        assert_eq!(partition.len(), per_page + 1);
     }
 
     #[test]

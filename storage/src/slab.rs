@@ -200,6 +200,49 @@ impl Slabs {
         usize::from(self.page(self.split(handle).0).class)
     }
 
+    /// A free chunk of `class` that is not on page `avoid` (the page being emptied), now
+    /// counted as used; `None` when every free chunk of the class is on that page.
+    pub fn take_free_chunk_off_page(&mut self, class: usize, avoid: u32) -> Option<u32> {
+        let bits = self.chunk_bits;
+        let slab = &mut self.classes[class];
+        let handle = match slab
+            .free
+            .iter()
+            .rposition(|&handle| handle >> bits != avoid)
+        {
+            Some(at) => slab.free.swap_remove(at),
+            None => {
+                let (page, next) = slab.fresh.filter(|&(page, _)| page != avoid)?;
+                let cut = slab.chunks_per_page as u32;
+                slab.fresh = (next + 1 < cut).then_some((page, next + 1));
+                self.handle(page as usize, next as usize)
+            }
+        };
+        self.classes[class].used_chunks += 1;
+        let page = self.split(handle).0;
+        self.page_mut(page).used += 1;
+        Some(handle)
+    }
+
+    /// Copies chunk `from` whole into chunk `to` of the same class.
+    pub fn copy_chunk(&mut self, from: u32, to: u32) {
+        let ((from_page, from_chunk), (to_page, to_chunk)) = (self.split(from), self.split(to));
+        let size = self.page(from_page).chunk_size as usize;
+        debug_assert_eq!(size, self.page(to_page).chunk_size as usize);
+        let (from_at, to_at) = (from_chunk * size, to_chunk * size);
+        if from_page == to_page {
+            self.page_mut(from_page)
+                .data
+                .copy_within(from_at..from_at + size, to_at);
+            return;
+        }
+        // Two distinct pages: take the source out of its slot for the copy, then put it back.
+        let source = self.pages[from_page].take().expect("a held page");
+        self.page_mut(to_page).data[to_at..to_at + size]
+            .copy_from_slice(&source.data[from_at..from_at + size]);
+        self.pages[from_page] = Some(source);
+    }
+
     /// A free chunk of `class`, now counted as used; the caller writes its header.
     pub fn take_free_chunk(&mut self, class: usize) -> Option<u32> {
         let handle = match self.classes[class].free.pop() {

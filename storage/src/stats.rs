@@ -53,6 +53,8 @@ summable! {
         pub evicted_unfetched: u64,
         pub evicted_active: u64,
         pub slabs_moved: u64,
+        /// Live items moved to another chunk of their class so that a page could change class.
+        pub slab_rescues: u64,
         pub crawler_reclaimed: u64,
         pub crawler_items_checked: u64,
         /// Slab pages this partition holds.

@@ -317,12 +317,13 @@ pub fn general(shared: &Shared) -> Stats {
     );
     push(&mut stats, "hash_bytes", items.hash_bytes);
     push(&mut stats, "hash_is_expanding", false);
-    // A page moves whole once its items are gone: nothing is rescued, busy or reclaimed
-    // inline on the way.
+    // A page that moves to another class has its live items moved to free chunks of their
+    // class first (rescues); chained items are evicted, never rescued chunk by chunk, and
+    // nothing is busy or reclaimed inline on the way.
+    push(&mut stats, "slab_reassign_rescues", items.slab_rescues);
     zeros(
         &mut stats,
         &[
-            "slab_reassign_rescues",
             "slab_reassign_chunk_rescues",
             "slab_reassign_evictions_nomem",
             "slab_reassign_inline_reclaim",
