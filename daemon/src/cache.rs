@@ -31,7 +31,7 @@ pub struct Cache {
 impl Cache {
     /// `partitions` partitions over one pool of `config.memory_limit` bytes.
     pub fn new(config: StorageConfig, partitions: usize, clock: Arc<Clock>) -> Self {
-        let config = Arc::new(config);
+        let config = Arc::new(config.for_partitions(partitions));
         let pool = Arc::new(PagePool::new(config.memory_limit, config.page_size));
         let hasher = KeyHasher::new(partitions);
         let partitions = (0..partitions)

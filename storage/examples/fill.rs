@@ -13,10 +13,13 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let memory_mib: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(64);
     let partition_count: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(2);
-    let config = Arc::new(StorageConfig {
-        memory_limit: memory_mib << 20,
-        ..StorageConfig::default()
-    });
+    let config = Arc::new(
+        StorageConfig {
+            memory_limit: memory_mib << 20,
+            ..StorageConfig::default()
+        }
+        .for_partitions(partition_count),
+    );
     if let Err(error) = config.validate() {
         eprintln!("bad config: {error}");
         std::process::exit(2);

@@ -1,8 +1,10 @@
 //! W5 lazy-loading, simulated in process: 1,000,000 keys drawn with a zipf(0.9) popularity,
-//! 1,000-byte values, a 64 MiB cache of two partitions; every miss is followed by a set
-//! (cache-aside). Prints the hit ratio of the second half after a warm-up of equal length.
+//! 1,000-byte values, a 64 MiB cache of two partitions (or as many as asked); every miss is
+//! followed by a set (cache-aside). Prints the hit ratio of the second half after a warm-up of
+//! equal length.
 //!
-//! `cargo run --release -p ferrocache-storage --example lazy_loading [lookups_per_phase]`
+//! `cargo run --release -p ferrocache-storage --example lazy_loading [lookups_per_phase]
+//! [partitions]`
 
 use ferrocache_storage::{
     Clock, KeyHasher, PagePool, Partition, StorageConfig, StoreMode, StoreRequest,
@@ -18,6 +20,10 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(2_000_000);
+    let partition_count: usize = std::env::args()
+        .nth(2)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(2);
     // Cumulative popularity of ranks 1..=KEYS.
     let mut cdf = Vec::with_capacity(KEYS);
     let mut total = 0.0;
@@ -25,14 +31,17 @@ fn main() {
         total += 1.0 / (rank as f64).powf(EXPONENT);
         cdf.push(total);
     }
-    let config = Arc::new(StorageConfig {
-        memory_limit: 64 << 20,
-        ..StorageConfig::default()
-    });
+    let config = Arc::new(
+        StorageConfig {
+            memory_limit: 64 << 20,
+            ..StorageConfig::default()
+        }
+        .for_partitions(partition_count),
+    );
     let pool = Arc::new(PagePool::new(config.memory_limit, config.page_size));
     let clock = Arc::new(Clock::new());
-    let hasher = KeyHasher::with_seed(3, 2);
-    let mut partitions: Vec<Partition> = (0..2)
+    let hasher = KeyHasher::with_seed(3, partition_count);
+    let mut partitions: Vec<Partition> = (0..partition_count)
         .map(|_| Partition::new(config.clone(), pool.clone(), clock.clone()))
         .collect();
     let mut rng = rand::rngs::StdRng::seed_from_u64(99);

@@ -31,7 +31,9 @@ mod slab;
 mod stats;
 
 pub use clock::{Clock, MAX_RELATIVE_EXPTIME};
-pub use config::{LARGEST_CHUNK_MIN, MAX_SLAB_CLASSES, StorageConfig};
+pub use config::{
+    LARGEST_CHUNK_MIN, MAX_SLAB_CLASSES, PAGE_SIZE_MIN, PAGES_PER_PARTITION, StorageConfig,
+};
 pub use error::{ConfigError, StoreError};
 pub use hasher::KeyHasher;
 pub use partition::{

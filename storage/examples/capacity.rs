@@ -1,0 +1,92 @@
+//! Mixed-size capacity: how many items the engine holds when keys of mixed value sizes are
+//! written once into `-m` shared by `-t` partitions, and how many of the newest keys survive.
+//!
+//! `cargo run --release -p ferrocache-storage --example capacity -- [memory_mib] [partitions]
+//! [sizes] [fill_factor]`, where `sizes` is `lo..hi` (uniform random value sizes) or a fixed
+//! size, and the fill writes `fill_factor` times the memory limit in values (default 3). The
+//! partitions are driven as the daemon drives them: one store at a time, routed by key hash,
+//! with a `maintain` slice every few hundred stores. Prints one line of figures.
+
+use ferrocache_storage::{
+    Clock, KeyHasher, PagePool, Partition, StorageConfig, StoreMode, StoreRequest,
+};
+use std::sync::Arc;
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let memory_mib: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(64);
+    let partition_count: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(2);
+    let sizes = args.next().unwrap_or_else(|| "1..5000".to_string());
+    let fill_factor: f64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(3.0);
+    let (lo, hi) = match sizes.split_once("..") {
+        Some((lo, hi)) => (lo.parse().unwrap(), hi.parse().unwrap()),
+        None => {
+            let size: usize = sizes.parse().unwrap();
+            (size, size)
+        }
+    };
+    let mut config = StorageConfig {
+        memory_limit: memory_mib << 20,
+        ..StorageConfig::default()
+    }
+    .for_partitions(partition_count);
+    // PAGE_KIB=N cuts pages of N KiB instead, to compare page sizes.
+    if let Some(page) = std::env::var("PAGE_KIB")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        config.page_size = page << 10;
+        config.slab_chunk_max = (1 << 19).min(config.page_size);
+    }
+    let config = Arc::new(config);
+    config.validate().expect("a valid configuration");
+    let pool = Arc::new(PagePool::new(config.memory_limit, config.page_size));
+    let clock = Arc::new(Clock::new());
+    let hasher = KeyHasher::with_seed(7, partition_count);
+    let mut partitions: Vec<Partition> = (0..partition_count)
+        .map(|_| Partition::new(config.clone(), pool.clone(), clock.clone()))
+        .collect();
+    let mut random = 0x9e37_79b9_7f4a_7c15_u64;
+    let value = vec![b'v'; hi];
+    let budget = (config.memory_limit as f64 * fill_factor) as u64;
+    let (mut written, mut keys, mut failed) = (0u64, 0u64, 0u64);
+    while written < budget {
+        random ^= random << 13;
+        random ^= random >> 7;
+        random ^= random << 17;
+        let size = lo + (random % (hi - lo + 1) as u64) as usize;
+        let key = format!("k:{keys}");
+        let hash = hasher.hash(key.as_bytes());
+        let partition = &mut partitions[hasher.partition_of(hash)];
+        let request = StoreRequest::new(hash, key.as_bytes(), &value[..size], 0, 0, StoreMode::Set);
+        if partition.store(&request).is_err() {
+            failed += 1;
+        }
+        keys += 1;
+        written += size as u64;
+        if keys % 256 == 0 {
+            partition.maintain(64);
+        }
+    }
+    let newest = (keys / 20).max(1);
+    let kept = (keys - newest..keys)
+        .filter(|n| {
+            let key = format!("k:{n}");
+            let hash = hasher.hash(key.as_bytes());
+            partitions[hasher.partition_of(hash)]
+                .peek(hash, key.as_bytes())
+                .is_some()
+        })
+        .count();
+    let items: u64 = partitions.iter().map(|p| p.stats().curr_items).sum();
+    let bytes: u64 = partitions.iter().map(|p| p.stats().bytes).sum();
+    println!(
+        "-m {memory_mib} -t {partition_count} sizes {sizes}: items {items} bytes {:.1}% of -m, \
+         newest 5% kept {:.2}%, failed stores {failed}, pages {}/{} of {} KiB",
+        bytes as f64 * 100.0 / config.memory_limit as f64,
+        kept as f64 * 100.0 / newest as f64,
+        pool.pages_in_use(),
+        pool.limit_pages(),
+        config.page_size >> 10,
+    );
+}
