@@ -36,7 +36,7 @@ fn main() {
         .and_then(|v| v.parse::<usize>().ok())
     {
         config.page_size = page << 10;
-        config.slab_chunk_max = (1 << 19).min(config.page_size);
+        config.slab_chunk_max = (1 << 19).min(config.page_size / 4);
     }
     let config = Arc::new(config);
     config.validate().expect("a valid configuration");

@@ -1238,7 +1238,9 @@ impl Partition {
             return Ok((handle, header));
         }
 
-        // Chained: a head chunk and continuations, all in the largest class.
+        // Chained: a head chunk and continuations in the largest class, and the last
+        // continuation in the smallest class its bytes fit (as memcached chains), so a chained
+        // item wastes no more than a single-chunk item does.
         header.bits |= item::CHAINED;
         let head_len = header.len(cas_enabled) + key.len();
         let continuation_room = largest_chunk.saturating_sub(CONTINUATION_HEADER);
@@ -1246,14 +1248,27 @@ impl Partition {
             return Err(StoreError::TooLarge);
         }
         let head_room = largest_chunk - head_len;
-        let continuations = value_len
-            .saturating_sub(head_room)
-            .div_ceil(continuation_room);
+        let after_head = value_len.saturating_sub(head_room);
+        let continuations = after_head.div_ceil(continuation_room);
+        let tail_class = match after_head % continuation_room {
+            0 => largest,
+            tail => self
+                .slabs
+                .class_for(tail + CONTINUATION_HEADER)
+                .unwrap_or(largest),
+        };
         // Reserve every chunk first (marked as continuations, so the CLOCK hand skips them),
-        // so that a failure part-way leaves nothing half written.
+        // so that a failure part-way leaves nothing half written. The tail comes first: taking
+        // a page for its class may empty a page of the largest class, which must not hold a
+        // chunk reserved for this item yet.
+        let mut classes = vec![largest; continuations + 1];
+        if continuations > 0 {
+            classes[continuations] = tail_class;
+            classes.rotate_right(1);
+        }
         let mut chunks: Vec<u32> = Vec::with_capacity(continuations + 1);
-        for _ in 0..=continuations {
-            match self.alloc_chunk(largest) {
+        for class in classes {
+            match self.alloc_chunk(class) {
                 Ok(handle) => {
                     item::write_continuation(self.slabs.chunk_mut(handle), NO_HANDLE, NO_HANDLE);
                     chunks.push(handle);
@@ -1265,6 +1280,9 @@ impl Partition {
                     return Err(error);
                 }
             }
+        }
+        if continuations > 0 {
+            chunks.rotate_left(1);
         }
         let head = chunks[0];
         header.next = chunks.get(1).copied().unwrap_or(NO_HANDLE);
