@@ -34,16 +34,21 @@ impl Cache {
         let config = Arc::new(config.for_partitions(partitions));
         let pool = Arc::new(PagePool::new(config.memory_limit, config.page_size));
         let hasher = KeyHasher::new(partitions);
-        let partitions = (0..partitions)
-            .map(|_| {
+        let count = partitions;
+        let partitions = (0..count)
+            .map(|id| {
                 // The partitions' indexes use the routing hash, so a key is hashed once per
-                // request, not once to route and again to look up.
-                Padded(Mutex::new(Partition::with_key_hasher(
-                    Arc::clone(&config),
-                    Arc::clone(&pool),
-                    Arc::clone(&clock),
-                    hasher.clone(),
-                )))
+                // request, not once to route and again to look up. Each hands out CAS uniques
+                // from its own stripe, so they are unique across the server.
+                Padded(Mutex::new(
+                    Partition::with_key_hasher(
+                        Arc::clone(&config),
+                        Arc::clone(&pool),
+                        Arc::clone(&clock),
+                        hasher.clone(),
+                    )
+                    .with_cas_stripe(id, count),
+                ))
             })
             .collect();
         Cache {

@@ -442,7 +442,15 @@ pub struct Partition {
     index: HashTable<u32>,
     index_hasher: IndexHasher,
     slabs: Slabs,
+    /// The CAS the next store gets. CAS uniques are unique per server, not only per partition:
+    /// partition `id` of `count` hands out `id + 1`, `id + 1 + count`, ... (its own stripe, see
+    /// [`Partition::with_cas_stripe`]), so no lock or shared counter is needed for them.
     next_cas: u64,
+    /// The first CAS of this partition's stripe (`id + 1`), where the counter starts again if it
+    /// ever wraps.
+    first_cas: u64,
+    /// The stripe's step: the number of partitions sharing the CAS space.
+    cas_step: u64,
     flush: FlushState,
     /// Counters; gauges are filled in by [`Partition::stats`].
     counters: PartitionStats,
@@ -495,6 +503,29 @@ impl Partition {
         Self::build(config, pool, clock, IndexHasher::Caller(hasher))
     }
 
+    /// This partition as partition `id` of `count` that serve one server: its CAS uniques are
+    /// `id + 1 + k * count`, so the partitions never hand out the same CAS (memcached's are
+    /// unique per server) while each keeps its own counter. Call it before the first store. A
+    /// partition built without it uses the whole CAS space (`id` 0 of 1).
+    ///
+    /// The counter still rises by about one per store across the server, so CAS values stay
+    /// in the header's 6-byte form for 2^48 stores.
+    ///
+    /// # Panics
+    /// If `count` is 0 or `id` is not below it.
+    #[must_use]
+    pub fn with_cas_stripe(mut self, id: usize, count: usize) -> Self {
+        assert!(id < count, "partition {id} of {count}");
+        debug_assert!(
+            self.index.is_empty(),
+            "the CAS stripe is set before any store"
+        );
+        self.first_cas = id as u64 + 1;
+        self.cas_step = count as u64;
+        self.next_cas = self.first_cas;
+        self
+    }
+
     fn build(
         config: Arc<StorageConfig>,
         pool: Arc<PagePool>,
@@ -509,6 +540,8 @@ impl Partition {
             index_hasher,
             slabs,
             next_cas: 1,
+            first_cas: 1,
+            cas_step: 1,
             flush: FlushState::default(),
             counters: PartitionStats::default(),
             bytes: 0,
@@ -1134,7 +1167,8 @@ impl Partition {
             Some(cas) => cas,
             None => {
                 let cas = self.next_cas;
-                self.next_cas = self.next_cas.wrapping_add(1).max(1);
+                // Never 0 (memcached's "no CAS"), and always in this partition's stripe.
+                self.next_cas = cas.checked_add(self.cas_step).unwrap_or(self.first_cas);
                 cas
             }
         }
@@ -1955,6 +1989,61 @@ mod tests {
         partition
             .store(&StoreRequest::new(0, key, value, 0, 0, StoreMode::Set))
             .expect("stored");
+    }
+
+    #[test]
+    fn partitions_of_one_server_never_hand_out_the_same_cas() {
+        let config = Arc::new(StorageConfig::default());
+        let pool = Arc::new(PagePool::new(config.memory_limit, config.page_size));
+        let clock = Arc::new(Clock::starting_at_unix(1_700_000_000));
+        let count = 3;
+        let mut partitions: Vec<Partition> = (0..count)
+            .map(|id| {
+                Partition::new(config.clone(), pool.clone(), clock.clone())
+                    .with_cas_stripe(id, count)
+            })
+            .collect();
+        let mut seen = std::collections::HashSet::new();
+        for round in 0..1000 {
+            for (id, partition) in partitions.iter_mut().enumerate() {
+                let key = format!("key{round}");
+                // Stores of different kinds all draw from the partition's stripe.
+                let cas = match partition.store(&StoreRequest::new(
+                    0,
+                    key.as_bytes(),
+                    b"1",
+                    0,
+                    0,
+                    StoreMode::Set,
+                )) {
+                    Ok(StoreOutcome::Stored { cas }) => cas,
+                    other => panic!("store: {other:?}"),
+                };
+                assert!(cas > 0);
+                assert_eq!(
+                    (cas - 1) % count as u64,
+                    id as u64,
+                    "partition {id}'s stripe"
+                );
+                assert!(seen.insert(cas), "CAS {cas} handed out twice");
+                let incr = ArithRequest::new(0, key.as_bytes(), ArithMode::Incr, 1);
+                match partition.arith(&incr) {
+                    Ok(ArithOutcome::Updated { cas, .. }) => {
+                        assert!(seen.insert(cas), "CAS {cas} handed out twice");
+                    }
+                    other => panic!("incr: {other:?}"),
+                }
+            }
+        }
+        // The values stay small enough for the header's 6-byte CAS.
+        assert!(seen.iter().all(|&cas| cas < 1 << 48));
+        // A client-supplied CAS (meta `E`) is kept as given.
+        let mut request = StoreRequest::new(0, b"e", b"v", 0, 0, StoreMode::Set);
+        request.new_cas = Some(7);
+        assert_eq!(
+            partitions[0].store(&request),
+            Ok(StoreOutcome::Stored { cas: 7 })
+        );
     }
 
     #[test]

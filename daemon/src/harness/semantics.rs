@@ -335,3 +335,44 @@ fn without_a_cluster_config_config_is_unknown_as_on_memcached() {
     assert_eq!(conn.call("get AmazonElastiCache:cluster\r\n"), "END\r\n");
     assert_eq!(stat(&harness, "curr_config"), "0");
 }
+
+#[test]
+fn cas_uniques_are_unique_across_partitions_under_concurrent_writers() {
+    let harness = Harness::new(&["-t", "4"]);
+    assert!(
+        harness.shared.settings.partitions > 1,
+        "keys spread over partitions"
+    );
+    let (writers, keys) = (4, 250);
+    std::thread::scope(|scope| {
+        for writer in 0..writers {
+            let harness = &harness;
+            scope.spawn(move || {
+                let mut conn = harness.connect();
+                for round in 0..3 {
+                    for i in 0..keys {
+                        let value = format!("{writer}.{round}");
+                        let line = format!("set w{writer}k{i} 0 0 {}\r\n{value}\r\n", value.len());
+                        assert_eq!(conn.call(&line), "STORED\r\n");
+                    }
+                }
+            });
+        }
+    });
+    let mut conn = harness.connect();
+    let mut seen = std::collections::HashMap::new();
+    for writer in 0..writers {
+        let names: Vec<String> = (0..keys).map(|i| format!("w{writer}k{i}")).collect();
+        let reply = conn.call(&format!("gets {}\r\n", names.join(" ")));
+        let headers: Vec<&str> = reply.lines().filter(|l| l.starts_with("VALUE ")).collect();
+        assert_eq!(headers.len(), keys);
+        for header in headers {
+            let fields: Vec<&str> = header.split(' ').collect();
+            let cas: u64 = fields[4].parse().expect("a CAS");
+            assert!(cas > 0);
+            if let Some(other) = seen.insert(cas, fields[1].to_string()) {
+                panic!("{} and {other} both carry CAS {cas}", fields[1]);
+            }
+        }
+    }
+}
