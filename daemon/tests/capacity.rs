@@ -1,0 +1,185 @@
+//! Mixed-size capacity, side by side with memcached 1.6.18: the same stream of keys written
+//! once (three times `-m` of values, sizes drawn from one seeded generator) into ferrocached
+//! and memcached with the same `-t` and `-m`, then `curr_items`, `bytes` and how many of the
+//! newest 5% of keys each still has. Memory must follow the items at every thread count, as
+//! memcached's does (ferrocached held 2% of memcached's items at `-t 8` when each partition
+//! needed a 1 MiB page per slab class).
+//!
+//! Items held are compared at 0.85x memcached's, not 1x: for uniform value sizes ferrocached
+//! keeps more of the large values (82-87% of `-m` in payload against memcached's 80% at
+//! 1..5000 bytes) and so fewer items (0.90-0.95x); storage/README.md has the table.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::mpsc;
+use support::{Reference, Server};
+
+#[derive(Debug)]
+struct Held {
+    items: u64,
+    bytes: u64,
+    newest_kept: f64,
+}
+
+/// Value sizes of one fill: uniform in `lo..=hi`.
+#[derive(Clone, Copy)]
+struct Sizes {
+    lo: usize,
+    hi: usize,
+}
+
+/// Writes keys `k:0`, `k:1`, ... with `noreply` sets until `3 * memory` bytes of values went
+/// out, then counts what the server holds.
+fn fill(addr: SocketAddr, memory: usize, sizes: Sizes) -> Held {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_nodelay(true).unwrap();
+    // Replies (errors only, under noreply) are drained by a thread until the closing VERSION.
+    let mut reader = stream.try_clone().unwrap();
+    let (done_tx, done_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            let n = reader.read(&mut buf).unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            seen.extend_from_slice(&buf[..n]);
+            if seen.windows(8).any(|w| w == b"VERSION ") {
+                break;
+            }
+            let keep = seen.len().saturating_sub(8);
+            seen.drain(..keep);
+        }
+        let _ = done_tx.send(());
+    });
+    let value = vec![b'v'; sizes.hi];
+    let mut random = 0x9e37_79b9_7f4a_7c15_u64;
+    let (mut written, mut keys) = (0usize, 0u64);
+    let mut batch = Vec::with_capacity(1 << 20);
+    while written < 3 * memory {
+        random ^= random << 13;
+        random ^= random >> 7;
+        random ^= random << 17;
+        let size = sizes.lo + (random % (sizes.hi - sizes.lo + 1) as u64) as usize;
+        write!(batch, "set k:{keys} 0 0 {size} noreply\r\n").unwrap();
+        batch.extend_from_slice(&value[..size]);
+        batch.extend_from_slice(b"\r\n");
+        keys += 1;
+        written += size;
+        if batch.len() >= 1 << 20 {
+            stream.write_all(&batch).unwrap();
+            batch.clear();
+        }
+    }
+    batch.extend_from_slice(b"version\r\n");
+    stream.write_all(&batch).unwrap();
+    done_rx
+        .recv_timeout(std::time::Duration::from_secs(120))
+        .expect("the fill was answered");
+
+    let mut client = TcpStream::connect(addr).unwrap();
+    let stats = request(&mut client, b"stats\r\n", b"END\r\n");
+    let stat = |name: &str| -> u64 {
+        stats
+            .lines()
+            .find_map(|line| line.strip_prefix(&format!("STAT {name} ")))
+            .unwrap_or_else(|| panic!("no {name} in stats"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let newest = keys / 20;
+    let mut kept = 0;
+    let mut first = keys - newest;
+    while first < keys {
+        let last = (first + 500).min(keys);
+        let mut probe = Vec::new();
+        for n in first..last {
+            write!(probe, "mg k:{n}\r\n").unwrap();
+        }
+        probe.extend_from_slice(b"mn\r\n");
+        let replies = request(&mut client, &probe, b"MN\r\n");
+        kept += replies.lines().filter(|line| *line == "HD").count();
+        first = last;
+    }
+    Held {
+        items: stat("curr_items"),
+        bytes: stat("bytes"),
+        newest_kept: kept as f64 / newest as f64,
+    }
+}
+
+fn request(stream: &mut TcpStream, bytes: &[u8], terminator: &[u8]) -> String {
+    stream.write_all(bytes).unwrap();
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 16 << 10];
+    while !reply.ends_with(terminator) {
+        let n = stream.read(&mut buf).unwrap();
+        assert!(n > 0, "closed while waiting for {terminator:?}");
+        reply.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&reply).into_owned()
+}
+
+/// Fills both servers with `-t threads -m mib` and returns (ferrocached, memcached).
+fn side_by_side(threads: usize, mib: usize, sizes: Sizes) -> (Held, Held) {
+    let (t, m) = (threads.to_string(), mib.to_string());
+    let ours = {
+        let server = Server::start(&["-t", &t, "-m", &m]);
+        fill(server.addr, mib << 20, sizes)
+    };
+    let theirs = {
+        let reference = Reference::start(&["-t", &t, "-m", &m]);
+        fill(reference.addr, mib << 20, sizes)
+    };
+    (ours, theirs)
+}
+
+fn check(threads: usize, mib: usize, sizes: Sizes, min_ratio: f64) {
+    let (ours, theirs) = side_by_side(threads, mib, sizes);
+    let ratio = ours.items as f64 / theirs.items as f64;
+    let payload = ours.bytes as f64 / (mib << 20) as f64;
+    let context = format!(
+        "-t {threads} -m {mib}, values {}..{}: ferrocached {ours:?} ({:.1}% payload), memcached \
+         {theirs:?}: {ratio:.2}x the items",
+        sizes.lo,
+        sizes.hi,
+        payload * 100.0
+    );
+    eprintln!("{context}");
+    assert!(ratio >= min_ratio, "{context}");
+    assert!(payload >= 0.75, "{context}");
+    assert!(ours.newest_kept >= 0.97, "{context}");
+}
+
+#[test]
+fn uniform_1_to_5000_bytes_at_every_thread_count() {
+    for threads in [1, 2, 4, 8, 16, 32] {
+        check(threads, 64, Sizes { lo: 1, hi: 5000 }, 0.85);
+    }
+}
+
+#[test]
+fn other_value_sizes_at_two_and_eight_threads() {
+    for threads in [2, 8] {
+        for (lo, hi) in [
+            (100, 1000),
+            (200, 400),
+            (1, 100_000),
+            (100, 100),
+            (4096, 4096),
+        ] {
+            check(threads, 64, Sizes { lo, hi }, 0.85);
+        }
+    }
+}
+
+#[test]
+fn a_gibibyte_at_two_and_thirty_two_threads() {
+    for threads in [2, 32] {
+        check(threads, 1024, Sizes { lo: 1, hi: 5000 }, 0.85);
+    }
+}
