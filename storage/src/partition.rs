@@ -72,6 +72,13 @@ pub struct StoreRequest<'a> {
     pub invalidate: bool,
     /// Meta `N` in append/prepend mode: on a miss, create the item with this exptime.
     pub vivify_exptime: Option<i64>,
+    /// If the store fails (too large, out of memory), unlink the key's old item, so that a
+    /// reader never gets the value the client meant to replace. memcached does it for a text or
+    /// binary `set` ("Unacceptable for SET", proto_text.c, proto_bin.c; a binary set with a CAS
+    /// too) and for every meta `ms` (process_mset_command), but not for a text `cas`, `add`,
+    /// `replace`, `append` or `prepend`, which keep the old item. [`StoreRequest::new`] sets it
+    /// for mode `Set` (memcached's `set`); whoever knows the protocol command says otherwise.
+    pub drop_old_on_failure: bool,
 }
 
 impl<'a> StoreRequest<'a> {
@@ -95,6 +102,7 @@ impl<'a> StoreRequest<'a> {
             new_cas: None,
             invalidate: false,
             vivify_exptime: None,
+            drop_old_on_failure: mode == StoreMode::Set,
         }
     }
 }
@@ -772,14 +780,22 @@ impl Partition {
         match result {
             Ok((_, stored)) => Ok(StoreOutcome::Stored { cas: stored.cas }),
             Err(error) => {
-                // memcached drops the old value of a failed set rather than serve stale data.
-                if request.mode == StoreMode::Set
-                    && let Ok((handle, _)) = self.lookup(request.hash, request.key)
-                {
-                    self.unlink_found(handle, request.hash, request.key);
-                }
+                self.after_failed_store(request);
                 Err(error)
             }
+        }
+    }
+
+    /// What a failed store leaves of the key's old item: unlinked if the request says
+    /// [`StoreRequest::drop_old_on_failure`], kept otherwise. The unlink counts no delete (no
+    /// `delete_hits`, no `delete_misses`), as memcached unlinks the item directly.
+    /// [`Partition::store`] does this itself; call it for a store refused before it reached the
+    /// engine (a value the codec refused as too large for the item size limit).
+    pub fn after_failed_store(&mut self, request: &StoreRequest<'_>) {
+        if request.drop_old_on_failure
+            && let Ok((handle, _)) = self.lookup(request.hash, request.key)
+        {
+            self.unlink_found(handle, request.hash, request.key);
         }
     }
 

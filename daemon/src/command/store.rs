@@ -1,9 +1,10 @@
 //! Storage: `set`, `add`, `replace`, `append`, `prepend`, `cas`, meta `ms`, the binary set
 //! family, and values refused as too large before they were read.
 //!
-//! Owns: turning each protocol's storage command into one engine request, memcached's rule
-//! for what a failed store leaves behind, and the per-prefix set figures. Must not touch: the
-//! engine's semantics of each mode (the storage crate's).
+//! Owns: turning each protocol's storage command into one engine request (including which
+//! commands' failure drops the old item, which only the protocol command tells), and the
+//! per-prefix set figures. Must not touch: the engine's semantics of each mode (the storage
+//! crate's).
 
 use super::Executor;
 use super::watch::store_status;
@@ -44,11 +45,10 @@ impl StoreKind {
         }
     }
 
-    /// memcached drops the key's old item when a store fails for lack of memory or size, so
-    /// that a reader never sees the value the client meant to replace: for text and binary
-    /// `set` ("Unacceptable for SET", proto_text.c and proto_bin.c; a binary set with a CAS is
-    /// still a set) and for every `ms` (process_mset_command), but not for `cas`, `add`,
-    /// `replace`, `append` or `prepend`.
+    /// Whether a failure of this command drops the key's old item
+    /// ([`StoreRequest::drop_old_on_failure`], where storage does it): for text and binary `set`
+    /// (a binary set with a CAS is still a set) and for every `ms`, but not for a text `cas`
+    /// (which the engine sees as a set with a CAS), `add`, `replace`, `append` or `prepend`.
     fn drops_old_on_failure(self) -> bool {
         matches!(
             self,
@@ -108,6 +108,25 @@ impl<'a> Store<'a> {
     }
 }
 
+impl<'a> Store<'a> {
+    /// The engine's request for this store of a key hashed to `hash`.
+    fn request(&self, hash: u64) -> StoreRequest<'a> {
+        let mut request = StoreRequest::new(
+            hash,
+            self.key,
+            self.value,
+            self.flags,
+            self.exptime,
+            self.kind.mode(self.compare_cas),
+        );
+        request.compare_cas = self.compare_cas;
+        request.invalidate = self.invalidate;
+        request.vivify_exptime = self.vivify_exptime;
+        request.drop_old_on_failure = self.kind.drops_old_on_failure();
+        request
+    }
+}
+
 impl Executor<'_> {
     pub fn store(&self, store: &Store<'_>) -> Result<StoreOutcome, StoreError> {
         if store.kind.counts_in_detail() {
@@ -115,18 +134,8 @@ impl Executor<'_> {
         }
         let (hash, mut partition) = self.shared.cache.lock_key(store.key);
         let watched = self.peek_for_watchers(&mut partition, hash, store.key);
-        let mut request = StoreRequest::new(
-            hash,
-            store.key,
-            store.value,
-            store.flags,
-            store.exptime,
-            store.kind.mode(store.compare_cas),
-        );
-        request.compare_cas = store.compare_cas;
-        request.invalidate = store.invalidate;
-        request.vivify_exptime = store.vivify_exptime;
-        let result = partition.store(&request);
+        // A failure drops or keeps the old item in storage, by the request's rule.
+        let result = partition.store(&store.request(hash));
         if result.is_err() && store.kind.drops_old_on_failure() {
             partition.delete(&DeleteRequest::new(hash, store.key));
         }

@@ -376,3 +376,41 @@ fn cas_uniques_are_unique_across_partitions_under_concurrent_writers() {
         }
     }
 }
+
+/// Fills a `-M` server with 100 KB values under new keys until every partition refuses them.
+fn fill_until_out_of_memory(conn: &mut super::Conn<'_>, big: &str) {
+    let (mut refused_in_a_row, mut i) = (0, 0);
+    while refused_in_a_row < 100 {
+        let reply = conn.call(&format!("set fill{i} 0 0 {}\r\n{big}\r\n", big.len()));
+        i += 1;
+        if reply == "STORED\r\n" {
+            refused_in_a_row = 0;
+        } else {
+            assert_eq!(reply, "SERVER_ERROR out of memory storing object\r\n");
+            refused_in_a_row += 1;
+        }
+        assert!(i < 10_000, "8 MB runs out");
+    }
+}
+
+#[test]
+fn without_evictions_a_cas_that_finds_no_memory_keeps_the_old_item() {
+    // memcached 1.6.18 with -m 8 -M: the failed cas answers SERVER_ERROR and the old value is
+    // still served (only a failed set drops it).
+    let harness = Harness::new(&["-m", "8", "-M"]);
+    let mut conn = harness.connect();
+    conn.call("set keep 0 0 5\r\nhello\r\n");
+    let reply = conn.call("gets keep\r\n");
+    let cas: u64 = reply.split_whitespace().nth(4).unwrap().parse().unwrap();
+    let big = "v".repeat(100_000);
+    fill_until_out_of_memory(&mut conn, &big);
+    assert_eq!(
+        conn.call(&format!("cas keep 0 0 {} {cas}\r\n{big}\r\n", big.len())),
+        "SERVER_ERROR out of memory storing object\r\n"
+    );
+    assert_eq!(
+        conn.call("get keep\r\n"),
+        "VALUE keep 0 5\r\nhello\r\nEND\r\n"
+    );
+    assert_eq!(conn.call("gets keep\r\n"), reply);
+}
