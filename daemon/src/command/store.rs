@@ -3,13 +3,13 @@
 //!
 //! Owns: turning each protocol's storage command into one engine request (including which
 //! commands' failure drops the old item, which only the protocol command tells), and the
-//! per-prefix set figures. Must not touch: the engine's semantics of each mode (the storage
-//! crate's).
+//! per-prefix set figures. Must not touch: the engine's semantics of each mode, or what a
+//! failed store does to the old item (the storage crate's).
 
 use super::Executor;
 use super::watch::store_status;
 use ferrocache_protocol::{MetaSetMode, StoreCommand};
-use ferrocache_storage::{DeleteRequest, StoreError, StoreMode, StoreOutcome, StoreRequest};
+use ferrocache_storage::{StoreError, StoreMode, StoreOutcome, StoreRequest};
 
 /// Which protocol command a store is: memcached's rules differ by command, not only by mode
 /// (a text `cas` is a set with a CAS, yet a failed `cas` keeps the old item and a failed `set`
@@ -136,9 +136,6 @@ impl Executor<'_> {
         let watched = self.peek_for_watchers(&mut partition, hash, store.key);
         // A failure drops or keeps the old item in storage, by the request's rule.
         let result = partition.store(&store.request(hash));
-        if result.is_err() && store.kind.drops_old_on_failure() {
-            partition.delete(&DeleteRequest::new(hash, store.key));
-        }
         let class = self.stored_shape_for_watchers(&mut partition, hash, store.key);
         drop(partition);
         if let Some(found) = watched {
@@ -158,15 +155,16 @@ impl Executor<'_> {
     }
 
     /// A store whose value the codec refused as over the item size limit, before reading it:
-    /// what memcached does when the item cannot be allocated.
+    /// what memcached does when the item cannot be allocated (storage's rule for a failed
+    /// store; a `set` drops the old item, counting no delete).
     pub fn refuse_too_large(&self, kind: StoreKind, key: &[u8]) {
         if kind.counts_in_detail() {
             self.shared.detail.record_set(key);
         }
-        if kind.drops_old_on_failure() {
-            let (hash, mut partition) = self.shared.cache.lock_key(key);
-            partition.delete(&DeleteRequest::new(hash, key));
-        }
+        let store = Store::new(kind, key, &[], 0, 0);
+        let (hash, mut partition) = self.shared.cache.lock_key(key);
+        partition.after_failed_store(&store.request(hash));
+        drop(partition);
         self.log_store(key, kind.name(), b"too_large", 0, 0, 0);
     }
 }

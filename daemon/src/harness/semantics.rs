@@ -414,3 +414,31 @@ fn without_evictions_a_cas_that_finds_no_memory_keeps_the_old_item() {
     );
     assert_eq!(conn.call("gets keep\r\n"), reply);
 }
+
+#[test]
+fn without_evictions_failed_stores_count_no_deletes() {
+    // memcached 1.6.18 with -m 8 -M: a failed set or ms drops the key's old item (a failed ms
+    // in every mode) without counting delete_hits or delete_misses.
+    let harness = Harness::new(&["-m", "8", "-M"]);
+    let mut conn = harness.connect();
+    conn.call("set old 0 0 5\r\nhello\r\n");
+    conn.call("ms appended 5\r\nhello\r\n");
+    let big = "v".repeat(100_000);
+    fill_until_out_of_memory(&mut conn, &big);
+    let out_of_memory = "SERVER_ERROR out of memory storing object\r\n";
+    assert_eq!(
+        conn.call(&format!("set old 0 0 {}\r\n{big}\r\n", big.len())),
+        out_of_memory
+    );
+    assert_eq!(
+        conn.call(&format!("set missing 0 0 {}\r\n{big}\r\n", big.len())),
+        out_of_memory
+    );
+    assert_eq!(
+        conn.call(&format!("ms appended {} MA\r\n{big}\r\n", big.len())),
+        out_of_memory
+    );
+    assert_eq!(conn.call("get old missing appended\r\n"), "END\r\n");
+    assert_eq!(stat(&harness, "delete_hits"), "0");
+    assert_eq!(stat(&harness, "delete_misses"), "0");
+}
