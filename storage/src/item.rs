@@ -262,6 +262,18 @@ pub(crate) fn mark_free(chunk: &mut [u8]) {
     chunk[1] = 0;
 }
 
+/// The tag of the item in a head chunk that the small FIFO's entries carry: the low 32 bits of
+/// its CAS (every item's differs), or 0 without CAS (`-C`), where entries cannot tell the
+/// items a chunk held apart.
+#[inline]
+pub(crate) fn queue_tag(chunk: &[u8], cas_enabled: bool) -> u32 {
+    if cas_enabled {
+        read_u32(chunk, FIXED)
+    } else {
+        0
+    }
+}
+
 /// Writes a continuation chunk's header.
 pub(crate) fn write_continuation(chunk: &mut [u8], head: u32, next: u32) {
     chunk[0] = CONTINUATION;

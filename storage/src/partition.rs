@@ -32,6 +32,7 @@ use crate::error::StoreError;
 use crate::hasher::KeyHasher;
 use crate::item::{self, CONTINUATION_HEADER, Header, NO_HANDLE};
 use crate::pool::PagePool;
+use crate::slab::Queued;
 use crate::slab::Slabs;
 use crate::stats::{ClassStats, PartitionStats};
 use hashbrown::HashTable;
@@ -1149,14 +1150,22 @@ impl Partition {
     fn rewrite_header(&mut self, hash: u64, handle: u32, mut header: Header) -> Header {
         let old_bits = self.slabs.chunk(handle)[0];
         header.fix_layout_bits();
-        if item::header_len(old_bits, self.cas_enabled) == header.len(self.cas_enabled)
-            && !header.is_chained()
-        {
+        let in_place = if header.is_chained() {
+            (old_bits & item::WIDE_CAS) == (header.bits & item::WIDE_CAS)
+        } else {
+            item::header_len(old_bits, self.cas_enabled) == header.len(self.cas_enabled)
+        };
+        if in_place {
+            let old_tag = item::queue_tag(self.slabs.chunk(handle), self.cas_enabled);
             header.write(self.slabs.chunk_mut(handle), self.cas_enabled);
-            return header;
-        }
-        if header.is_chained() && (old_bits & item::WIDE_CAS) == (header.bits & item::WIDE_CAS) {
-            header.write(self.slabs.chunk_mut(handle), self.cas_enabled);
+            let tag = item::queue_tag(self.slabs.chunk(handle), self.cas_enabled);
+            if header.probation && tag != old_tag {
+                // A new CAS makes the item's entry look stale: queue it again, as just written.
+                let class = self.slabs.class_of(handle);
+                let queued = Queued { handle, tag };
+                self.slabs.classes[class].probation.push_back(queued);
+                self.slabs.compact_probation(class, self.cas_enabled);
+            }
             return header;
         }
         let old = Header::read(self.slabs.chunk(handle), self.cas_enabled);
@@ -1392,10 +1401,11 @@ impl Partition {
         if header.probation {
             // Only now that the chunk says so: compaction keeps just the entries whose chunk
             // is on probation, and an item missing from the queue could never be evicted.
+            let tag = item::queue_tag(self.slabs.chunk(handle), self.cas_enabled);
             let slab = &mut self.slabs.classes[class];
-            slab.probation.push_back(handle);
+            slab.probation.push_back(Queued { handle, tag });
             slab.probation_items += 1;
-            self.slabs.compact_probation(class);
+            self.slabs.compact_probation(class, self.cas_enabled);
         }
         let size = item_size(header, cas_enabled) as u64;
         self.bytes += size;
@@ -1535,11 +1545,12 @@ impl Partition {
     /// to the main CLOCK (with frequency 1, one pass of grace) instead.
     fn evict_from_probation(&mut self, class: usize) -> bool {
         let now = self.clock.now();
-        while let Some(handle) = self.slabs.classes[class].probation.pop_front() {
-            let chunk = self.slabs.chunk(handle);
-            if !item::is_head(chunk) || !item::is_on_probation(chunk) {
+        while let Some(queued) = self.slabs.classes[class].probation.pop_front() {
+            if !self.slabs.is_queued_item(queued, self.cas_enabled) {
                 continue; // stale: the item already left
             }
+            let handle = queued.handle;
+            let chunk = self.slabs.chunk(handle);
             let header = Header::read(chunk, self.cas_enabled);
             if let Some(death) = self.death(&header, now) {
                 self.reclaim(handle, &header, death);
@@ -1665,9 +1676,9 @@ impl Partition {
     /// class elsewhere, made if need be by evicting the class's own next victims (memcached's
     /// slab_reassign "rescue"), so a page move costs the class its coldest items, not whichever
     /// items the page held: chunks are reused as items come and go, so every page holds items
-    /// of every age, and evicting a page whole threw out items written a moment ago. Chained
-    /// items, and items no room can be made for, are evicted. Without evictions only an
-    /// already empty page is given.
+    /// of every age, and evicting a page whole threw out items written a moment ago. A chained
+    /// item's chunks move one by one, its links following. Items no room can be made for are
+    /// evicted. Without evictions only an already empty page is given.
     fn empty_a_page(&mut self, class: usize) -> Option<u32> {
         let page = *self.slabs.classes[class]
             .pages
@@ -1698,7 +1709,7 @@ impl Partition {
                 self.reclaim(head, &header, death);
                 continue;
             }
-            if head == handle && !header.is_chained() && self.rescue(class, page, handle) {
+            if self.rescue(class, page, handle, head) {
                 continue;
             }
             if item::is_head(self.slabs.chunk(head)) {
@@ -1710,37 +1721,87 @@ impl Partition {
         (self.slabs.page_used(page) == 0).then_some(page)
     }
 
-    /// Moves the live single-chunk item `handle` of `class` off `page` into a free chunk of
-    /// the class on another page, evicting up to [`RESCUE_EVICTIONS`] of the class's victims to
-    /// free one. False when no room was made, or the item itself was the victim.
-    fn rescue(&mut self, class: usize, page: u32, handle: u32) -> bool {
+    /// Moves chunk `handle` of `class` (the head of item `head`, or one of its continuations)
+    /// off `page` into a free chunk of the class on another page, evicting up to
+    /// [`RESCUE_EVICTIONS`] of the class's victims (or the head's class's) to free one. False
+    /// when no room was made, or the item itself was the victim.
+    fn rescue(&mut self, class: usize, page: u32, handle: u32, head: u32) -> bool {
         for _ in 0..RESCUE_EVICTIONS {
             if let Some(target) = self.slabs.take_free_chunk_off_page(class, page) {
-                self.move_item(class, handle, target);
+                self.move_chunk(class, handle, head, target);
                 self.counters.slab_rescues += 1;
                 return true;
             }
-            if !self.evict_in_class(class) || !item::is_head(self.slabs.chunk(handle)) {
+            // A class holding only chains' last chunks has nothing of its own to evict: the
+            // head's class evicts instead, whose victims' last chunks are freed here.
+            let freed = self.evict_in_class(class)
+                || (handle != head && self.evict_in_class(self.slabs.class_of(head)));
+            if !freed || !self.chunk_in_use(handle, head) {
                 return false;
             }
         }
         false
     }
 
-    /// Moves a single-chunk item to the free chunk `to` of its class: the index and the small
-    /// FIFO follow it (the stale queue entry is skipped, or dropped with its page).
-    fn move_item(&mut self, class: usize, from: u32, to: u32) {
+    /// Whether chunk `handle` still holds item `head` (its head, or a continuation of it).
+    fn chunk_in_use(&self, handle: u32, head: u32) -> bool {
+        let chunk = self.slabs.chunk(handle);
+        if handle == head {
+            item::is_head(chunk)
+        } else {
+            item::is_continuation(chunk) && item::continuation_head(chunk) == head
+        }
+    }
+
+    /// Moves one chunk of item `head` to the free chunk `to` of its class, and relinks: a head
+    /// is found by the index and named by each continuation; a continuation is named by the
+    /// chunk before it. The small FIFO follows a head (the stale entry is skipped, or dropped
+    /// with its page).
+    fn move_chunk(&mut self, class: usize, from: u32, head: u32, to: u32) {
         self.slabs.copy_chunk(from, to);
-        let key = item::key_of(self.slabs.chunk(to), self.cas_enabled);
-        let index_hash = self.index_hasher.hash_stored(key);
-        if let Some(slot) = self.index.find_mut(index_hash, |&other| other == from) {
-            *slot = to;
+        if from == head {
+            let key = item::key_of(self.slabs.chunk(to), self.cas_enabled);
+            let index_hash = self.index_hasher.hash_stored(key);
+            if let Some(slot) = self.index.find_mut(index_hash, |&other| other == from) {
+                *slot = to;
+            }
+            let header = Header::read(self.slabs.chunk(to), self.cas_enabled);
+            let mut next = if header.is_chained() {
+                header.next
+            } else {
+                NO_HANDLE
+            };
+            while self.slabs.is_valid(next) {
+                let chunk = self.slabs.chunk_mut(next);
+                let following = item::continuation_next(chunk);
+                item::write_continuation(chunk, to, following);
+                next = following;
+            }
+            self.slabs.release_chunk(from);
+            if header.probation {
+                let tag = item::queue_tag(self.slabs.chunk(to), self.cas_enabled);
+                let queued = Queued { handle: to, tag };
+                self.slabs.classes[class].probation.push_back(queued);
+                self.slabs.compact_probation(class, self.cas_enabled);
+            }
+            return;
+        }
+        let mut header = Header::read(self.slabs.chunk(head), self.cas_enabled);
+        if header.next == from {
+            header.next = to;
+            header.write(self.slabs.chunk_mut(head), self.cas_enabled);
+        } else {
+            let mut at = header.next;
+            while self.slabs.is_valid(at) {
+                let following = item::continuation_next(self.slabs.chunk(at));
+                if following == from {
+                    item::write_continuation(self.slabs.chunk_mut(at), head, to);
+                    break;
+                }
+                at = following;
+            }
         }
         self.slabs.release_chunk(from);
-        if item::is_on_probation(self.slabs.chunk(to)) {
-            self.slabs.classes[class].probation.push_back(to);
-            self.slabs.compact_probation(class);
-        }
     }
 
     /// Seconds since the last access of the item at (or soon after) the class's hand: an
@@ -2092,7 +2153,10 @@ mod tests {
             let class = partition.slabs.class_of(handle);
             assert!(on_probation);
             assert!(
-                partition.slabs.classes[class].probation.contains(&handle),
+                partition.slabs.classes[class].probation.contains(&Queued {
+                    handle,
+                    tag: item::queue_tag(partition.slabs.chunk(handle), true)
+                }),
                 "k{i} is on probation but not in the small FIFO: it can never be evicted"
             );
         }
@@ -2140,6 +2204,28 @@ mod tests {
         );
         assert_eq!(stats.curr_items as usize, partition.len());
         assert_eq!(partition.len(), per_page + 1);
+    }
+
+    #[test]
+    fn a_reused_chunk_does_not_inherit_the_queue_place_of_its_last_item() {
+        // k5 is deleted early (its small-FIFO entry stays behind) and its chunk goes to a new
+        // key; evicting the ten oldest items must not take the new key from k5's old place.
+        let (mut partition, pool, _) = partition(1 << 20);
+        let mut written = 0;
+        while !pool.is_exhausted() || partition.slabs.classes.iter().any(|c| c.free_chunks() > 0) {
+            set(&mut partition, format!("k{written}").as_bytes(), &[b'v'; 100]);
+            written += 1;
+        }
+        partition.delete(&DeleteRequest::new(0, b"k5"));
+        set(&mut partition, b"fresh", &[b'v'; 100]);
+        for n in 0..10 {
+            set(&mut partition, format!("new{n}").as_bytes(), &[b'v'; 100]);
+        }
+        assert!(partition.peek(0, b"fresh").is_some(), "the new key was evicted early");
+        for old in [0, 1, 2, 3, 4, 6, 7, 8, 9, 10] {
+            assert!(partition.peek(0, format!("k{old}").as_bytes()).is_none(), "k{old} kept");
+        }
+        assert_eq!(partition.stats().evictions, 10);
     }
 
     #[test]

@@ -14,6 +14,17 @@ use crate::item::{self, NO_HANDLE};
 use crate::stats::ClassStats;
 use std::collections::{HashSet, VecDeque};
 
+/// An entry of a class's small FIFO: an item head's handle and the tag of the item it was
+/// queued for ([`item::queue_tag`]). An item that leaves other than through the queue (deleted,
+/// replaced, moved, evicted with its page) leaves its entry behind; once its chunk holds a newer
+/// item, the tag tells the entry is stale, where the handle alone sent the newer item out from
+/// the older one's place in the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Queued {
+    pub handle: u32,
+    pub tag: u32,
+}
+
 /// One page held by the partition.
 struct Page {
     data: Box<[u8]>,
@@ -38,7 +49,7 @@ pub(crate) struct SlabClass {
     pub hand: usize,
     /// The small FIFO: handles of items on probation, oldest first. Entries go stale when an
     /// item leaves early (deleted, replaced); the item's PROBATION bit is the truth.
-    pub probation: VecDeque<u32>,
+    pub probation: VecDeque<Queued>,
     /// Items on probation now.
     pub probation_items: usize,
     pub used_chunks: usize,
@@ -319,7 +330,9 @@ impl Slabs {
         let class = &mut self.classes[usize::from(page.class)];
         class.free.retain(|&handle| handle >> chunk_bits != id);
         // The page may next serve another class: no stale entry may point into it.
-        class.probation.retain(|&handle| handle >> chunk_bits != id);
+        class
+            .probation
+            .retain(|queued| queued.handle >> chunk_bits != id);
         if class.fresh.is_some_and(|(fresh, _)| fresh == id) {
             class.fresh = None;
         }
@@ -350,19 +363,24 @@ impl Slabs {
         self.handle(page as usize, pos % class.chunks_per_page)
     }
 
-    /// Drops stale small-FIFO entries (and duplicates, left when a chunk is reused) once they
-    /// outnumber the items on probation, so the queue stays bounded without evictions.
-    pub fn compact_probation(&mut self, class: usize) {
+    /// Whether a small-FIFO entry still names the item it was queued for, on probation.
+    pub fn is_queued_item(&self, queued: Queued, cas_enabled: bool) -> bool {
+        let chunk = self.chunk(queued.handle);
+        item::is_head(chunk)
+            && item::is_on_probation(chunk)
+            && item::queue_tag(chunk, cas_enabled) == queued.tag
+    }
+
+    /// Drops stale small-FIFO entries (and duplicates) once they outnumber the items on
+    /// probation, so the queue stays bounded without evictions.
+    pub fn compact_probation(&mut self, class: usize, cas_enabled: bool) {
         let slab = &self.classes[class];
         if slab.probation.len() <= 2 * slab.probation_items + 64 {
             return;
         }
         let mut queue = std::mem::take(&mut self.classes[class].probation);
         let mut seen = HashSet::with_capacity(self.classes[class].probation_items);
-        queue.retain(|&handle| {
-            let chunk = self.chunk(handle);
-            item::is_head(chunk) && item::is_on_probation(chunk) && seen.insert(handle)
-        });
+        queue.retain(|&queued| self.is_queued_item(queued, cas_enabled) && seen.insert(queued));
         self.classes[class].probation = queue;
     }
 

@@ -103,3 +103,20 @@ fn narrower_and_wider_size_ranges_fill_memory_too() {
         }
     }
 }
+
+#[test]
+fn chained_values_keep_the_newest_at_any_partition_count() {
+    // 4 KiB values chain (a head and a small last chunk) once the largest chunk is a quarter
+    // of a 16 KiB page; pages emptied for the small class must not take the newest items.
+    for partitions in [1, 16] {
+        let this = fill(partitions, 4096, 4096);
+        let context = format!(
+            "{partitions} partitions: {} items, {:.1}% payload, {:.2}% kept",
+            this.items,
+            this.payload_share * 100.0,
+            this.newest_kept_share * 100.0
+        );
+        assert!(this.payload_share >= 0.85, "{context}");
+        assert!(this.newest_kept_share >= 0.99, "{context}");
+    }
+}
