@@ -2213,7 +2213,11 @@ mod tests {
         let (mut partition, pool, _) = partition(1 << 20);
         let mut written = 0;
         while !pool.is_exhausted() || partition.slabs.classes.iter().any(|c| c.free_chunks() > 0) {
-            set(&mut partition, format!("k{written}").as_bytes(), &[b'v'; 100]);
+            set(
+                &mut partition,
+                format!("k{written}").as_bytes(),
+                &[b'v'; 100],
+            );
             written += 1;
         }
         partition.delete(&DeleteRequest::new(0, b"k5"));
@@ -2221,9 +2225,15 @@ mod tests {
         for n in 0..10 {
             set(&mut partition, format!("new{n}").as_bytes(), &[b'v'; 100]);
         }
-        assert!(partition.peek(0, b"fresh").is_some(), "the new key was evicted early");
+        assert!(
+            partition.peek(0, b"fresh").is_some(),
+            "the new key was evicted early"
+        );
         for old in [0, 1, 2, 3, 4, 6, 7, 8, 9, 10] {
-            assert!(partition.peek(0, format!("k{old}").as_bytes()).is_none(), "k{old} kept");
+            assert!(
+                partition.peek(0, format!("k{old}").as_bytes()).is_none(),
+                "k{old} kept"
+            );
         }
         assert_eq!(partition.stats().evictions, 10);
     }
