@@ -965,6 +965,252 @@ fn parse_i64(digits: &[u8]) -> Option<i64> {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Auto discovery: `config get cluster`
+// ---------------------------------------------------------------------------------------------
+
+/// `config get <key>\r\n`, the request ElastiCache's auto-discovery clients send (`cluster`).
+pub fn encode_config_get(out: &mut Vec<u8>, key: &[u8]) -> Result<(), EncodeError> {
+    check_key(key)?;
+    out.extend_from_slice(b"config get ");
+    out.extend_from_slice(key);
+    out.extend_from_slice(b"\r\n");
+    Ok(())
+}
+
+/// The answer to `config get`: the whole `CONFIG <key> <flags> <bytes>\r\n<data>\r\nEND\r\n`
+/// block, or any other reply unit (`ERROR` from a server without a cluster config).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigReply<'a> {
+    Config {
+        key: &'a [u8],
+        flags: u32,
+        /// Exactly `<bytes>` bytes, without the `\r\n` after them.
+        data: &'a [u8],
+    },
+    Other(Reply<'a>),
+}
+
+/// Reads a `config get` reply from the front of `buf`. The block is complete only with its
+/// `END` line, so a caller never leaves half of it on a connection. `<bytes>` is trusted as a
+/// `VALUE` length is: the data must be followed by `\r\n`, else the stream is out of step.
+pub fn parse_config_reply(buf: &[u8]) -> Result<ParsedReply<ConfigReply<'_>>, ReplyError> {
+    if !buf.starts_with(b"CONFIG ") && !b"CONFIG ".starts_with(&buf[..buf.len().min(7)]) {
+        return Ok(match parse_reply(buf)? {
+            ParsedReply::Complete { reply, consumed } => ParsedReply::Complete {
+                reply: ConfigReply::Other(reply),
+                consumed,
+            },
+            ParsedReply::Incomplete { needed } => ParsedReply::Incomplete { needed },
+        });
+    }
+    let Some(newline) = memchr::memchr(b'\n', buf) else {
+        if buf.len() > MAX_REPLY_LINE {
+            return Err(ReplyError::LineTooLong);
+        }
+        return Ok(ParsedReply::Incomplete {
+            needed: buf.len() + 1,
+        });
+    };
+    let line = &buf[..newline];
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let mut words = line.split(|&b| b == b' ').filter(|w| !w.is_empty()).skip(1);
+    let malformed = || ReplyError::Malformed("CONFIG");
+    let key = words.next().ok_or_else(malformed)?;
+    let flags = words
+        .next()
+        .and_then(parse_u64)
+        .and_then(|f| u32::try_from(f).ok())
+        .ok_or_else(malformed)?;
+    let bytes = words
+        .next()
+        .and_then(parse_u64)
+        .and_then(|b| usize::try_from(b).ok())
+        .ok_or_else(malformed)?;
+    if words.next().is_some() {
+        return Err(malformed());
+    }
+    let data_start = newline + 1;
+    // data, \r\n, END\r\n; overflow-checked because `bytes` comes off the network.
+    let data_end = data_start.checked_add(bytes).ok_or_else(malformed)?;
+    let block_end = data_end.checked_add(2 + 5).ok_or_else(malformed)?;
+    if buf.len() < block_end {
+        return Ok(ParsedReply::Incomplete { needed: block_end });
+    }
+    if &buf[data_end..data_end + 2] != b"\r\n" {
+        return Err(ReplyError::BadDataTerminator);
+    }
+    if &buf[data_end + 2..block_end] != b"END\r\n" {
+        return Err(malformed());
+    }
+    Ok(ParsedReply::Complete {
+        reply: ConfigReply::Config {
+            key,
+            flags,
+            data: &buf[data_start..data_end],
+        },
+        consumed: block_end,
+    })
+}
+
+/// One node of a cluster config: `host|ip|port`, `ip` empty for `host||port`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ClusterNode {
+    pub host: String,
+    pub ip: String,
+    pub port: u16,
+}
+
+impl ClusterNode {
+    /// What to connect to: the address when the node has one, else the host name.
+    pub fn connect_host(&self) -> &str {
+        if self.ip.is_empty() {
+            &self.host
+        } else {
+            &self.ip
+        }
+    }
+}
+
+/// The data of `config get cluster`: `<version>\n<host>|<ip>|<port>[ ...]\n`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterConfig {
+    pub version: u64,
+    /// In the order the server gave them (ElastiCache: by host name).
+    pub nodes: Vec<ClusterNode>,
+}
+
+/// Parses a cluster config's data. Line ends may be `\n` or `\r\n`; an empty node line is an
+/// empty list (the caller decides what a cluster of no nodes means).
+pub fn parse_cluster_config(data: &[u8]) -> Result<ClusterConfig, ReplyError> {
+    let malformed = || ReplyError::Malformed("cluster config");
+    let text = std::str::from_utf8(data).map_err(|_| malformed())?;
+    let mut lines = text.lines().map(str::trim);
+    let version = lines
+        .next()
+        .and_then(|v| v.parse::<u64>().ok())
+        .ok_or_else(malformed)?;
+    let nodes = lines
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .map(|entry| {
+            let mut fields = entry.split('|');
+            let (Some(host), Some(ip), Some(port), None) =
+                (fields.next(), fields.next(), fields.next(), fields.next())
+            else {
+                return Err(malformed());
+            };
+            let port = port.parse::<u16>().map_err(|_| malformed())?;
+            if host.is_empty() || port == 0 {
+                return Err(malformed());
+            }
+            Ok(ClusterNode {
+                host: host.to_owned(),
+                ip: ip.to_owned(),
+                port,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if lines.any(|rest| !rest.is_empty()) {
+        return Err(malformed());
+    }
+    Ok(ClusterConfig { version, nodes })
+}
+
+#[cfg(test)]
+mod config_tests {
+    use super::*;
+
+    /// A reply as an ElastiCache node (and ferrocached, daemon/tests/cluster.rs) sends it; the
+    /// payload is 82 bytes: "12\n" (3) + the node line (78) + "\n" (1).
+    const GOLDEN: &[u8] = b"CONFIG cluster 0 82\r\n12\n\
+        cache-1.internal|10.0.0.1|11211 cache-2.internal|10.0.0.2|11212 cache-3||11213\n\
+        \r\nEND\r\n";
+
+    #[test]
+    fn golden_reply_parses_with_its_byte_count() {
+        let ParsedReply::Complete { reply, consumed } = parse_config_reply(GOLDEN).unwrap() else {
+            panic!("incomplete");
+        };
+        assert_eq!(consumed, GOLDEN.len());
+        let ConfigReply::Config { key, flags, data } = reply else {
+            panic!("{reply:?}");
+        };
+        assert_eq!((key, flags, data.len()), (&b"cluster"[..], 0, 82));
+        let config = parse_cluster_config(data).unwrap();
+        assert_eq!(config.version, 12);
+        assert_eq!(
+            config.nodes,
+            vec![
+                ClusterNode {
+                    host: "cache-1.internal".into(),
+                    ip: "10.0.0.1".into(),
+                    port: 11211
+                },
+                ClusterNode {
+                    host: "cache-2.internal".into(),
+                    ip: "10.0.0.2".into(),
+                    port: 11212
+                },
+                ClusterNode {
+                    host: "cache-3".into(),
+                    ip: String::new(),
+                    port: 11213
+                },
+            ]
+        );
+        assert_eq!(config.nodes[2].connect_host(), "cache-3");
+        assert_eq!(config.nodes[0].connect_host(), "10.0.0.1");
+    }
+
+    #[test]
+    fn every_prefix_is_incomplete_never_an_error() {
+        for cut in 0..GOLDEN.len() {
+            match parse_config_reply(&GOLDEN[..cut]) {
+                Ok(ParsedReply::Incomplete { needed }) => assert!(needed > cut, "cut {cut}"),
+                other => panic!("cut {cut}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_wrong_byte_count_or_garbage_is_an_error_not_a_panic() {
+        // Too small an N leaves data where the \r\n must be (too large an N only waits).
+        let short = b"CONFIG cluster 0 10\r\n12\nh|1.2.3.4|1\n\r\nEND\r\n";
+        assert!(parse_config_reply(short).is_err());
+        let huge = b"CONFIG cluster 0 18446744073709551615\r\n";
+        assert!(parse_config_reply(huge).is_err());
+        assert!(parse_config_reply(b"CONFIG cluster x 3\r\n").is_err());
+        for bad in [
+            &b"x\nh|i|1\n"[..],
+            b"1\nh|i\n",
+            b"1\nh|i|99999\n",
+            b"1\n|i|1\n",
+            b"\xff",
+        ] {
+            assert!(parse_cluster_config(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn error_and_empty_lists_come_through() {
+        let Ok(ParsedReply::Complete { reply, consumed: 7 }) = parse_config_reply(b"ERROR\r\n")
+        else {
+            panic!();
+        };
+        assert!(matches!(reply, ConfigReply::Other(Reply::Error(_))));
+        assert_eq!(parse_cluster_config(b"3\n\n").unwrap().nodes, vec![]);
+    }
+
+    #[test]
+    fn request_bytes() {
+        let mut out = Vec::new();
+        encode_config_get(&mut out, b"cluster").unwrap();
+        assert_eq!(out, b"config get cluster\r\n");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
