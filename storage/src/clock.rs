@@ -81,6 +81,12 @@ impl Clock {
         self.epoch_unix.saturating_add(i64::from(self.now()))
     }
 
+    /// The Unix time of an internal second (an expiry or an access time), for reports that
+    /// print absolute times as memcached does (`lru_crawler metadump`, `stats cachedump`).
+    pub fn unix_of(&self, internal: u32) -> i64 {
+        self.epoch_unix.saturating_add(i64::from(internal))
+    }
+
     /// Converts a client's exptime to an internal expiry: 0 never expires, 1 is already
     /// expired, anything else is the internal second at which the item stops being returned
     /// (an item is expired once `expiry <= now`). Same rules as memcached's `realtime()`.

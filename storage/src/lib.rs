@@ -37,8 +37,9 @@ pub use config::{
 pub use error::{ConfigError, StoreError};
 pub use hasher::KeyHasher;
 pub use partition::{
-    ArithMode, ArithOutcome, ArithRequest, DeleteOutcome, DeleteRequest, ItemRef, MetaGetOptions,
-    MetaGetOutcome, Partition, StoreMode, StoreOutcome, StoreRequest, ValueChunks,
+    ArithMode, ArithOutcome, ArithRequest, ClassSet, DeleteOutcome, DeleteRequest, ItemRef,
+    MetaGetOptions, MetaGetOutcome, Partition, StoreMode, StoreOutcome, StoreRequest, ValueChunks,
+    WalkCursor,
 };
 pub use pool::PagePool;
 pub use stats::{ClassStats, PartitionStats};

@@ -38,6 +38,9 @@ use crate::stats::{ClassStats, PartitionStats};
 use hashbrown::HashTable;
 use std::sync::Arc;
 
+mod walk;
+pub use walk::{ClassSet, WalkCursor};
+
 /// How a store treats an existing (or missing) item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreMode {
