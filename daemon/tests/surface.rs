@@ -605,6 +605,14 @@ const STATS_EXTRAS: &[(&str, &str)] = &[
         "curr_config",
         "ElastiCache auto discovery, as ElastiCache's memcached reports it",
     ),
+    (
+        "small_fifo_evictions",
+        "the S3-FIFO eviction policy's small queue, which memcached does not have",
+    ),
+    (
+        "small_fifo_promotions",
+        "the S3-FIFO eviction policy's small queue, which memcached does not have",
+    ),
 ];
 
 /// Keys of memcached's that ferrocached leaves out, each with why (none today).

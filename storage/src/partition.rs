@@ -1564,9 +1564,11 @@ impl Partition {
                 item::set_probation(chunk, false);
                 chunk[0] = item::with_freq(chunk[0], 1);
                 self.slabs.classes[class].probation_items -= 1;
+                self.counters.small_fifo_promotions += 1;
                 continue;
             }
             self.evict(handle, &header, now);
+            self.counters.small_fifo_evictions += 1;
             return true;
         }
         false
@@ -2268,6 +2270,11 @@ mod tests {
             .filter(|header| !header.probation)
             .count();
         assert_eq!(promoted, kept, "they were promoted to the main CLOCK");
+        let stats = partition.stats();
+        assert_eq!(stats.small_fifo_promotions, promoted as u64);
+        // Never read, the flood leaves from the small queue; the hot keys are not touched.
+        assert!(stats.evictions > 180_000);
+        assert_eq!(stats.small_fifo_evictions, stats.evictions);
     }
 
     #[test]

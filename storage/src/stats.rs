@@ -55,6 +55,10 @@ summable! {
         pub slabs_moved: u64,
         /// Live items moved to another chunk of their class so that a page could change class.
         pub slab_rescues: u64,
+        /// Items the S3-FIFO small queue evicted (never read while on probation).
+        pub small_fifo_evictions: u64,
+        /// Items read while on probation, moved from the small queue to the main CLOCK.
+        pub small_fifo_promotions: u64,
         pub crawler_reclaimed: u64,
         pub crawler_items_checked: u64,
         /// Slab pages this partition holds.

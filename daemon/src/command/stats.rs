@@ -385,6 +385,17 @@ pub fn general(shared: &Shared) -> Stats {
         push(&mut stats, "evicted_active", items.evicted_active);
     }
     push(&mut stats, "evictions", items.evictions);
+    // The eviction policy's own figures (S3-FIFO): which queue the evictions came from.
+    push(
+        &mut stats,
+        "small_fifo_evictions",
+        items.small_fifo_evictions,
+    );
+    push(
+        &mut stats,
+        "small_fifo_promotions",
+        items.small_fifo_promotions,
+    );
     push(&mut stats, "reclaimed", items.reclaimed);
     push(&mut stats, "crawler_reclaimed", items.crawler_reclaimed);
     push(
