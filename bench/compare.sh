@@ -2,7 +2,8 @@
 # Side-by-side comparison of ferrocached with memcached 1.6.18 on the standard workloads of
 # shared/BENCHMARKS.md (W1-W6). Both servers get the same threads (-t 2) and memory (-m); each
 # workload runs alternating A B A B (A = memcached, B = ferrocached); the table gives medians
-# and ratios (ferrocached / memcached). Absolute numbers on a shared machine drift; ratios from
+# and ratios (ferrocached / memcached). W1-W3 also give each server's CPU per request: user+sys
+# from /proc/PID/stat over the bench run (warm-up included), divided by the requests it sent. Absolute numbers on a shared machine drift; ratios from
 # the same run hold.
 #
 # Usage: bench/compare.sh [workload ...]          (default: W1 W2 W3 W4 W5 W6)
@@ -12,6 +13,7 @@
 #   W5_MGETS=20000     multi-gets of 100 keys in W5's warm-up and again measured (2M + 2M keys)
 #   IDLE_CONNS=5000    W6 connections
 #   MEMCACHED=memcached  FERROCACHED=target/release/ferrocached  BENCH=target/release/ferrocache-bench
+#   PROTOCOL=text      text or binary: the protocol of W1-W3's requests (memcached serves both)
 #   SKIP_BUILD=1       use the binaries as they are
 #   JSON_DIR=dir       keep every run's JSON there (default: a temporary directory)
 #
@@ -24,6 +26,7 @@ RUN_SECONDS=${RUN_SECONDS:-5}
 WARMUP_SECONDS=${WARMUP_SECONDS:-1}
 W5_MGETS=${W5_MGETS:-20000}
 IDLE_CONNS=${IDLE_CONNS:-5000}
+PROTOCOL=${PROTOCOL:-text}
 MEMCACHED=${MEMCACHED:-memcached}
 FERROCACHED=${FERROCACHED:-target/release/ferrocached}
 BENCH=${BENCH:-target/release/ferrocache-bench}
@@ -107,6 +110,21 @@ print(d)' "$4" "$5")
   echo "  $1 $2 $3 = $value" >&2
 }
 
+# server_cpu_ticks: user+sys clock ticks the current server has used.
+server_cpu_ticks() { awk '{print $14 + $15}' "/proc/$SERVER_PID/stat"; }
+CLOCK_TICKS=$(getconf CLK_TCK)
+
+# record_cpu WORKLOAD SERVER TICKS JSONFILE: appends the server's CPU microseconds per request.
+record_cpu() {
+  [ -s "$4" ] || return 0
+  local value
+  value=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1]))
+print(float(sys.argv[2]) / float(sys.argv[3]) * 1e6 / (d["requests"] + d["warmup_requests"]))' \
+    "$4" "$3" "$CLOCK_TICKS")
+  printf '%s\t%s\t%s\t%s\n' "$1" "$2" cpu_us "$value" >>"$RESULTS"
+  echo "  $1 $2 cpu_us = $value" >&2
+}
+
 want() { local w; for w in "${WORKLOADS[@]}"; do [ "$w" = "$1" ] && return 0; done; return 1; }
 
 load_workloads=()
@@ -127,10 +145,13 @@ for round in $(seq 1 "$ROUNDS"); do
           W3) flags=(--ratio 1:1 -P 16) ;;
         esac
         name="$w-$server-$round"
+        ticks_before=$(server_cpu_ticks)
         bench "$name" -c 50 "${flags[@]}" --keys 100000 --value-size 100 \
-          -d "$RUN_SECONDS" --warmup "$WARMUP_SECONDS"
+          -d "$RUN_SECONDS" --warmup "$WARMUP_SECONDS" --protocol "$PROTOCOL"
+        ticks=$(($(server_cpu_ticks) - ticks_before))
         record "$w" "$server" ops "$JSON_DIR/$name.json" ops_per_sec
         record "$w" "$server" p99_ms "$JSON_DIR/$name.json" latency.p99_ms
+        record_cpu "$w" "$server" "$ticks" "$JSON_DIR/$name.json"
       done
       stop_server
     done
@@ -172,7 +193,7 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
 echo "$started_at to $(date -u '+%H:%M UTC'); $(nproc) CPUs ($cpu); load average $load_before at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end"
 echo "$("$MEMCACHED" -V); $("$FERROCACHED" -V 2>&1 | head -1)"
 echo
-python3 - "$RESULTS" "$ROUNDS" "$RUN_SECONDS" <<'EOF'
+python3 - "$RESULTS" "$ROUNDS" "$RUN_SECONDS" "$PROTOCOL" <<'EOF'
 import collections, statistics, sys
 rows = collections.defaultdict(list)
 for line in open(sys.argv[1]):
@@ -181,15 +202,18 @@ for line in open(sys.argv[1]):
 labels = {
     ("W1", "ops"): ("W1 get-hit", "ops/s", True),
     ("W1", "p99_ms"): ("W1 get-hit", "p99 ms", False),
+    ("W1", "cpu_us"): ("W1 get-hit", "server CPU us/request", False),
     ("W2", "ops"): ("W2 get-hit-pipelined", "ops/s", True),
     ("W2", "p99_ms"): ("W2 get-hit-pipelined", "p99 ms", False),
+    ("W2", "cpu_us"): ("W2 get-hit-pipelined", "server CPU us/request", False),
     ("W3", "ops"): ("W3 set-heavy-pipelined", "ops/s", True),
     ("W3", "p99_ms"): ("W3 set-heavy-pipelined", "p99 ms", False),
+    ("W3", "cpu_us"): ("W3 set-heavy-pipelined", "server CPU us/request", False),
     ("W4", "items"): ("W4 memory-fill", "curr_items at first eviction", True),
     ("W5", "hit_ratio"): ("W5 lazy-loading", "hit ratio", True),
     ("W6", "kib_per_conn"): ("W6 idle connections", "KiB RSS per connection", False),
 }
-print(f"{sys.argv[2]} rounds, A B alternating, {sys.argv[3]} s per W1-W3 run; medians; ratio = ferrocached / memcached\n")
+print(f"{sys.argv[2]} rounds, A B alternating, {sys.argv[3]} s per W1-W3 run ({sys.argv[4]} protocol); medians; ratio = ferrocached / memcached\n")
 print("| workload | metric | memcached 1.6.18 | ferrocached | ratio | better |")
 print("|---|---|---|---|---|---|")
 def fmt(v):
