@@ -17,7 +17,8 @@
 use crate::meta::{MetaCommand, MetaFlags};
 use crate::reply::MetaStatus;
 use crate::request::{
-    DetailAction, GetKind, KEY_MAX_LEN, Key, Request, StatsGroup, StoreCommand, WatchStreams,
+    CrawlTarget, DetailAction, GetKind, KEY_MAX_LEN, Key, LruCrawlerCommand, Request, StatsGroup,
+    StoreCommand, WatchStreams,
 };
 use base64::Engine as _;
 use thiserror::Error;
@@ -529,7 +530,62 @@ pub fn encode_request(out: &mut Vec<u8>, request: &Request<'_>) -> Result<(), En
             out.extend_from_slice(b"\r\n");
             Ok(())
         }
+        Request::LruCrawler(command) => {
+            encode_lru_crawler(out, *command);
+            Ok(())
+        }
     }
+}
+
+/// `lru_crawler ...`; a [`CrawlTarget::BadClass`] is sent as `0`, which is no class.
+fn encode_lru_crawler(out: &mut Vec<u8>, command: LruCrawlerCommand) {
+    out.extend_from_slice(b"lru_crawler ");
+    let target = match command {
+        LruCrawlerCommand::Crawl(target) => {
+            out.extend_from_slice(b"crawl ");
+            target
+        }
+        LruCrawlerCommand::Metadump(target) => {
+            out.extend_from_slice(b"metadump ");
+            target
+        }
+        LruCrawlerCommand::Tocrawl(n) | LruCrawlerCommand::Sleep(n) => {
+            out.extend_from_slice(if matches!(command, LruCrawlerCommand::Tocrawl(_)) {
+                b"tocrawl ".as_slice()
+            } else {
+                b"sleep ".as_slice()
+            });
+            push_u64(out, u64::from(n));
+            out.extend_from_slice(b"\r\n");
+            return;
+        }
+        LruCrawlerCommand::Enable => {
+            out.extend_from_slice(b"enable\r\n");
+            return;
+        }
+        LruCrawlerCommand::Disable => {
+            out.extend_from_slice(b"disable\r\n");
+            return;
+        }
+    };
+    match target {
+        CrawlTarget::All => out.extend_from_slice(b"all"),
+        CrawlTarget::Hash => out.extend_from_slice(b"hash"),
+        CrawlTarget::BadClass => out.push(b'0'),
+        // An empty list is a lone comma, which memcached reads as naming no class.
+        CrawlTarget::Classes(0) => out.push(b','),
+        CrawlTarget::Classes(bits) => {
+            let mut first = true;
+            for id in (1..64u64).filter(|id| bits & (1 << id) != 0) {
+                if !first {
+                    out.push(b',');
+                }
+                first = false;
+                push_u64(out, id);
+            }
+        }
+    }
+    out.extend_from_slice(b"\r\n");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -45,5 +45,6 @@ pub use line::{Parsed, ParserLimits, Refused, TooLargeStore};
 pub use meta::{MetaArithMode, MetaCommand, MetaFlags, MetaSetMode};
 pub use parse::parse_request;
 pub use request::{
-    DetailAction, GetKind, KEY_MAX_LEN, Key, Keys, Request, StatsGroup, StoreCommand, WatchStreams,
+    CrawlTarget, DetailAction, GetKind, KEY_MAX_LEN, Key, Keys, LruCrawlerCommand, Request,
+    StatsGroup, StoreCommand, WatchStreams,
 };

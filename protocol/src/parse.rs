@@ -21,7 +21,8 @@ use crate::meta::MetaCommand;
 use crate::meta_parse;
 use crate::number::{safe_strtol, safe_strtoul, safe_strtoull};
 use crate::request::{
-    DetailAction, GetKind, KEY_MAX_LEN, Key, Keys, Request, StatsGroup, StoreCommand, WatchStreams,
+    CrawlTarget, DetailAction, GetKind, KEY_MAX_LEN, Key, Keys, LruCrawlerCommand, Request,
+    StatsGroup, StoreCommand, WatchStreams,
 };
 
 /// Parses the first request in `input`.
@@ -178,6 +179,26 @@ fn has_token_longer_than(line: &[u8], max: usize) -> bool {
     line.len() - token_start > max
 }
 
+/// The classes argument of `lru_crawler crawl|metadump`, read as crawler.c's
+/// `lru_crawler_crawl` reads it: `all`, `hash`, or ids 1..=63 split on commas (empty pieces
+/// skipped, as `strtok_r` skips them).
+fn crawl_target(argument: &[u8]) -> CrawlTarget {
+    match argument {
+        b"all" => CrawlTarget::All,
+        b"hash" => CrawlTarget::Hash,
+        list => {
+            let mut classes = 0u64;
+            for piece in list.split(|&b| b == b',').filter(|p| !p.is_empty()) {
+                match safe_strtoul(piece) {
+                    Some(id @ 1..=63) => classes |= 1 << id,
+                    _ => return CrawlTarget::BadClass,
+                }
+            }
+            CrawlTarget::Classes(classes)
+        }
+    }
+}
+
 /// proto_text.c's `WANT_TOKENS`-style checks answer `ERROR`.
 fn want(condition: bool) -> Result<(), Failure<'static>> {
     if condition {
@@ -229,6 +250,7 @@ impl<'i> Command<'i, '_> {
             b"cache_memlimit" => self.cache_memlimit(),
             b"stats" => Ok(self.done(Request::Stats(self.stats_group()))),
             b"watch" => self.watch(),
+            b"lru_crawler" => self.lru_crawler(),
             b"config" if self.limits.config_commands => self.config(),
             // Any arguments are accepted, as memcached's; only a last `noreply` counts.
             b"refresh_certs" => Ok(self.done(Request::RefreshCerts {
@@ -601,6 +623,27 @@ impl<'i> Command<'i, '_> {
             }
         }
         Ok(self.done(Request::Watch(streams)))
+    }
+
+    /// `lru_crawler crawl|metadump|tocrawl|sleep <argument>` or `lru_crawler enable|disable`,
+    /// as proto_text.c's `process_lru_crawler_command` tells them apart: any other shape,
+    /// `noreply` included, is `ERROR`.
+    fn lru_crawler(&self) -> Result<Parsed<'i>, Failure<'i>> {
+        let tokens = self.tokens;
+        let command = match (tokens.ntokens(), tokens.get(1)) {
+            (4, b"crawl") => LruCrawlerCommand::Crawl(crawl_target(tokens.get(2))),
+            (4, b"metadump") => LruCrawlerCommand::Metadump(crawl_target(tokens.get(2))),
+            (4, b"tocrawl") => LruCrawlerCommand::Tocrawl(
+                safe_strtoul(tokens.get(2)).ok_or(ProtocolError::BadCommandLine)?,
+            ),
+            (4, b"sleep") => LruCrawlerCommand::Sleep(
+                safe_strtoul(tokens.get(2)).ok_or(ProtocolError::BadCommandLine)?,
+            ),
+            (3, b"enable") => LruCrawlerCommand::Enable,
+            (3, b"disable") => LruCrawlerCommand::Disable,
+            _ => return Err(ProtocolError::UnknownCommand.into()),
+        };
+        Ok(self.done(Request::LruCrawler(command)))
     }
 
     /// `me <key> [b]`: only a `b` right after the key counts; anything else is ignored.

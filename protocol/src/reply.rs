@@ -45,6 +45,21 @@ pub const CLIENT_ERROR_CONFIG_SET_DISABLED: &[u8] =
 pub const CLIENT_ERROR_CONFIG_DELETE: &[u8] =
     b"CLIENT_ERROR the cluster config comes from this node's file\r\n";
 pub const STATS_DETAIL_USAGE: &[u8] = b"CLIENT_ERROR usage: stats detail on|off|dump\r\n";
+/// `lru_crawler crawl|metadump` with a class id that is not one.
+pub const CRAWLER_BADCLASS: &[u8] = b"BADCLASS invalid class id\r\n";
+/// `lru_crawler crawl|metadump` whose class list named no class.
+pub const CRAWLER_NOTSTARTED: &[u8] = b"NOTSTARTED no items to crawl\r\n";
+/// `lru_crawler crawl hash` (memcached walks the hash table for metadump only).
+pub const CRAWLER_UNKNOWN_ERROR: &[u8] = b"ERROR an unknown error happened\r\n";
+/// `lru_crawler crawl|metadump` while the crawler is off (`-o no_lru_crawler`, `lru_crawler
+/// disable`).
+pub const CLIENT_ERROR_CRAWLER_DISABLED: &[u8] = b"CLIENT_ERROR lru crawler disabled\r\n";
+/// `lru_crawler metadump` under `-X`.
+pub const METADUMP_DISABLED: &[u8] = b"ERROR metadump not allowed\r\n";
+/// `lru_crawler enable` while it already runs.
+pub const CRAWLER_START_FAILED: &[u8] = b"ERROR failed to start lru crawler thread\r\n";
+/// `lru_crawler sleep` above a second.
+pub const CLIENT_ERROR_CRAWLER_SLEEP: &[u8] = b"CLIENT_ERROR sleep must be one second or less\r\n";
 /// `me` on a miss (memcached answers `EN` to it even with no flags).
 pub const META_MISS: &[u8] = b"EN\r\n";
 
@@ -54,6 +69,65 @@ fn push_u64(out: &mut Vec<u8>, n: u64) {
 
 fn push_i64(out: &mut Vec<u8>, n: i64) {
     out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+}
+
+/// One `lru_crawler metadump` line, as crawler.c's `crawler_metadump_eval` prints it:
+/// `key=<uri-encoded key> exp=<unix time, -1 for never> la=<unix time> cas=<cas>
+/// fetch=<yes|no> cls=<class> size=<bytes>\n` (a bare `\n`: memcached ends only the final
+/// `END` with `\r\n`).
+#[allow(clippy::too_many_arguments)]
+pub fn metadump_item(
+    out: &mut Vec<u8>,
+    key: &[u8],
+    expires_at: Option<i64>,
+    last_access: i64,
+    cas: u64,
+    fetched: bool,
+    class_id: u8,
+    size: usize,
+) {
+    out.extend_from_slice(b"key=");
+    uri_encode(key, out);
+    out.extend_from_slice(b" exp=");
+    push_i64(out, expires_at.unwrap_or(-1));
+    out.extend_from_slice(b" la=");
+    push_i64(out, last_access);
+    out.extend_from_slice(b" cas=");
+    push_u64(out, cas);
+    out.extend_from_slice(if fetched {
+        b" fetch=yes cls=".as_slice()
+    } else {
+        b" fetch=no cls=".as_slice()
+    });
+    push_u64(out, u64::from(class_id));
+    out.extend_from_slice(b" size=");
+    push_u64(out, size as u64);
+    out.push(b'\n');
+}
+
+/// memcached's `uriencode`: letters, digits and `-._~` as they are, every other byte as
+/// `%XX` in upper-case hex, so a key with spaces or binary bytes stays one token.
+pub fn uri_encode(key: &[u8], out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for &b in key {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b);
+        } else {
+            out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
+        }
+    }
+}
+
+/// One `stats cachedump` line, as items.c's `item_cachedump` prints it: `ITEM <key> [<value
+/// bytes> b; <expiry as a unix time, 0 for never> s]\r\n`.
+pub fn cachedump_item(out: &mut Vec<u8>, key: &[u8], value_len: usize, expires_at: Option<i64>) {
+    out.extend_from_slice(b"ITEM ");
+    out.extend_from_slice(key);
+    out.extend_from_slice(b" [");
+    push_u64(out, value_len as u64);
+    out.extend_from_slice(b" b; ");
+    push_i64(out, expires_at.unwrap_or(0));
+    out.extend_from_slice(b" s]\r\n");
 }
 
 /// `VALUE <key> <flags> <bytes>[ <cas>]\r\n`: the header of one hit; the caller appends the

@@ -202,6 +202,39 @@ pub enum DetailAction {
     Dump,
 }
 
+/// Which items `lru_crawler crawl|metadump` walks (memcached's argument: `all`, `hash`, or
+/// class ids separated by commas).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrawlTarget {
+    /// `all`: every class.
+    All,
+    /// `hash`: every item, found through the hash table (memcached allows it for metadump
+    /// only).
+    Hash,
+    /// Class ids as a bit set (bit `id`, ids 1..=63); empty when the list named none (`,`).
+    Classes(u64),
+    /// An id that is not a number or not a class (memcached answers `BADCLASS`, but only
+    /// after its checks of whether the crawler runs and dumping is allowed).
+    BadClass,
+}
+
+/// `lru_crawler <subcommand> ...`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LruCrawlerCommand {
+    /// `lru_crawler crawl <classes>`: reclaim the expired items of those classes.
+    Crawl(CrawlTarget),
+    /// `lru_crawler metadump <classes>`: one line of metadata per live item, then `END`.
+    Metadump(CrawlTarget),
+    /// `lru_crawler tocrawl <n>`.
+    Tocrawl(u32),
+    /// `lru_crawler sleep <microseconds>`.
+    Sleep(u32),
+    /// `lru_crawler enable`.
+    Enable,
+    /// `lru_crawler disable`.
+    Disable,
+}
+
 /// One request from a client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request<'a> {
@@ -255,6 +288,8 @@ pub enum Request<'a> {
     CacheMemlimit { megabytes: u64, noreply: bool },
     /// `stats [group]`.
     Stats(StatsGroup<'a>),
+    /// `lru_crawler ...`.
+    LruCrawler(LruCrawlerCommand),
     /// `watch [stream ...]`: the connection becomes a log watcher.
     Watch(WatchStreams),
     /// ElastiCache's `config get <key>` (only with [`crate::ParserLimits::config_commands`]).

@@ -302,3 +302,37 @@ fn meta_debug_reply() {
         b"ME k exp=30 la=0 cas=1 fetch=no cls=2 size=70\r\n"
     );
 }
+
+#[test]
+fn metadump_and_cachedump_lines() {
+    assert_eq!(
+        written(|out| reply::metadump_item(out, b"a", None, 1_796_619_095, 1, true, 1, 61)),
+        b"key=a exp=-1 la=1796619095 cas=1 fetch=yes cls=1 size=61\n"
+    );
+    // memcached 1.6.18's line for the key `b%20c/\xff`.
+    assert_eq!(
+        written(|out| reply::metadump_item(
+            out,
+            b"b%20c/\xff",
+            Some(1_796_619_195),
+            1_796_619_095,
+            2,
+            false,
+            1,
+            73
+        )),
+        b"key=b%2520c%2F%FF exp=1796619195 la=1796619095 cas=2 fetch=no cls=1 size=73\n"
+    );
+    assert_eq!(
+        written(|out| reply::uri_encode(b"AZaz09-._~ +:", out)),
+        b"AZaz09-._~%20%2B%3A"
+    );
+    assert_eq!(
+        written(|out| reply::cachedump_item(out, b"a", 1, None)),
+        b"ITEM a [1 b; 0 s]\r\n"
+    );
+    assert_eq!(
+        written(|out| reply::cachedump_item(out, b"k", 3, Some(1_796_619_195))),
+        b"ITEM k [3 b; 1796619195 s]\r\n"
+    );
+}

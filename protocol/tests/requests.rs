@@ -8,8 +8,9 @@ use std::cell::Cell;
 
 use common::events_of;
 use ferrocache_protocol::{
-    DetailAction, GetKind, Key, MetaArithMode, MetaFlags, MetaSetMode, Parsed, ParserLimits,
-    ProtocolError, Refused, Request, StatsGroup, StoreCommand, TooLargeStore, parse_request,
+    CrawlTarget, DetailAction, GetKind, Key, LruCrawlerCommand, MetaArithMode, MetaFlags,
+    MetaSetMode, Parsed, ParserLimits, ProtocolError, Refused, Request, StatsGroup, StoreCommand,
+    TooLargeStore, parse_request,
 };
 
 /// Counts heap allocations made by the current thread, so the no-allocation test is not
@@ -712,4 +713,61 @@ fn binary_frames_borrow_from_the_input() {
     let after = ALLOCATIONS.with(Cell::get);
     assert!(parsed > 0);
     assert_eq!(after - before, 0, "parse_binary allocated");
+}
+
+/// The parse error (and reply) of a one-line request.
+fn error_of(input: &[u8]) -> ProtocolError {
+    match parse_request(input, &limits()) {
+        Parsed::Error { error, .. } => error,
+        other => panic!("{:?} -> {other:?}", String::from_utf8_lossy(input)),
+    }
+}
+
+#[test]
+fn lru_crawler_commands_as_memcached_tells_them_apart() {
+    use CrawlTarget::*;
+    use LruCrawlerCommand::*;
+    let cases: [(&[u8], LruCrawlerCommand); 12] = [
+        (b"lru_crawler metadump all\r\n", Metadump(All)),
+        (b"lru_crawler metadump hash\r\n", Metadump(Hash)),
+        (b"lru_crawler metadump 1\r\n", Metadump(Classes(1 << 1))),
+        (
+            b"lru_crawler metadump 1,,63\r\n",
+            Metadump(Classes(1 << 1 | 1 << 63)),
+        ),
+        (b"lru_crawler metadump ,\r\n", Metadump(Classes(0))),
+        (b"lru_crawler metadump 0\r\n", Metadump(BadClass)),
+        (b"lru_crawler metadump 64\r\n", Metadump(BadClass)),
+        (b"lru_crawler crawl 2,x\r\n", Crawl(BadClass)),
+        (b"lru_crawler tocrawl 5\r\n", Tocrawl(5)),
+        (b"lru_crawler sleep 2000000\r\n", Sleep(2_000_000)),
+        (b"lru_crawler enable\r\n", Enable),
+        (b"lru_crawler disable\r\n", Disable),
+    ];
+    for (input, expected) in cases {
+        assert_eq!(
+            request(input),
+            Request::LruCrawler(expected),
+            "{:?}",
+            String::from_utf8_lossy(input)
+        );
+    }
+    for input in [
+        b"lru_crawler\r\n".as_slice(),
+        b"lru_crawler metadump\r\n",
+        b"lru_crawler metadump all extra\r\n",
+        b"lru_crawler metadump all noreply\r\n",
+        b"lru_crawler foo\r\n",
+        b"lru_crawler enable now\r\n",
+    ] {
+        assert_eq!(error_of(input), ProtocolError::UnknownCommand);
+    }
+    assert_eq!(
+        error_of(b"lru_crawler tocrawl x\r\n"),
+        ProtocolError::BadCommandLine
+    );
+    assert_eq!(
+        error_of(b"lru_crawler sleep -1\r\n"),
+        ProtocolError::BadCommandLine
+    );
 }
