@@ -3,20 +3,23 @@
 //!
 //! Owns: what each command's reply means (hit or miss, stored or not), splitting a multi-get
 //! by server and merging the results, connection reuse. Must not touch: bytes on the wire (the
-//! protocol crate's encoder and parser), ring placement (the `ketama` module).
+//! protocol crate's encoder and parser), ring placement (the `ketama` module), which servers are
+//! in service (the `topology` module, fed by every call's outcome and by `discovery`).
 
 use crate::connection::{Connection, Timeouts};
+use crate::discovery::{DiscoveryOptions, Poller};
 use crate::error::ClientError;
-use crate::ketama::{KetamaRing, ServerSpec};
+use crate::ketama::ServerSpec;
 use crate::meta::{MetaRequest, MetaResponse};
 use crate::replies;
+use crate::topology::{ClusterCounters, FailurePolicy, Member, Topology};
 use ferrocache_protocol::client::{
     Reply, Store, check_key, encode_arith, encode_delete, encode_flush_all, encode_get,
     encode_meta, encode_stats, encode_store, encode_touch, encode_version,
 };
 use ferrocache_protocol::{GetKind, StatsGroup, StoreCommand};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::Arc;
 
 /// Connection settings for every server of a [`Client`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,39 +78,49 @@ pub enum StoreOutcome {
     NotAsked,
 }
 
-/// The pool of one server.
-#[derive(Debug)]
-struct ServerPool {
-    address: String,
-    idle: Mutex<Vec<Connection>>,
-}
-
 /// A memcached client over one or more servers. `Sync`: threads share one client and each
 /// call borrows a pooled connection for its duration.
 #[derive(Debug)]
 pub struct Client {
-    servers: Vec<ServerSpec>,
-    ring: KetamaRing,
-    pools: Vec<ServerPool>,
+    topology: Arc<Topology>,
     config: ClientConfig,
+    /// The config endpoint's poller, for a client made by [`Client::discover`]; stopped when
+    /// the client is dropped.
+    poller: Option<Poller>,
 }
 
 impl Client {
-    /// A client for `servers`, routed by weighted ketama. Connects lazily.
+    /// A client for `servers`, routed by weighted ketama. Connects lazily. A failing server is
+    /// never taken out of the ring (see [`Client::with_failure_policy`]).
     pub fn new(servers: Vec<ServerSpec>, config: ClientConfig) -> Result<Self, ClientError> {
-        let ring = KetamaRing::new(&servers)?;
-        let pools = servers
-            .iter()
-            .map(|server| ServerPool {
-                address: server.address(),
-                idle: Mutex::new(Vec::new()),
-            })
-            .collect();
+        Client::with_failure_policy(servers, config, FailurePolicy::never())
+    }
+
+    /// A client for `servers` that takes failing servers out of the ring as `policy` says.
+    pub fn with_failure_policy(
+        servers: Vec<ServerSpec>,
+        config: ClientConfig,
+        policy: FailurePolicy,
+    ) -> Result<Self, ClientError> {
         Ok(Client {
-            servers,
-            ring,
-            pools,
+            topology: Arc::new(Topology::new(servers, policy)?),
             config,
+            poller: None,
+        })
+    }
+
+    /// A client for the nodes an ElastiCache-style config endpoint (`host:port`) lists with
+    /// `config get cluster`, which keeps polling it (every `options.poll_interval`) and
+    /// follows the list: servers that stay keep their connections, only the keys of servers
+    /// added or removed move. Fails if the first `config get cluster` does.
+    pub fn discover(config_endpoint: &str, options: DiscoveryOptions) -> Result<Self, ClientError> {
+        let (servers, poller_state) = crate::discovery::first_config(config_endpoint, &options)?;
+        let topology = Arc::new(Topology::new(servers, options.failure)?);
+        let poller = Poller::start(poller_state, Arc::clone(&topology), options)?;
+        Ok(Client {
+            topology,
+            config: options.client,
+            poller: Some(poller),
         })
     }
 
@@ -116,60 +129,93 @@ impl Client {
         Client::new(vec![address.parse()?], ClientConfig::default())
     }
 
-    /// The servers, in ring order.
-    pub fn servers(&self) -> &[ServerSpec] {
-        &self.servers
+    /// The servers known now (in service or not), in list order.
+    pub fn servers(&self) -> Vec<ServerSpec> {
+        let routing = self.topology.routing();
+        routing.members.iter().map(|m| m.spec.clone()).collect()
     }
 
-    /// Index (into [`Client::servers`]) of the server that holds `key`.
+    /// Index (into [`Client::servers`]) of the server that holds `key` now: with a server out
+    /// of the ring, its keys' next server. 0 when every server is out.
     pub fn server_index(&self, key: &[u8]) -> usize {
-        self.ring.server_for(key)
+        self.topology.routing().member_for(key).unwrap_or(0)
     }
 
-    /// A pooled connection to server `index`, or a new one.
-    fn checkout(&self, index: usize) -> Result<Connection, ClientError> {
-        let pool = &self.pools[index];
-        let pooled = pool.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        match pooled {
+    /// The version of the node list in force (0 for a client not made by `discover`).
+    pub fn config_version(&self) -> u64 {
+        self.poller.as_ref().map_or(0, Poller::version)
+    }
+
+    /// Failures, ejections, rejoins and discovery events so far.
+    pub fn counters(&self) -> ClusterCounters {
+        self.topology.counters()
+    }
+
+    /// The member that holds `key` now.
+    fn member_for(&self, key: &[u8]) -> Result<Arc<Member>, ClientError> {
+        let routing = self.topology.routing();
+        let index = routing.member_for(key)?;
+        Ok(Arc::clone(&routing.members[index]))
+    }
+
+    /// Every member known now, for the commands sent to all servers.
+    fn members(&self) -> Vec<Arc<Member>> {
+        self.topology.routing().members.clone()
+    }
+
+    /// A pooled connection to `member`, or a new one (a failed connect counts against it).
+    fn checkout(&self, member: &Member) -> Result<Connection, ClientError> {
+        match member.pop_idle() {
             Some(connection) => Ok(connection),
-            None => Connection::connect(&pool.address, &self.config.timeouts),
+            None => Connection::connect(&member.address, &self.config.timeouts)
+                .inspect_err(|error| self.topology.record_error(member, error)),
         }
     }
 
     /// Returns a connection whose every request has been answered to its pool (or closes it
     /// when the pool is full).
-    fn checkin(&self, index: usize, mut connection: Connection) {
+    fn checkin(&self, member: &Member, mut connection: Connection) {
         if !connection.in_step() {
             return;
         }
         connection.out.clear();
         connection.shrink();
-        let mut idle = self.pools[index]
-            .idle
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if idle.len() < self.config.max_idle_per_server {
-            idle.push(connection);
-        }
+        member.push_idle(connection, self.config.max_idle_per_server);
     }
 
-    /// Runs `work` on a pooled connection to server `index`, returning the connection to the
-    /// pool unless the work left it unusable.
+    /// Runs `work` on a pooled connection to `member`, returning the connection to the pool
+    /// unless the work left it unusable, and telling the topology how the server did.
     fn with_connection<T>(
         &self,
-        index: usize,
+        member: &Member,
         work: impl FnOnce(&mut Connection) -> Result<T, ClientError>,
     ) -> Result<T, ClientError> {
-        let mut connection = self.checkout(index)?;
+        let mut connection = self.checkout(member)?;
         let result = work(&mut connection);
         let reusable = match &result {
-            Ok(_) => true,
-            Err(error) => error.keeps_connection(),
+            Ok(_) => {
+                self.topology.record_success(member);
+                true
+            }
+            Err(error) => {
+                self.topology.record_error(member, error);
+                error.keeps_connection()
+            }
         };
         if reusable {
-            self.checkin(index, connection);
+            self.checkin(member, connection);
         }
         result
+    }
+
+    /// [`Client::with_connection`] on the server that holds `key`.
+    fn with_key<T>(
+        &self,
+        key: &[u8],
+        work: impl FnOnce(&mut Connection) -> Result<T, ClientError>,
+    ) -> Result<T, ClientError> {
+        let member = self.member_for(key)?;
+        self.with_connection(&member, work)
     }
 
     fn unexpected(
@@ -214,7 +260,7 @@ impl Client {
             GetKind::Gat => "gat",
             GetKind::Gats => "gats",
         };
-        self.with_connection(self.server_index(key), |connection| {
+        self.with_key(key, |connection| {
             encode_get(&mut connection.out, kind, exptime, [key])?;
             connection.flush()?;
             let mut found = HashMap::with_capacity(1);
@@ -265,32 +311,43 @@ impl Client {
         kind: GetKind,
         keys: &[K],
     ) -> Result<HashMap<Vec<u8>, Item>, ClientError> {
-        let mut by_server: Vec<Vec<&[u8]>> = vec![Vec::new(); self.servers.len()];
+        // One routing for the whole call, so a ring change half way cannot split it oddly.
+        let routing = self.topology.routing();
+        let mut by_server: Vec<Vec<&[u8]>> = vec![Vec::new(); routing.members.len()];
         for key in keys {
             let key = key.as_ref();
             // Refuse a bad key before anything is sent anywhere.
             check_key(key)?;
-            by_server[self.server_index(key)].push(key);
+            by_server[routing.member_for(key)?].push(key);
         }
         let mut found = HashMap::with_capacity(keys.len());
         // Every server gets its lines before any reply is read, so the servers work at the
         // same time and the call takes the slowest one's time, not the sum.
-        let mut sent: Vec<(usize, Connection, usize)> = Vec::new();
+        let mut sent: Vec<(&Member, Connection, usize)> = Vec::new();
+        // The server each step is talking to, for counting a failure against it.
+        let mut current: Option<&Member> = None;
         let exchange = (|| -> Result<(), ClientError> {
             for (index, server_keys) in by_server.iter().enumerate() {
                 if server_keys.is_empty() {
                     continue;
                 }
-                let mut connection = self.checkout(index)?;
+                let member = &*routing.members[index];
+                current = Some(member);
+                let mut connection = self.checkout(member)?;
                 let lines = server_keys.chunks(self.config.keys_per_get.max(1));
                 let line_count = lines.len();
                 for chunk in lines {
                     encode_get(&mut connection.out, kind, 0, chunk.iter().copied())?;
                 }
-                connection.flush()?;
-                sent.push((index, connection, line_count));
+                if let Err(error) = connection.flush() {
+                    self.topology.record_error(member, &error);
+                    return Err(error);
+                }
+                sent.push((member, connection, line_count));
             }
-            for (_, connection, line_count) in &mut sent {
+            current = None;
+            for (member, connection, line_count) in &mut sent {
+                current = Some(*member);
                 for _ in 0..*line_count {
                     Self::read_values(connection, "get", &mut found)?;
                 }
@@ -299,9 +356,15 @@ impl Client {
         })();
         // On failure every connection of this call is dropped: some may still have replies
         // on their way.
-        exchange?;
-        for (index, connection, _) in sent {
-            self.checkin(index, connection);
+        if let Err(error) = exchange {
+            if let Some(member) = current {
+                self.topology.record_error(member, &error);
+            }
+            return Err(error);
+        }
+        for (member, connection, _) in sent {
+            self.topology.record_success(member);
+            self.checkin(member, connection);
         }
         Ok(found)
     }
@@ -315,7 +378,7 @@ impl Client {
         cas: u64,
         options: StoreOptions,
     ) -> Result<StoreOutcome, ClientError> {
-        self.with_connection(self.server_index(key), |connection| {
+        self.with_key(key, |connection| {
             let store = Store {
                 command,
                 key,
@@ -398,7 +461,7 @@ impl Client {
 
     /// `delete`: true when the key existed.
     pub fn delete(&self, key: &[u8]) -> Result<bool, ClientError> {
-        self.with_connection(self.server_index(key), |connection| {
+        self.with_key(key, |connection| {
             encode_delete(&mut connection.out, key, false)?;
             connection.flush()?;
             let deleted = connection.read_reply(|reply| Ok(replies::deleted(&reply)))?;
@@ -407,7 +470,7 @@ impl Client {
     }
 
     fn arith(&self, incr: bool, key: &[u8], delta: u64) -> Result<Option<u64>, ClientError> {
-        self.with_connection(self.server_index(key), |connection| {
+        self.with_key(key, |connection| {
             encode_arith(&mut connection.out, incr, key, delta, false)?;
             connection.flush()?;
             let value = connection.read_reply(|reply| {
@@ -433,7 +496,7 @@ impl Client {
 
     /// `touch`: true when the key existed.
     pub fn touch(&self, key: &[u8], exptime: i64) -> Result<bool, ClientError> {
-        self.with_connection(self.server_index(key), |connection| {
+        self.with_key(key, |connection| {
             encode_touch(&mut connection.out, key, exptime, false)?;
             connection.flush()?;
             let touched = connection.read_reply(|reply| Ok(replies::touched(&reply)))?;
@@ -443,7 +506,7 @@ impl Client {
 
     /// One meta command (`mg`, `ms`, `md`, `ma`) to the server that holds its key.
     pub fn meta(&self, request: &MetaRequest) -> Result<MetaResponse, ClientError> {
-        self.with_connection(self.server_index(&request.key), |connection| {
+        self.with_key(&request.key, |connection| {
             encode_meta(
                 &mut connection.out,
                 request.command,
@@ -460,8 +523,8 @@ impl Client {
 
     /// `flush_all` on every server.
     pub fn flush_all(&self) -> Result<(), ClientError> {
-        for index in 0..self.servers.len() {
-            self.with_connection(index, |connection| {
+        for member in self.members() {
+            self.with_connection(&member, |connection| {
                 encode_flush_all(&mut connection.out, 0, false);
                 connection.flush()?;
                 let ok = connection.read_reply(|reply| Ok(matches!(reply, Reply::Ok)))?;
@@ -480,7 +543,7 @@ impl Client {
         &self,
         group: StatsGroup<'_>,
     ) -> Result<Vec<HashMap<String, String>>, ClientError> {
-        (0..self.servers.len())
+        (0..self.members().len())
             .map(|index| self.server_stats(index, group))
             .collect()
     }
@@ -491,7 +554,12 @@ impl Client {
         index: usize,
         group: StatsGroup<'_>,
     ) -> Result<HashMap<String, String>, ClientError> {
-        self.with_connection(index, |connection| {
+        let member = self.members().get(index).cloned().ok_or_else(|| {
+            ClientError::Ring(crate::ketama::RingError::BadServer(format!(
+                "index {index}"
+            )))
+        })?;
+        self.with_connection(&member, |connection| {
             encode_stats(&mut connection.out, group)?;
             connection.flush()?;
             let mut stats = HashMap::new();
@@ -518,9 +586,10 @@ impl Client {
 
     /// `version` of every server, in server order.
     pub fn version(&self) -> Result<Vec<String>, ClientError> {
-        (0..self.servers.len())
-            .map(|index| {
-                self.with_connection(index, |connection| {
+        self.members()
+            .iter()
+            .map(|member| {
+                self.with_connection(member, |connection| {
                     encode_version(&mut connection.out);
                     connection.flush()?;
                     let version = connection.read_reply(|reply| {

@@ -124,6 +124,16 @@ impl Connection {
         }
     }
 
+    /// Reads the answer to a `config get` sent on this connection: the `CONFIG` block's data.
+    pub fn read_config(&mut self) -> Result<Vec<u8>, ClientError> {
+        loop {
+            match self.input.parse_config(&self.server)? {
+                Parsed::Reply(result) => return result,
+                Parsed::Needs(needed) => self.fill(needed)?,
+            }
+        }
+    }
+
     /// Reads until at least `needed` unparsed bytes are buffered.
     fn fill(&mut self, needed: usize) -> Result<(), ClientError> {
         while self.input.lacks(needed) {

@@ -1,8 +1,8 @@
 //! The errors a caller of the client sees, one variant per thing they may want to handle
 //! differently: the server said no, the network timed out or refused, the stream went wrong.
 //!
-//! Owns: the error enum and the mapping of I/O errors onto it. Must not touch: retries or
-//! server ejection (callers decide).
+//! Owns: the error enum, the mapping of I/O errors onto it, and which errors count as a server
+//! failing. Must not touch: retries or server ejection (the `topology` module decides).
 
 use ferrocache_protocol::client::{EncodeError, ReplyError};
 use std::io;
@@ -79,6 +79,14 @@ pub enum ClientError {
     /// A server name that does not resolve to any address.
     #[error("cannot resolve {server}")]
     Unresolvable { server: String },
+    /// Every server is out of the ring after failing (`FailurePolicy`); they come back after
+    /// their retry interval.
+    #[error("every server is out of service after failing")]
+    NoLiveServers,
+    /// The config endpoint's answer to `config get cluster` is unusable (`ERROR` from a server
+    /// without a cluster config is a [`ClientError::Server`]).
+    #[error("auto discovery from {endpoint}: {reason}")]
+    Discovery { endpoint: String, reason: String },
 }
 
 impl ClientError {
@@ -98,6 +106,20 @@ impl ClientError {
                 source: error,
             },
         }
+    }
+
+    /// Whether this error says the server (or the way to it) failed: refused, timed out,
+    /// reset, unresolvable. These count towards taking a server out of the ring; an answer
+    /// the server gave (even an error line) does not.
+    pub(crate) fn is_server_failure(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Timeout { .. }
+                | ClientError::ConnectionRefused { .. }
+                | ClientError::ConnectionClosed { .. }
+                | ClientError::Io { .. }
+                | ClientError::Unresolvable { .. }
+        )
     }
 
     /// Whether the connection that produced this error can still be used: only when the

@@ -6,7 +6,8 @@
 //! Owns: routing keys to servers ([`ketama`]), connections with timeouts and a small pool per
 //! server ([`connection`], [`Client`]), meta requests and replies ([`meta`]), the patterns'
 //! decisions and drivers ([`patterns`], [`session`]), the typed errors callers see
-//! ([`ClientError`]). Must not touch: the protocol's bytes (encoded and parsed by
+//! ([`ClientError`]), auto discovery from a config endpoint ([`Client::discover`]) and taking
+//! failing servers out of the ring ([`FailurePolicy`]). Must not touch: the protocol's bytes (encoded and parsed by
 //! `ferrocache_protocol::client`), the server.
 //!
 //! ```no_run
@@ -24,6 +25,7 @@
 mod async_client;
 mod client;
 pub mod connection;
+mod discovery;
 mod error;
 pub mod ketama;
 pub mod meta;
@@ -31,13 +33,16 @@ pub mod patterns;
 mod replies;
 mod reply_buffer;
 pub mod session;
+mod topology;
 
 #[cfg(feature = "async")]
 pub use async_client::AsyncClient;
 pub use client::{Client, ClientConfig, Item, StoreOptions, StoreOutcome};
 pub use connection::{Connection, Timeouts};
+pub use discovery::DiscoveryOptions;
 pub use error::{ClientError, ServerErrorKind};
 pub use ketama::{KetamaRing, RingError, ServerSpec};
 pub use meta::{MetaRequest, MetaResponse};
 pub use patterns::{LeaseOptions, LoadError, LoadOutcome, Loaded, WriteError, WriteOutcome};
 pub use session::{SessionError, SessionId, SessionStore};
+pub use topology::{ClusterCounters, FailurePolicy};

@@ -6,7 +6,9 @@
 //! reads into [`ReplyBuffer::spare`] with whatever I/O it has), what a reply means to a command.
 
 use crate::error::{ClientError, ServerErrorKind};
-use ferrocache_protocol::client::{ParsedReply, Reply, parse_reply};
+use ferrocache_protocol::client::{
+    ConfigReply, ParsedReply, Reply, parse_config_reply, parse_reply,
+};
 
 /// Read buffer growth step; replies larger than this grow the buffer to their size.
 const READ_CHUNK: usize = 16 * 1024;
@@ -64,6 +66,41 @@ impl ReplyBuffer {
                 server: server.to_owned(),
                 source,
             }),
+        }
+    }
+
+    /// Parses the answer to `config get` at the front: the `CONFIG` block's data (copied out),
+    /// or the error line a server without a config sends as [`ClientError::Server`].
+    pub(crate) fn parse_config(&mut self, server: &str) -> Result<Parsed<Vec<u8>>, ClientError> {
+        let parsed = parse_config_reply(&self.input[self.start..self.end]).map_err(|source| {
+            ClientError::Protocol {
+                server: server.to_owned(),
+                source,
+            }
+        })?;
+        match parsed {
+            ParsedReply::Complete { reply, consumed } => {
+                let result = match reply {
+                    ConfigReply::Config { data, .. } => Ok(data.to_vec()),
+                    ConfigReply::Other(Reply::Error(text)) => {
+                        Err(server_error(server, ServerErrorKind::Error, text))
+                    }
+                    ConfigReply::Other(Reply::ClientError(text)) => {
+                        Err(server_error(server, ServerErrorKind::ClientError, text))
+                    }
+                    ConfigReply::Other(Reply::ServerError(text)) => {
+                        Err(server_error(server, ServerErrorKind::ServerError, text))
+                    }
+                    ConfigReply::Other(other) => Err(ClientError::UnexpectedReply {
+                        server: server.to_owned(),
+                        command: "config get",
+                        reply: format!("{other:?}"),
+                    }),
+                };
+                self.start += consumed;
+                Ok(Parsed::Reply(result))
+            }
+            ParsedReply::Incomplete { needed } => Ok(Parsed::Needs(needed)),
         }
     }
 

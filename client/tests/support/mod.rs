@@ -72,6 +72,20 @@ impl ServerProcess {
     pub fn address(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
+
+    /// Sends `signal` (`HUP`, `KILL` ...) with kill(1), by PID.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{signal}"), self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} {}", self.child.id());
+    }
+
+    /// Waits for the process to exit (after a signal that ends it).
+    pub fn reap(&mut self) {
+        let _ = self.child.wait();
+    }
 }
 
 impl Drop for ServerProcess {
@@ -175,11 +189,16 @@ fn build_ferrocached() -> PathBuf {
 
 /// ferrocached on an ephemeral port.
 pub fn start_ferrocached() -> ServerProcess {
-    let port = free_port();
+    start_ferrocached_on(free_port(), &[])
+}
+
+/// ferrocached on `port` (a restart on the same port, say) with `extra` arguments.
+pub fn start_ferrocached_on(port: u16, extra: &[String]) -> ServerProcess {
     let args = ["-l", "127.0.0.1", "-t", "1", "-m", "64", "-p"]
         .iter()
         .map(|s| s.to_string())
         .chain([port.to_string()])
+        .chain(extra.iter().cloned())
         .collect::<Vec<_>>();
     ServerProcess::start(&ferrocached_binary(), &args, port)
 }
