@@ -3,7 +3,8 @@
 //! must be found on the backend the Rust ring names, and on no other.
 //!
 //! Two pools exercise both ways twemproxy names a server: `host:port:weight` (identity
-//! `host:port`, weights 1, 2, 3) and `host:port:weight name` (identity `name`). Needs
+//! `host:port`, weights 1, 2, 3) and `host:port:weight name` (identity `name`); a third is the
+//! pool shipped in `systemd/nutcracker.yml`, moved to the test's ports. Needs
 //! `nutcracker` (scripts/install-test-deps.sh) and fails, rather than skips, without it. The
 //! daemon binary is found as `support::ferrocached_binary` explains (`FERROCACHED` overrides).
 
@@ -20,11 +21,40 @@ struct Pool {
     name: &'static str,
     port: u16,
     ring_servers: Vec<ServerSpec>,
+    /// Taken from `systemd/nutcracker.yml` rather than written here.
+    shipped: bool,
+}
+
+/// The pool shipped in `systemd/nutcracker.yml`, its listen address and its three servers
+/// (127.0.0.1:11211-11213 there) moved to the test's ports.
+fn shipped_pool(listen: u16, backends: &[ServerProcess]) -> String {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../systemd/nutcracker.yml");
+    let shipped = std::fs::read_to_string(path).expect("systemd/nutcracker.yml");
+    let mut pool = shipped.replace(
+        "listen: 127.0.0.1:22121",
+        &format!("listen: 127.0.0.1:{listen}"),
+    );
+    for (i, backend) in backends.iter().enumerate() {
+        let port = 11211 + i;
+        pool = pool.replace(
+            &format!("127.0.0.1:{port}:1"),
+            &format!("127.0.0.1:{}:1", backend.port),
+        );
+    }
+    assert!(
+        !pool.contains("127.0.0.1:1121") && !pool.contains(":22121"),
+        "the shipped pool's addresses changed: update this test\n{pool}"
+    );
+    pool
 }
 
 fn write_config(pools: &[Pool], backends: &[ServerProcess], path: &std::path::Path) {
     let mut yaml = String::new();
     for pool in pools {
+        if pool.shipped {
+            yaml.push_str(&shipped_pool(pool.port, backends));
+            continue;
+        }
         writeln!(yaml, "{}:", pool.name).unwrap();
         writeln!(yaml, "  listen: 127.0.0.1:{}", pool.port).unwrap();
         yaml.push_str("  hash: md5\n  distribution: ketama\n  timeout: 2000\n");
@@ -62,6 +92,7 @@ fn nutcracker_places_every_key_where_the_rust_ring_says() {
             name: "weighted",
             port: free_port(),
             ring_servers: vec![spec(0, 1), spec(1, 2), spec(2, 3)],
+            shipped: false,
         },
         Pool {
             name: "named",
@@ -71,6 +102,13 @@ fn nutcracker_places_every_key_where_the_rust_ring_says() {
                 spec(1, 1).with_name("beta"),
                 spec(2, 1).with_name("gamma"),
             ],
+            shipped: false,
+        },
+        Pool {
+            name: "ferrocache",
+            port: free_port(),
+            ring_servers: vec![spec(0, 1), spec(1, 1), spec(2, 1)],
+            shipped: true,
         },
     ];
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
