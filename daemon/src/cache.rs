@@ -100,10 +100,9 @@ impl Cache {
         classes
     }
 
-    /// `stats cachedump <class> <limit>`: memcached's `ITEM <key> [<bytes> b; <exptime> s]`
-    /// lines, then `END`.
-    pub fn cachedump(&self, _class: u32, _limit: u32) -> Vec<u8> {
-        b"END\r\n".to_vec()
+    /// How many partitions there are (walks visit them by index).
+    pub fn partition_count(&self) -> usize {
+        self.partitions.len()
     }
 
     /// `stats reset` of item counters.

@@ -8,6 +8,7 @@ use crate::auth::AsciiAuth;
 use crate::cache::Cache;
 use crate::cli::Settings;
 use crate::cluster::Cluster;
+use crate::command::crawler::CrawlerState;
 use crate::command::detail::PrefixStats;
 use crate::counters::{Baseline, BaselineValues, ConnectionStats, ThreadStats, ThreadTotals};
 use crate::latency::Latency;
@@ -105,6 +106,8 @@ pub struct Shared {
     pub detail: PrefixStats,
     /// `watch`: the log watchers.
     pub watchers: Watchers,
+    /// The LRU crawler's run-time switch and settings (`lru_crawler ...`).
+    pub crawler: CrawlerState,
     /// The cluster's node list this node serves (`--cluster-config`), if any.
     pub cluster: Option<Cluster>,
     /// Each worker's waker, by worker id (set once the workers exist), so that an event on
@@ -135,6 +138,7 @@ impl Shared {
             verbosity: AtomicU8::new(settings.verbosity),
             detail: PrefixStats::new(settings.prefix_delimiter, settings.detail_enabled),
             watchers: Watchers::with_buffer(settings.watcher_buffer),
+            crawler: CrawlerState::new(settings.background_reclaim),
             cluster,
             worker_wakers: OnceLock::new(),
             settings,

@@ -378,7 +378,7 @@ impl Worker {
     fn housekeeping(&mut self, idle: bool) {
         let now = self.shared.cache.clock.now();
         let due = self.last_maintenance.elapsed() >= TICK;
-        if (idle || due) && self.shared.settings.background_reclaim {
+        if (idle || due) && self.shared.crawler.enabled() {
             // Never wait for the lock: a busy partition is being used, which is better.
             // The partitions this worker owns take turns: id, id + threads, id + 2 threads...
             let owned = self.next_partition;

@@ -3,7 +3,7 @@
 //! Owns: what each command does to the cache and to the server's counters, and which requests
 //! a server refuses (`-F`, `-A`, `-X`, `cache_memlimit` bounds, ...): one handler module per
 //! family ([`retrieval`], [`store`], [`arith`], [`delete`] (with touch), [`meta`] (what only
-//! the meta protocol asks), [`admin`], [`auth`], [`cluster`] (auto discovery), [`stats`],
+//! the meta protocol asks), [`admin`], [`auth`], [`cluster`] (auto discovery), [`crawler`] (`lru_crawler`, `stats cachedump`), [`stats`],
 //! [`watch`] (log watchers and the events the other handlers report to them)). Each handler
 //! takes a protocol-neutral
 //! command and returns a protocol-neutral outcome; the protocol fronts in `session` parse
@@ -19,6 +19,7 @@ pub mod admin;
 pub mod arith;
 pub mod auth;
 pub mod cluster;
+pub mod crawler;
 pub mod delete;
 pub mod detail;
 pub mod meta;

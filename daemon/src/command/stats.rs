@@ -84,9 +84,7 @@ impl Executor<'_> {
                     return StatsOutcome::Refused(StatsRefusal::DumpDisabled);
                 }
                 return match arguments {
-                    Ok((class, limit)) => {
-                        StatsOutcome::Report(shared.cache.cachedump(class, limit))
-                    }
+                    Ok((class, limit)) => StatsOutcome::Report(self.cachedump(class, limit)),
                     Err(error) => StatsOutcome::Refused(StatsRefusal::Protocol(error)),
                 };
             }
@@ -512,13 +510,9 @@ pub fn settings(shared: &Shared) -> Stats {
     push(&mut stats, "slab_automove_ratio", "0.80");
     push(&mut stats, "slab_automove_window", 30u64);
     push(&mut stats, "slab_chunk_max", storage.slab_chunk_max);
-    push(
-        &mut stats,
-        "lru_crawler",
-        on_off(settings.background_reclaim),
-    );
-    push(&mut stats, "lru_crawler_sleep", 100u64);
-    push(&mut stats, "lru_crawler_tocrawl", 0u64);
+    push(&mut stats, "lru_crawler", on_off(shared.crawler.enabled()));
+    push(&mut stats, "lru_crawler_sleep", shared.crawler.sleep());
+    push(&mut stats, "lru_crawler_tocrawl", shared.crawler.tocrawl());
     push(&mut stats, "tail_repair_time", 0u64);
     push(&mut stats, "flush_enabled", on_off(settings.flush_enabled));
     push(&mut stats, "dump_enabled", on_off(settings.dump_enabled));

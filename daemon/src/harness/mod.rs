@@ -10,6 +10,7 @@
 
 mod captured;
 mod captured_binary;
+mod crawler;
 mod semantics;
 
 use crate::cache::Cache;
@@ -92,23 +93,27 @@ impl Conn<'_> {
         }
         self.input.extend_from_slice(bytes);
         let mut context = ServeContext::new(&self.harness.shared, 0, -1);
+        // What the client has read: the session's buffer is emptied into it at each pause,
+        // as the connection's write would empty it, so a reply over the high-water mark (a
+        // large metadump) can go on.
+        let mut read = Vec::new();
         loop {
             let mut budget = self.harness.shared.settings.reqs_per_event;
             let (consumed, stop) =
                 self.session
                     .serve(&self.input, &mut out, &mut budget, &mut context);
             self.input.drain(..consumed);
+            read.append(&mut out);
             match stop {
-                Stop::NeedInput { .. } => return out,
-                // The client reads everything at once here, so back-pressure only pauses.
+                Stop::NeedInput { .. } => return read,
                 Stop::Budget | Stop::Backpressure => continue,
                 Stop::Close => {
                     self.closed = true;
-                    return out;
+                    return read;
                 }
                 Stop::Watch => {
                     self.watcher = context.watcher.take();
-                    return out;
+                    return read;
                 }
             }
         }

@@ -13,6 +13,7 @@ use crate::command::Executor;
 use crate::command::admin::Refusal;
 use crate::command::arith::Arith;
 use crate::command::cluster::ConfigOutcome;
+use crate::command::crawler::DumpCursor;
 use crate::command::delete::Delete;
 use crate::command::retrieval::Retrieve;
 use crate::command::stats::{StatsOutcome, StatsRefusal};
@@ -23,11 +24,11 @@ use crate::shared::Shared;
 use crate::watch::{WatchRefusal, Watcher};
 use ferrocache_protocol::reply::{self, MetaItem, MetaStatus};
 use ferrocache_protocol::{
-    GetKind, Keys, MetaArithMode, MetaCommand, MetaFlags, Parsed, ParserLimits, ProtocolError,
-    Refused, Request, StoreCommand, TooLargeStore, parse_request,
+    GetKind, Keys, LruCrawlerCommand, MetaArithMode, MetaCommand, MetaFlags, Parsed, ParserLimits,
+    ProtocolError, Refused, Request, StoreCommand, TooLargeStore, parse_request,
 };
 use ferrocache_storage::{
-    ArithMode, ArithOutcome, DeleteOutcome, MetaGetOptions, MetaGetOutcome, StoreError,
+    ArithMode, ArithOutcome, ClassSet, DeleteOutcome, MetaGetOptions, MetaGetOutcome, StoreError,
     StoreOutcome,
 };
 use std::sync::Arc;
@@ -53,6 +54,9 @@ pub struct TextSession {
     get_progress: usize,
     /// On a `-Y` server, until the connection has logged in: the login exchange.
     login: Option<AsciiLogin>,
+    /// The `lru_crawler metadump` at the front of the input, paused at the high-water mark:
+    /// where it stands and the classes it lists (checked when it began).
+    dump: Option<(DumpCursor, ClassSet)>,
 }
 
 impl TextSession {
@@ -66,6 +70,7 @@ impl TextSession {
             swallow: 0,
             get_progress: 0,
             login: shared.auth.as_ref().map(|_| AsciiLogin::default()),
+            dump: None,
         }
     }
 
@@ -143,6 +148,7 @@ impl TextSession {
                     // A multi-get resumed after a pause was logged when it began.
                     if let Some(fd) = trace
                         && self.get_progress == 0
+                        && self.dump.is_none()
                     {
                         logging::trace_request(fd, first_line(&rest[..used]));
                     }
@@ -329,8 +335,7 @@ impl TextSession {
                 answer(out, noreply, line, trace);
             }
             Request::Stats(group) => write_stats(exec.stats(group), out),
-            // Served by the command layer from the next commit; until then as before.
-            Request::LruCrawler(_) => out.extend_from_slice(reply::ERROR),
+            Request::LruCrawler(command) => return self.lru_crawler(exec, command, out),
             Request::Watch(streams) => {
                 // memcached hands the connection to its logger: replies still owed to this
                 // client from the same batch would be lost, so it refuses.
@@ -408,6 +413,69 @@ impl TextSession {
                 }
             }
         }
+        Step::Done
+    }
+
+    /// `lru_crawler ...`. A metadump is written slice by slice and pauses at the high-water
+    /// mark like a multi-get (the request stays in the input and resumes from `self.dump`),
+    /// so a dump of any size needs no more than about the high-water mark of memory.
+    fn lru_crawler(
+        &mut self,
+        exec: &Executor<'_>,
+        command: LruCrawlerCommand,
+        out: &mut Vec<u8>,
+    ) -> Step {
+        let done = match command {
+            LruCrawlerCommand::Metadump(target) => {
+                let (mut cursor, classes) = match self.dump.take() {
+                    Some(paused) => paused,
+                    None => match exec.metadump_classes(target) {
+                        Ok(classes) => (DumpCursor::default(), classes),
+                        Err(refusal) => {
+                            out.extend_from_slice(refusal.reply());
+                            return Step::Done;
+                        }
+                    },
+                };
+                loop {
+                    let finished = exec.metadump_slice(&mut cursor, classes, |item| {
+                        reply::metadump_item(
+                            out,
+                            item.key(),
+                            item.expires_at_unix(),
+                            item.last_access_unix(),
+                            item.cas(),
+                            item.fetched(),
+                            item.class_id(),
+                            item.total_size(),
+                        )
+                    });
+                    if finished {
+                        out.extend_from_slice(reply::END);
+                        return Step::Done;
+                    }
+                    if out.len() > OUTPUT_HIGH_WATER {
+                        self.dump = Some((cursor, classes));
+                        return Step::Paused;
+                    }
+                }
+            }
+            LruCrawlerCommand::Crawl(target) => exec.crawl(target),
+            LruCrawlerCommand::Enable => exec.crawler_enable(),
+            LruCrawlerCommand::Disable => {
+                exec.crawler_disable();
+                Ok(())
+            }
+            LruCrawlerCommand::Sleep(micros) => exec.crawler_sleep(micros),
+            LruCrawlerCommand::Tocrawl(items) => {
+                exec.crawler_tocrawl(items);
+                Ok(())
+            }
+        };
+        out.extend_from_slice(match done {
+            Ok(()) => reply::OK,
+            Err(refusal) => refusal.reply(),
+        });
         Step::Done
     }
 
@@ -577,6 +645,8 @@ fn trace_reply_of(fd: i32, request: &Request<'_>, reply: &[u8]) {
             one_line
         }
         Request::Stats(_) => one_line && !reply.starts_with(b"STAT ") && reply != reply::END,
+        // memcached logs the one-line answers; a metadump's lines come from its crawler.
+        Request::LruCrawler(_) => one_line && !reply.starts_with(b"key=") && reply != reply::END,
         Request::MetaGet { .. }
         | Request::MetaSet { .. }
         | Request::MetaDelete { .. }

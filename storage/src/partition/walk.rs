@@ -54,9 +54,9 @@ pub struct WalkCursor {
 
 impl Partition {
     /// One slice of a walk over this partition's items: examines at most `budget` chunks from
-    /// `cursor`, reclaims the expired and flushed items it meets (as the background crawler
-    /// does: they could not be listed anyway), and calls `visit` with every live item whose
-    /// class is in `classes`. Returns where to continue, or `None` once every page has been
+    /// `cursor`, and for the items whose class is in `classes` reclaims the expired and
+    /// flushed ones (as the background crawler does: they could not be listed anyway) and
+    /// calls `visit` with the live ones. Returns where to continue, or `None` once every page has been
     /// walked. A walk starts from `WalkCursor::default()`.
     pub fn walk_items(
         &mut self,
@@ -94,6 +94,11 @@ impl Partition {
                 if !item::is_head(slot) {
                     continue;
                 }
+                // Only the classes asked for: `lru_crawler crawl <class>` sweeps those alone.
+                let class_id = (self.slabs.class_of(handle) + 1) as u8;
+                if !classes.contains(class_id) {
+                    continue;
+                }
                 let header = Header::read(slot, self.cas_enabled);
                 if let Some(death) = self.death(&header, now) {
                     self.counters.crawler_reclaimed += 1;
@@ -101,10 +106,7 @@ impl Partition {
                     self.free_dead(handle, &header, death);
                     continue;
                 }
-                let item = self.item_ref(handle, header);
-                if classes.contains(item.class_id()) {
-                    visit(&item);
-                }
+                visit(&self.item_ref(handle, header));
             }
             if took == 0 {
                 page += 1;
