@@ -1053,10 +1053,9 @@ fn memcached_tool_reads_ferrocached_as_it_reads_memcached() {
     }
 }
 
-/// `memcached-tool dump` lists the items with `lru_crawler metadump all`, which ferrocached does
-/// not serve yet (it answers ERROR, and the tool waits for an END that never comes).
+/// `memcached-tool dump` lists the items with `lru_crawler metadump all` (it reads `key=` and
+/// `exp=` from each line, up to `END`), then fetches each one.
 #[test]
-#[ignore = "needs `lru_crawler metadump all` (issue 11, item 5: operator commands)"]
 fn memcached_tool_dumps_ferrocached_as_it_dumps_memcached() {
     let reference = Reference::start(&["-t", "2"]);
     let server = Server::start(&["-t", "2"]);
