@@ -970,7 +970,10 @@ impl Partition {
         let examined = self.crawl(budget);
         self.release_empty_pages();
         self.give_pages_to_pool();
-        self.rebalance();
+        // `slabs automove 0` stops the background moves; `slabs reassign` still moves pages.
+        if self.pool.automove() {
+            self.rebalance();
+        }
         examined
     }
 
@@ -1043,6 +1046,57 @@ impl Partition {
     /// Slab pages this partition holds now.
     pub fn pages(&self) -> usize {
         self.slabs.page_count()
+    }
+
+    /// Slab classes (the same number in every partition of a pool); class ids on the wire are
+    /// these indexes plus one.
+    pub fn class_count(&self) -> usize {
+        self.slabs.classes.len()
+    }
+
+    /// Pages class `class` (an index below [`Partition::class_count`]) holds here now.
+    pub fn class_pages(&self, class: usize) -> usize {
+        self.slabs
+            .classes
+            .get(class)
+            .map_or(0, |slab| slab.pages.len())
+    }
+
+    /// `slabs reassign`: moves one page from class `src` to class `dst` (indexes below
+    /// [`Partition::class_count`]), `None` meaning the pool (memcached's global page pool,
+    /// class 0). A class's page is emptied as the background moves empty one, its live items
+    /// rescued to other pages of the class or evicted; a page for `dst` from the pool is
+    /// taken only if the pool has one to give. Counts `slabs_moved`. False when nothing
+    /// moved: `src` holds no page, none could be emptied (evictions off and every page in
+    /// use), the pool has no page, or this partition can address no more pages.
+    pub fn reassign_page(&mut self, src: Option<usize>, dst: Option<usize>) -> bool {
+        let classes = self.slabs.classes.len();
+        if src == dst || src.is_some_and(|c| c >= classes) || dst.is_some_and(|c| c >= classes) {
+            return false;
+        }
+        let data = match src {
+            Some(class) => {
+                let Some(page) = self.empty_a_page(class) else {
+                    return false;
+                };
+                self.slabs.remove_page(page)
+            }
+            None => {
+                if !self.slabs.can_add_page() {
+                    return false;
+                }
+                let Some(data) = self.pool.try_take() else {
+                    return false;
+                };
+                data
+            }
+        };
+        match dst {
+            Some(class) => self.slabs.add_page(class, data),
+            None => self.pool.give_back(data),
+        }
+        self.counters.slabs_moved += 1;
+        true
     }
 
     // ----- index and liveness ---------------------------------------------------------------
@@ -2310,6 +2364,78 @@ mod tests {
             "the large class got the memory it needs: {big_hits}"
         );
         assert!(partition.stats().slabs_moved > 0);
+    }
+
+    #[test]
+    fn automove_off_leaves_the_classes_as_they_are() {
+        let (mut partition, pool, clock) = partition(8 << 20);
+        pool.set_automove(false);
+        let small = [b's'; 100];
+        for i in 0..60_000 {
+            set(&mut partition, format!("small{i}").as_bytes(), &small);
+        }
+        clock.advance(3600);
+        let big = [b'b'; 5000];
+        for i in 0..400 {
+            set(&mut partition, format!("big{i}").as_bytes(), &big);
+        }
+        // The large class had no page: the allocator took one, and only that one.
+        let moved = partition.stats().slabs_moved;
+        for round in 0..40 {
+            for i in 0..400 {
+                let key = format!("big{i}");
+                if partition.get(0, key.as_bytes()).is_none() {
+                    set(&mut partition, key.as_bytes(), &big);
+                }
+            }
+            if round % 2 == 0 {
+                clock.advance(1);
+            }
+            partition.maintain(500);
+        }
+        assert_eq!(partition.stats().slabs_moved, moved);
+    }
+
+    #[test]
+    fn reassign_moves_one_page_rescuing_or_evicting_its_items() {
+        let (mut partition, pool, _) = partition(8 << 20);
+        let value = [b'v'; 100];
+        let small = partition.slabs.class_for(19 + 10 + 100).unwrap();
+        let per_page = partition.slabs.classes[small].chunks_per_page;
+        // Two and a half pages of items: the page given up is the half-full one, and the
+        // full pages have no room, so some of its items are rescued only by evicting others.
+        let count = per_page * 5 / 2;
+        for i in 0..count {
+            set(&mut partition, format!("k{i}").as_bytes(), &value);
+        }
+        assert_eq!(partition.class_pages(small), 3);
+        let big = partition.class_count() - 2;
+        assert_eq!(partition.class_pages(big), 0);
+        assert!(partition.reassign_page(Some(small), Some(big)));
+        assert_eq!(partition.class_pages(small), 2);
+        assert_eq!(partition.class_pages(big), 1);
+        let stats = partition.stats();
+        assert_eq!(stats.slabs_moved, 1);
+        assert!(stats.slab_rescues > 0);
+        assert_eq!(partition.len() as u64 + stats.evictions, count as u64);
+        let alive = (0..count)
+            .filter(|i| partition.peek(0, format!("k{i}").as_bytes()).is_some())
+            .count();
+        assert_eq!(alive, partition.len());
+        // To the pool and back.
+        let in_use = pool.pages_in_use();
+        assert!(partition.reassign_page(Some(big), None));
+        assert_eq!(partition.class_pages(big), 0);
+        assert_eq!(pool.pages_in_use(), in_use - 1);
+        assert_eq!(pool.spare_pages(), 1);
+        assert!(partition.reassign_page(None, Some(small)));
+        assert_eq!(partition.class_pages(small), 3);
+        assert_eq!(pool.spare_pages(), 0);
+        assert_eq!(partition.stats().slabs_moved, 3);
+        // Nothing to give: no move, nothing counted.
+        assert!(!partition.reassign_page(Some(big), Some(small)));
+        assert!(!partition.reassign_page(Some(small), Some(small)));
+        assert_eq!(partition.stats().slabs_moved, 3);
     }
 
     #[test]

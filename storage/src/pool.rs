@@ -8,7 +8,7 @@
 //! share.
 
 use parking_lot::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// Slab pages for all partitions, at most `limit` of them out at once.
 #[derive(Debug)]
@@ -22,6 +22,9 @@ pub struct PagePool {
     partitions: AtomicUsize,
     /// Partitions that needed a page and found none.
     wanted: AtomicUsize,
+    /// Whether partitions move pages between their classes on their own (memcached's
+    /// `slab_automove`; `slabs automove 0` clears it).
+    automove: AtomicBool,
 }
 
 impl PagePool {
@@ -34,6 +37,7 @@ impl PagePool {
             spare: Mutex::new(Vec::new()),
             partitions: AtomicUsize::new(0),
             wanted: AtomicUsize::new(0),
+            automove: AtomicBool::new(true),
         }
     }
 
@@ -136,6 +140,16 @@ impl PagePool {
         let _ = self
             .wanted
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+    }
+
+    /// Whether the partitions' maintenance moves pages between classes by itself.
+    pub fn automove(&self) -> bool {
+        self.automove.load(Ordering::Relaxed)
+    }
+
+    /// Turns the background page moves on or off (`slabs automove`).
+    pub fn set_automove(&self, on: bool) {
+        self.automove.store(on, Ordering::Relaxed);
     }
 
     /// Partitions starving for a page.
