@@ -17,8 +17,8 @@
 use crate::meta::{MetaCommand, MetaFlags};
 use crate::reply::MetaStatus;
 use crate::request::{
-    CrawlTarget, DetailAction, GetKind, KEY_MAX_LEN, Key, LruCrawlerCommand, Request, StatsGroup,
-    StoreCommand, WatchStreams,
+    CrawlTarget, DetailAction, GetKind, KEY_MAX_LEN, Key, LruCrawlerCommand, Request, SlabsCommand,
+    StatsGroup, StoreCommand, WatchStreams,
 };
 use base64::Engine as _;
 use thiserror::Error;
@@ -533,6 +533,30 @@ pub fn encode_request(out: &mut Vec<u8>, request: &Request<'_>) -> Result<(), En
         Request::LruCrawler(command) => {
             encode_lru_crawler(out, *command);
             Ok(())
+        }
+        Request::Slabs(command) => {
+            encode_slabs(out, *command);
+            Ok(())
+        }
+    }
+}
+
+/// `slabs reassign|automove ...`.
+fn encode_slabs(out: &mut Vec<u8>, command: SlabsCommand) {
+    match command {
+        SlabsCommand::Reassign { src, dst } => {
+            out.extend_from_slice(format!("slabs reassign {src} {dst}\r\n").as_bytes());
+        }
+        SlabsCommand::Automove { level, noreply } => {
+            out.extend_from_slice(b"slabs automove ");
+            push_u64(out, u64::from(level));
+            push_noreply(out, noreply);
+            out.extend_from_slice(b"\r\n");
+        }
+        SlabsCommand::Ratio { ratio, noreply } => {
+            out.extend_from_slice(format!("slabs automove ratio {}", ratio.get()).as_bytes());
+            push_noreply(out, noreply);
+            out.extend_from_slice(b"\r\n");
         }
     }
 }

@@ -45,6 +45,6 @@ pub use line::{Parsed, ParserLimits, Refused, TooLargeStore};
 pub use meta::{MetaArithMode, MetaCommand, MetaFlags, MetaSetMode};
 pub use parse::parse_request;
 pub use request::{
-    CrawlTarget, DetailAction, GetKind, KEY_MAX_LEN, Key, Keys, LruCrawlerCommand, Request,
-    StatsGroup, StoreCommand, WatchStreams,
+    AutomoveRatio, CrawlTarget, DetailAction, GetKind, KEY_MAX_LEN, Key, Keys, LruCrawlerCommand,
+    Request, SlabsCommand, StatsGroup, StoreCommand, WatchStreams,
 };

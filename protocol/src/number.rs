@@ -75,6 +75,17 @@ pub(crate) fn safe_strtoul(token: &[u8]) -> Option<u32> {
     safe_strtoull(token).map(|value| value as u32)
 }
 
+/// `safe_strtod`: a double, the whole token (an overflow, which strtod reports with
+/// `ERANGE`, is refused; `inf` and `nan` written out are accepted, as strtod accepts them).
+pub(crate) fn safe_strtod(token: &[u8]) -> Option<f64> {
+    let text = std::str::from_utf8(token).ok()?;
+    let value: f64 = text.parse().ok()?;
+    if value.is_infinite() && !text.to_ascii_lowercase().contains("inf") {
+        return None;
+    }
+    Some(value)
+}
+
 /// `safe_strtol` into memcached's `int32_t`: 64-bit `strtol` (overflow rejected), then
 /// truncated, so `2147483648` reads as `-2147483648`.
 pub(crate) fn safe_strtol(token: &[u8]) -> Option<i32> {

@@ -19,10 +19,10 @@ use crate::line::{
 };
 use crate::meta::MetaCommand;
 use crate::meta_parse;
-use crate::number::{safe_strtol, safe_strtoul, safe_strtoull};
+use crate::number::{safe_strtod, safe_strtol, safe_strtoul, safe_strtoull};
 use crate::request::{
-    CrawlTarget, DetailAction, GetKind, KEY_MAX_LEN, Key, Keys, LruCrawlerCommand, Request,
-    StatsGroup, StoreCommand, WatchStreams,
+    AutomoveRatio, CrawlTarget, DetailAction, GetKind, KEY_MAX_LEN, Key, Keys, LruCrawlerCommand,
+    Request, SlabsCommand, StatsGroup, StoreCommand, WatchStreams,
 };
 
 /// Parses the first request in `input`.
@@ -251,6 +251,7 @@ impl<'i> Command<'i, '_> {
             b"stats" => Ok(self.done(Request::Stats(self.stats_group()))),
             b"watch" => self.watch(),
             b"lru_crawler" => self.lru_crawler(),
+            b"slabs" => self.slabs(),
             b"config" if self.limits.config_commands => self.config(),
             // Any arguments are accepted, as memcached's; only a last `noreply` counts.
             b"refresh_certs" => Ok(self.done(Request::RefreshCerts {
@@ -644,6 +645,53 @@ impl<'i> Command<'i, '_> {
             _ => return Err(ProtocolError::UnknownCommand.into()),
         };
         Ok(self.done(Request::LruCrawler(command)))
+    }
+
+    /// `slabs reassign <src> <dst>` (exactly, no `noreply`) or `slabs automove <level>|ratio
+    /// <r> [noreply]`, as proto_text.c's `process_slabs_command` and
+    /// `process_slabs_automove_command` read them: ids and the level that are not numbers are
+    /// `CLIENT_ERROR bad command line format`, a level above 2 or a ratio that is not one
+    /// `ERROR`; automove's errors are silent under `noreply`. Any other shape is `ERROR`.
+    fn slabs(&self) -> Result<Parsed<'i>, Failure<'i>> {
+        let tokens = self.tokens;
+        let ntokens = tokens.ntokens();
+        let command = match tokens.get(1) {
+            b"reassign" if ntokens == 5 => {
+                let (Some(src), Some(dst)) =
+                    (safe_strtol(tokens.get(2)), safe_strtol(tokens.get(3)))
+                else {
+                    return Err(ProtocolError::BadCommandLine.into());
+                };
+                SlabsCommand::Reassign { src, dst }
+            }
+            b"automove" if ntokens >= 4 => {
+                let noreply = self.noreply();
+                let unknown = || Failure::new(ProtocolError::UnknownCommand).silent_if(noreply);
+                if tokens.get(2) == b"ratio" {
+                    let ratio = (ntokens >= 5)
+                        .then(|| safe_strtod(tokens.get(3)))
+                        .flatten()
+                        .ok_or_else(unknown)?;
+                    SlabsCommand::Ratio {
+                        ratio: AutomoveRatio::new(ratio),
+                        noreply,
+                    }
+                } else {
+                    let level = safe_strtoul(tokens.get(2)).ok_or_else(|| {
+                        Failure::new(ProtocolError::BadCommandLine).silent_if(noreply)
+                    })?;
+                    match level {
+                        0..=2 => SlabsCommand::Automove {
+                            level: level as u8,
+                            noreply,
+                        },
+                        _ => return Err(unknown()),
+                    }
+                }
+            }
+            _ => return Err(ProtocolError::UnknownCommand.into()),
+        };
+        Ok(self.done(Request::Slabs(command)))
     }
 
     /// `me <key> [b]`: only a `b` right after the key counts; anything else is ignored.

@@ -60,6 +60,12 @@ pub const METADUMP_DISABLED: &[u8] = b"ERROR metadump not allowed\r\n";
 pub const CRAWLER_START_FAILED: &[u8] = b"ERROR failed to start lru crawler thread\r\n";
 /// `lru_crawler sleep` above a second.
 pub const CLIENT_ERROR_CRAWLER_SLEEP: &[u8] = b"CLIENT_ERROR sleep must be one second or less\r\n";
+/// `slabs reassign` with src equal to dst.
+pub const REASSIGN_SAME: &[u8] = b"SAME src and dst class are identical\r\n";
+/// `slabs reassign` naming no class (nor the global page pool, 0).
+pub const REASSIGN_BADCLASS: &[u8] = b"BADCLASS invalid src or dst class id\r\n";
+/// `slabs reassign` from a class holding fewer than two pages.
+pub const REASSIGN_NOSPARE: &[u8] = b"NOSPARE source class has no spare pages\r\n";
 /// `me` on a miss (memcached answers `EN` to it even with no flags).
 pub const META_MISS: &[u8] = b"EN\r\n";
 

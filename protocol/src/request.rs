@@ -235,6 +235,32 @@ pub enum LruCrawlerCommand {
     Disable,
 }
 
+/// `slabs automove ratio <r>`'s ratio, kept as its bits so that requests compare as values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AutomoveRatio(u64);
+
+impl AutomoveRatio {
+    pub fn new(ratio: f64) -> Self {
+        AutomoveRatio(ratio.to_bits())
+    }
+
+    pub fn get(self) -> f64 {
+        f64::from_bits(self.0)
+    }
+}
+
+/// `slabs <subcommand> ...`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlabsCommand {
+    /// `slabs reassign <src> <dst>`: memcached's class ids as given (1-based; 0 is the global
+    /// page pool, a `src` of -1 means any class with a page to spare). Never `noreply`.
+    Reassign { src: i32, dst: i32 },
+    /// `slabs automove <0|1|2> [noreply]`.
+    Automove { level: u8, noreply: bool },
+    /// `slabs automove ratio <r> [noreply]`.
+    Ratio { ratio: AutomoveRatio, noreply: bool },
+}
+
 /// One request from a client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request<'a> {
@@ -290,6 +316,8 @@ pub enum Request<'a> {
     Stats(StatsGroup<'a>),
     /// `lru_crawler ...`.
     LruCrawler(LruCrawlerCommand),
+    /// `slabs reassign|automove ...`.
+    Slabs(SlabsCommand),
     /// `watch [stream ...]`: the connection becomes a log watcher.
     Watch(WatchStreams),
     /// ElastiCache's `config get <key>` (only with [`crate::ParserLimits::config_commands`]).
@@ -336,7 +364,10 @@ impl Request<'_> {
             | Request::FlushAll { noreply, .. }
             | Request::Verbosity { noreply, .. }
             | Request::CacheMemlimit { noreply, .. }
-            | Request::RefreshCerts { noreply } => *noreply,
+            | Request::RefreshCerts { noreply }
+            | Request::Slabs(
+                SlabsCommand::Automove { noreply, .. } | SlabsCommand::Ratio { noreply, .. },
+            ) => *noreply,
             _ => false,
         }
     }

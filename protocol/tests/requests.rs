@@ -9,8 +9,8 @@ use std::cell::Cell;
 use common::events_of;
 use ferrocache_protocol::{
     CrawlTarget, DetailAction, GetKind, Key, LruCrawlerCommand, MetaArithMode, MetaFlags,
-    MetaSetMode, Parsed, ParserLimits, ProtocolError, Refused, Request, StatsGroup, StoreCommand,
-    TooLargeStore, parse_request,
+    MetaSetMode, Parsed, ParserLimits, ProtocolError, Refused, Request, SlabsCommand, StatsGroup,
+    StoreCommand, TooLargeStore, parse_request,
 };
 
 /// Counts heap allocations made by the current thread, so the no-allocation test is not
@@ -770,4 +770,100 @@ fn lru_crawler_commands_as_memcached_tells_them_apart() {
         error_of(b"lru_crawler sleep -1\r\n"),
         ProtocolError::BadCommandLine
     );
+}
+
+#[test]
+fn slabs_commands_as_memcached_reads_them() {
+    use SlabsCommand::*;
+    let cases: [(&[u8], SlabsCommand); 7] = [
+        (b"slabs reassign 1 2\r\n", Reassign { src: 1, dst: 2 }),
+        (b"slabs reassign -1 0\r\n", Reassign { src: -1, dst: 0 }),
+        (b"slabs reassign 3 3\r\n", Reassign { src: 3, dst: 3 }),
+        (
+            b"slabs automove 0\r\n",
+            Automove {
+                level: 0,
+                noreply: false,
+            },
+        ),
+        (
+            b"slabs automove 2 noreply\r\n",
+            Automove {
+                level: 2,
+                noreply: true,
+            },
+        ),
+        // strtoul's 64 bits truncated into memcached's uint32_t.
+        (
+            b"slabs automove 4294967297\r\n",
+            Automove {
+                level: 1,
+                noreply: false,
+            },
+        ),
+        (
+            b"slabs automove 1 extra\r\n",
+            Automove {
+                level: 1,
+                noreply: false,
+            },
+        ),
+    ];
+    for (input, expected) in cases {
+        assert_eq!(
+            request(input),
+            Request::Slabs(expected),
+            "{:?}",
+            String::from_utf8_lossy(input)
+        );
+    }
+    match request(b"slabs automove ratio 0.5 noreply\r\n") {
+        Request::Slabs(Ratio { ratio, noreply }) => {
+            assert_eq!(ratio.get(), 0.5);
+            assert!(noreply);
+        }
+        other => panic!("{other:?}"),
+    }
+    for input in [
+        b"slabs\r\n".as_slice(),
+        b"slabs reassign\r\n",
+        b"slabs reassign 1\r\n",
+        b"slabs reassign 1 2 noreply\r\n",
+        b"slabs automove\r\n",
+        b"slabs automove 3\r\n",
+        b"slabs automove ratio\r\n",
+        b"slabs automove ratio x\r\n",
+        b"slabs foo 1 2\r\n",
+    ] {
+        assert_eq!(
+            error_of(input),
+            ProtocolError::UnknownCommand,
+            "{:?}",
+            String::from_utf8_lossy(input)
+        );
+    }
+    for input in [
+        b"slabs reassign x 2\r\n".as_slice(),
+        b"slabs reassign 1 2x\r\n",
+        b"slabs automove x\r\n",
+        b"slabs automove -1\r\n",
+    ] {
+        assert_eq!(
+            error_of(input),
+            ProtocolError::BadCommandLine,
+            "{:?}",
+            String::from_utf8_lossy(input)
+        );
+    }
+    // automove's errors are silent under noreply; reassign takes no noreply.
+    for input in [
+        b"slabs automove 3 noreply\r\n".as_slice(),
+        b"slabs automove x noreply\r\n",
+        b"slabs automove ratio x noreply\r\n",
+    ] {
+        match parse_request(input, &limits()) {
+            Parsed::Error { silent, .. } => assert!(silent),
+            other => panic!("{other:?}"),
+        }
+    }
 }
