@@ -10,6 +10,7 @@ use crate::cli::Settings;
 use crate::cluster::Cluster;
 use crate::command::crawler::CrawlerState;
 use crate::command::detail::PrefixStats;
+use crate::command::slabs::SlabsState;
 use crate::counters::{Baseline, BaselineValues, ConnectionStats, ThreadStats, ThreadTotals};
 use crate::latency::Latency;
 use crate::tls::ServerTls;
@@ -108,6 +109,8 @@ pub struct Shared {
     pub watchers: Watchers,
     /// The LRU crawler's run-time switch and settings (`lru_crawler ...`).
     pub crawler: CrawlerState,
+    /// `slabs automove`'s level and ratio, as `stats settings` reports them.
+    pub slabs: SlabsState,
     /// The cluster's node list this node serves (`--cluster-config`), if any.
     pub cluster: Option<Cluster>,
     /// Each worker's waker, by worker id (set once the workers exist), so that an event on
@@ -139,6 +142,7 @@ impl Shared {
             detail: PrefixStats::new(settings.prefix_delimiter, settings.detail_enabled),
             watchers: Watchers::with_buffer(settings.watcher_buffer),
             crawler: CrawlerState::new(settings.background_reclaim),
+            slabs: SlabsState::default(),
             cluster,
             worker_wakers: OnceLock::new(),
             settings,

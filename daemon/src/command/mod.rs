@@ -3,7 +3,7 @@
 //! Owns: what each command does to the cache and to the server's counters, and which requests
 //! a server refuses (`-F`, `-A`, `-X`, `cache_memlimit` bounds, ...): one handler module per
 //! family ([`retrieval`], [`store`], [`arith`], [`delete`] (with touch), [`meta`] (what only
-//! the meta protocol asks), [`admin`], [`auth`], [`cluster`] (auto discovery), [`crawler`] (`lru_crawler`, `stats cachedump`), [`stats`],
+//! the meta protocol asks), [`admin`], [`auth`], [`cluster`] (auto discovery), [`crawler`] (`lru_crawler`, `stats cachedump`), [`slabs`] (`slabs reassign|automove`), [`stats`],
 //! [`watch`] (log watchers and the events the other handlers report to them)). Each handler
 //! takes a protocol-neutral
 //! command and returns a protocol-neutral outcome; the protocol fronts in `session` parse
@@ -24,6 +24,7 @@ pub mod delete;
 pub mod detail;
 pub mod meta;
 pub mod retrieval;
+pub mod slabs;
 pub mod stats;
 pub mod store;
 pub mod watch;

@@ -506,8 +506,12 @@ pub fn settings(shared: &Shared) -> Stats {
         u64::from(settings.hashpower_init),
     );
     push(&mut stats, "slab_reassign", "yes");
-    push(&mut stats, "slab_automove", 1u64);
-    push(&mut stats, "slab_automove_ratio", "0.80");
+    push(&mut stats, "slab_automove", u64::from(shared.slabs.level()));
+    push(
+        &mut stats,
+        "slab_automove_ratio",
+        format!("{:.2}", shared.slabs.ratio()),
+    );
     push(&mut stats, "slab_automove_window", 30u64);
     push(&mut stats, "slab_chunk_max", storage.slab_chunk_max);
     push(&mut stats, "lru_crawler", on_off(shared.crawler.enabled()));

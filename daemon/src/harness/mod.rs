@@ -12,6 +12,7 @@ mod captured;
 mod captured_binary;
 mod crawler;
 mod semantics;
+mod slabs;
 
 use crate::cache::Cache;
 use crate::cli;

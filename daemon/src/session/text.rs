@@ -25,7 +25,7 @@ use crate::watch::{WatchRefusal, Watcher};
 use ferrocache_protocol::reply::{self, MetaItem, MetaStatus};
 use ferrocache_protocol::{
     GetKind, Keys, LruCrawlerCommand, MetaArithMode, MetaCommand, MetaFlags, Parsed, ParserLimits,
-    ProtocolError, Refused, Request, StoreCommand, TooLargeStore, parse_request,
+    ProtocolError, Refused, Request, SlabsCommand, StoreCommand, TooLargeStore, parse_request,
 };
 use ferrocache_storage::{
     ArithMode, ArithOutcome, ClassSet, DeleteOutcome, MetaGetOptions, MetaGetOutcome, StoreError,
@@ -336,6 +336,21 @@ impl TextSession {
             }
             Request::Stats(group) => write_stats(exec.stats(group), out),
             Request::LruCrawler(command) => return self.lru_crawler(exec, command, out),
+            Request::Slabs(SlabsCommand::Reassign { src, dst }) => {
+                let line = match exec.slabs_reassign(src, dst) {
+                    Ok(()) => reply::OK,
+                    Err(refusal) => refusal.reply(),
+                };
+                answer(out, false, line, trace);
+            }
+            Request::Slabs(SlabsCommand::Automove { level, noreply }) => {
+                exec.slabs_automove(level);
+                answer(out, noreply, reply::OK, trace);
+            }
+            Request::Slabs(SlabsCommand::Ratio { ratio, noreply }) => {
+                exec.slabs_automove_ratio(ratio.get());
+                answer(out, noreply, reply::OK, trace);
+            }
             Request::Watch(streams) => {
                 // memcached hands the connection to its logger: replies still owed to this
                 // client from the same batch would be lost, so it refuses.
@@ -567,6 +582,7 @@ fn family(request: &Request<'_>) -> Family {
         | Request::Stats(_)
         | Request::Watch(_)
         | Request::LruCrawler(_)
+        | Request::Slabs(_)
         | Request::ConfigGet { .. }
         | Request::ConfigSet { .. }
         | Request::ConfigDelete { .. }
