@@ -227,6 +227,54 @@ fn flush_all_disabled_like_memcached() {
     }
 }
 
+/// `slabs reassign` and `slabs automove` on fresh servers holding one small item: every
+/// refusal whose answer does not depend on how pages are spread (class 1 holds one page on
+/// both, the global page pool none), the shapes that are `ERROR`, and automove's levels and
+/// ratio as `stats settings` then reports them.
+#[test]
+fn slabs_commands_like_memcached() {
+    let reference = Reference::start(&["-t", "2", "-m", "64"]);
+    let server = Server::start(&["-t", "2", "-m", "64"]);
+    let (mut memcached, mut ferrocached) = (reference.connect(), server.connect());
+    for step in [
+        &b"set a 0 0 1\r\n1\r\n"[..],
+        b"slabs reassign 1 1\r\nslabs reassign -1 -1\r\n",
+        b"slabs reassign 1 2\r\nslabs reassign 0 1\r\n",
+        b"slabs reassign -1 1\r\nslabs reassign 1 100\r\nslabs reassign 1 -2\r\n",
+        b"slabs reassign 1 99999999999\r\nslabs reassign x 1\r\nslabs reassign 1 2x\r\n",
+        b"slabs reassign 1 2 noreply\r\nslabs reassign\r\nslabs reassign 1\r\n",
+        b"slabs\r\nslabs foo 1 2\r\nslabs automove\r\n",
+        b"slabs automove 0\r\nslabs automove 1 noreply\r\nslabs automove 2\r\n",
+        b"slabs automove 3\r\nslabs automove 3 noreply\r\nslabs automove x\r\n",
+        b"slabs automove -1\r\nslabs automove x noreply\r\n",
+        b"slabs automove ratio\r\nslabs automove ratio x\r\nslabs automove ratio 1e999\r\n",
+        b"slabs automove ratio 0.5\r\nslabs automove ratio x noreply\r\n",
+        b"get a\r\n",
+    ] {
+        assert_eq!(
+            show(&memcached.call_script(step)),
+            show(&ferrocached.call_script(step)),
+            "request {}",
+            show(step)
+        );
+    }
+    let settings: Vec<Vec<String>> = [&mut memcached, &mut ferrocached]
+        .into_iter()
+        .map(|client| {
+            let text = client.call(b"stats settings\r\n", b"END\r\n");
+            text.lines()
+                .filter(|line| {
+                    line.starts_with("STAT slab_automove ")
+                        || line.starts_with("STAT slab_automove_ratio ")
+                })
+                .map(str::to_string)
+                .collect()
+        })
+        .collect();
+    assert_eq!(settings[0].len(), 2, "{:?}", settings[0]);
+    assert_eq!(settings[0], settings[1]);
+}
+
 /// The event lines a watcher of fetchers, mutations and connevents reads while another client
 /// connects, stores, reads a hit and a miss, and leaves; fields that vary (time, id, fd, port,
 /// slab class) are masked. Connection events of other sockets (a readiness probe that
