@@ -31,7 +31,10 @@ fn items_expire_when_the_clock_says_so() {
     assert_eq!(conn.call("mg a\r\n"), "EN\r\n");
     // One second of life: there for the rest of this second, gone at the next.
     assert_eq!(conn.call("set short 0 1 1\r\nx\r\n"), "STORED\r\n");
-    assert_eq!(conn.call("get short\r\n"), "VALUE short 0 1\r\nx\r\nEND\r\n");
+    assert_eq!(
+        conn.call("get short\r\n"),
+        "VALUE short 0 1\r\nx\r\nEND\r\n"
+    );
     harness.advance(1);
     assert_eq!(conn.call("get short\r\n"), "END\r\n");
 }
