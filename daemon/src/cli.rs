@@ -236,7 +236,8 @@ struct Cli {
     #[arg(short = 'B', long = "protocol", env = "FERROCACHED_PROTOCOL")]
     protocol: Option<Protocol>,
 
-    /// Turn on SASL authentication: not available in this build yet
+    /// SASL authentication over the binary protocol (PLAIN; users from the file named by
+    /// MEMCACHED_SASL_PWDB, user:password lines); implies -B binary, refuses ASCII and UDP
     #[arg(short = 'S', long = "enable-sasl", env = "FERROCACHED_ENABLE_SASL")]
     enable_sasl: bool,
 
@@ -386,6 +387,8 @@ pub struct Settings {
     pub tls: TlsSettings,
     /// `-Y`: the auth file.
     pub auth_file: Option<PathBuf>,
+    /// `-S`: SASL over the binary protocol.
+    pub sasl: bool,
 }
 
 /// A command line that cannot work, with the message to print.
@@ -468,9 +471,7 @@ fn license() -> String {
 
 /// Flags ferrocached has no way to do, or that other parts of the project are building.
 fn refuse_unavailable(cli: &Cli) -> Result<(), String> {
-    let refusal = if cli.enable_sasl {
-        Some(format!("-S (SASL authentication) {NOT_YET}"))
-    } else if let Some(path) = &cli.memory_file {
+    let refusal = if let Some(path) = &cli.memory_file {
         Some(format!(
             "-e {} (restartable cache in a memory file) {NOT_YET}",
             path.display()
@@ -490,6 +491,25 @@ fn refuse_unavailable(cli: &Cli) -> Result<(), String> {
         })
     };
     refusal.map_or(Ok(()), |why| Err(format!("error: {why}")))
+}
+
+/// memcached's refusals around `-S`, checked before `-Y`'s as memcached checks them: SASL is
+/// binary-only, so an ASCII or negotiating protocol, or UDP, is refused.
+fn check_sasl(cli: &Cli) -> Result<(), String> {
+    if cli.enable_sasl {
+        if cli
+            .protocol
+            .is_some_and(|protocol| protocol != Protocol::Binary)
+        {
+            return Err("error: You cannot allow the ASCII protocol while using SASL.".to_string());
+        }
+        if cli.udp_port != 0 {
+            return Err(
+                "error: Cannot enable UDP while using binary SASL authentication.".to_string(),
+            );
+        }
+    }
+    Ok(())
 }
 
 /// memcached's refusals around `-Y`, checked before the general ones so the message is its.
@@ -512,6 +532,7 @@ fn check_auth_file(cli: &Cli) -> Result<(), String> {
 }
 
 fn settings_from(cli: Cli) -> Result<Settings, String> {
+    check_sasl(&cli)?;
     check_auth_file(&cli)?;
     refuse_unavailable(&cli)?;
     let mut notes = Vec::new();
@@ -581,12 +602,17 @@ fn settings_from(cli: Cli) -> Result<Settings, String> {
         port,
         udp_port: cli.udp_port,
         unix_mask: cli.unix_mask,
-        // As memcached: -Y without -B means ascii; otherwise auto-negotiate.
+        // As memcached: -Y without -B means ascii (even with -S: memcached sets binary for
+        // -S, then ascii for -Y, and its SASL is then never reached), -S means binary;
+        // otherwise auto-negotiate.
         protocol: cli.protocol.unwrap_or(if cli.auth_file.is_some() {
             Protocol::Ascii
+        } else if cli.enable_sasl {
+            Protocol::Binary
         } else {
             Protocol::Auto
         }),
+        sasl: cli.enable_sasl,
         threads,
         partitions,
         conn_limit: cli.conn_limit as usize,
@@ -1347,15 +1373,35 @@ mod tests {
     }
 
     #[test]
-    fn flags_other_parts_build_are_refused_by_name_until_then() {
-        for (args, names) in [
-            (&["-S"][..], "-S (SASL"),
-            (&["-e", "/dev/shm/x"], "-e /dev/shm/x"),
-        ] {
-            let message = usage_error(args);
-            assert!(message.starts_with(&format!("error: {names}")), "{message}");
-            assert!(message.contains(NOT_YET), "{message}");
+    fn sasl_is_binary_only_as_in_memcached() {
+        let settings = parse(&["-S"]).unwrap();
+        assert!(settings.sasl);
+        assert_eq!(settings.protocol, Protocol::Binary);
+        assert_eq!(
+            parse(&["-S", "-B", "binary"]).unwrap().protocol,
+            Protocol::Binary
+        );
+        for protocol in ["ascii", "auto"] {
+            assert_eq!(
+                usage_error(&["-S", "-B", protocol]),
+                "error: You cannot allow the ASCII protocol while using SASL."
+            );
         }
+        assert_eq!(
+            usage_error(&["-S", "-U", "11211"]),
+            "error: Cannot enable UDP while using binary SASL authentication."
+        );
+        // memcached: -Y's ascii wins over -S's binary when -B is not given.
+        let both = parse(&["-S", "-Y", "/dev/null"]).unwrap();
+        assert_eq!(both.protocol, Protocol::Ascii);
+        assert!(usage_error(&["-S", "-Y", "/dev/null", "-B", "binary"]).contains("BINARY"));
+    }
+
+    #[test]
+    fn flags_other_parts_build_are_refused_by_name_until_then() {
+        let message = usage_error(&["-e", "/dev/shm/x"]);
+        assert!(message.starts_with("error: -e /dev/shm/x"), "{message}");
+        assert!(message.contains(NOT_YET), "{message}");
         assert!(usage_error(&["-L"]).contains("huge pages"));
         assert!(usage_error(&["-N", "2"]).contains("NAPI"));
     }

@@ -100,11 +100,16 @@ fn main() -> ExitCode {
     }
 }
 
-/// The TLS config (`-Z`) and the auth file (`-Y`); the error is the one line to print.
-fn load_security(
-    settings: &Settings,
-    now: u32,
-) -> Result<(Option<tls::ServerTls>, Option<auth::AsciiAuth>), String> {
+/// What `-Z`, `-Y` and `-S` load before the threads start.
+type Security = (
+    Option<tls::ServerTls>,
+    Option<auth::AsciiAuth>,
+    Option<auth::sasl::SaslAuth>,
+);
+
+/// The TLS config (`-Z`), the auth file (`-Y`) and the SASL password database (`-S`); the
+/// error is the one line to print.
+fn load_security(settings: &Settings, now: u32) -> Result<Security, String> {
     let tls = if settings.tls.enabled {
         Some(tls::ServerTls::load(settings.tls.clone(), now).map_err(|e| e.to_string())?)
     } else {
@@ -114,13 +119,18 @@ fn load_security(
         Some(path) => Some(auth::AsciiAuth::load(path).map_err(|e| e.to_string())?),
         None => None,
     };
-    Ok((tls, auth))
+    let sasl = if settings.sasl {
+        Some(auth::sasl::SaslAuth::from_env().map_err(|e| format!("error: {e}"))?)
+    } else {
+        None
+    };
+    Ok((tls, auth, sasl))
 }
 
 fn run(
     settings: Settings,
     clock: Arc<Clock>,
-    (tls, auth): (Option<tls::ServerTls>, Option<auth::AsciiAuth>),
+    (tls, auth, sasl): Security,
     cluster: Option<cluster::Cluster>,
 ) -> Result<(), String> {
     prepare_process(&settings)?;
@@ -184,7 +194,8 @@ fn run(
     let (poll, acceptor_waker) = Acceptor::poll_and_waker().map_err(|e| e.to_string())?;
     let shared = Arc::new(
         Shared::new(settings, cache, cluster, listener_info, acceptor_waker)
-            .with_security(tls, auth),
+            .with_security(tls, auth)
+            .with_sasl(sasl),
     );
     if let Some((address, listener)) = metrics_listener {
         metrics::spawn(

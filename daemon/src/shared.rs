@@ -5,6 +5,7 @@
 //! (each worker owns its connections).
 
 use crate::auth::AsciiAuth;
+use crate::auth::sasl::SaslAuth;
 use crate::cache::Cache;
 use crate::cli::Settings;
 use crate::cluster::Cluster;
@@ -126,6 +127,8 @@ pub struct Shared {
     pub tls: Option<ServerTls>,
     /// `-Y`: the credentials logins are checked against.
     pub auth: Option<AsciiAuth>,
+    /// `-S`: the SASL password database binary logins are checked against.
+    pub sasl: Option<SaslAuth>,
 }
 
 impl Shared {
@@ -159,6 +162,7 @@ impl Shared {
             acceptor_waker,
             tls: None,
             auth: None,
+            sasl: None,
         }
     }
 
@@ -166,6 +170,12 @@ impl Shared {
     pub fn with_security(mut self, tls: Option<ServerTls>, auth: Option<AsciiAuth>) -> Self {
         self.tls = tls;
         self.auth = auth;
+        self
+    }
+
+    /// `-S`: the SASL password database, checked readable at start-up.
+    pub fn with_sasl(mut self, sasl: Option<SaslAuth>) -> Self {
+        self.sasl = sasl;
         self
     }
 

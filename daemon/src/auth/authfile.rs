@@ -93,6 +93,12 @@ impl Entries {
         Ok(Entries { entries })
     }
 
+    /// Entries from another source's `(user, password)` pairs (the SASL database's), so
+    /// that its logins are checked by the same constant-time [`Entries::check`].
+    pub fn from_pairs(entries: Vec<(Vec<u8>, Vec<u8>)>) -> Entries {
+        Entries { entries }
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }

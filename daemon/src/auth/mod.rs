@@ -1,12 +1,14 @@
 //! Authentication: who may use the server.
 //!
 //! Owns: the credentials a server checks logins against, their loading and their reload on
-//! SIGHUP (a reload that fails keeps the credentials in use, as memcached). Today that is
-//! memcached 1.6's ASCII authentication (`-Y`, [`authfile`]); SASL over the binary protocol
-//! (`-S`, `MEMCACHED_SASL_PWDB`) belongs beside it as another module here. Must not touch:
-//! the bytes of a login exchange (each protocol front parses its own) or connections.
+//! SIGHUP (a reload that fails keeps the credentials in use, as memcached): memcached 1.6's
+//! ASCII authentication (`-Y`, [`authfile`]) and SASL over the binary protocol (`-S`,
+//! `MEMCACHED_SASL_PWDB`, [`sasl`], whose database is read at each login as memcached reads
+//! it, so it needs no reload). Must not touch: the frames of a login exchange (each protocol
+//! front parses its own) or connections.
 
 pub mod authfile;
+pub mod sasl;
 
 use authfile::{AuthFileError, Entries};
 use parking_lot::RwLock;

@@ -15,10 +15,16 @@ impl Executor<'_> {
             .auth
             .as_ref()
             .is_some_and(|auth| auth.check(user, password));
+        self.count_auth(accepted);
+        accepted
+    }
+
+    /// Counts one login verdict: SASL's come from its exchange (an unknown mechanism or a
+    /// step out of turn fails without a password check, and still counts, as in memcached).
+    pub fn count_auth(&self, accepted: bool) {
         self.stats.auth_cmds.incr();
         if !accepted {
             self.stats.auth_errors.incr();
         }
-        accepted
     }
 }

@@ -489,7 +489,11 @@ pub fn settings(shared: &Shared) -> Stats {
     push(&mut stats, "cas_enabled", on_off(storage.cas));
     push(&mut stats, "tcp_backlog", settings.backlog as u64);
     push(&mut stats, "binding_protocol", settings.protocol.name());
-    push(&mut stats, "auth_enabled_sasl", "no");
+    push(
+        &mut stats,
+        "auth_enabled_sasl",
+        if settings.sasl { "yes" } else { "no" },
+    );
     push(
         &mut stats,
         "auth_enabled_ascii",

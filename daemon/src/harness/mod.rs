@@ -11,6 +11,7 @@
 mod captured;
 mod captured_binary;
 mod crawler;
+mod sasl;
 mod semantics;
 mod slabs;
 
@@ -36,6 +37,11 @@ pub struct Harness {
 impl Harness {
     /// A server started with `args` (memcached's flags, as on the command line).
     pub fn new(args: &[&str]) -> Harness {
+        Harness::with_sasl(args, None)
+    }
+
+    /// A server started with `args` and, for `-S`, this SASL password database.
+    pub fn with_sasl(args: &[&str], sasl: Option<crate::auth::sasl::SaslAuth>) -> Harness {
         let settings = cli::parse_args(std::iter::once("ferrocached").chain(args.iter().copied()))
             .unwrap_or_else(|outcome| panic!("bad harness arguments {args:?}: {outcome:?}"));
         let clock = Arc::new(Clock::starting_at_unix(START_UNIX));
@@ -49,7 +55,8 @@ impl Harness {
             Arc::new(mio::Waker::new(poll.registry(), mio::Token(0)).expect("a waker for tests"));
         let cluster = crate::cluster::Cluster::from_settings(&settings)
             .unwrap_or_else(|error| panic!("bad cluster config for the harness: {error}"));
-        let shared = Arc::new(Shared::new(settings, cache, cluster, Vec::new(), waker));
+        let shared =
+            Arc::new(Shared::new(settings, cache, cluster, Vec::new(), waker).with_sasl(sasl));
         Harness {
             shared,
             clock,

@@ -5,10 +5,12 @@
 //! statuses and texts, quiet variants (a suppressed response is simply not written, so the
 //! others keep request order and a noop's answer comes after all of them), CAS and opaque in
 //! the header, refusals and the bytes they swallow (also across reads), the `-R` budget and the
-//! output high-water mark. Must not touch: sockets or buffer memory (the `connection`'s), or
+//! output high-water mark; with `-S`, the connection's SASL exchange and the refusal of every
+//! other command before it succeeds. Must not touch: sockets or buffer memory (the `connection`'s), or
 //! what a command does to the cache (the `command` layer's).
 
 use super::{OUTPUT_HIGH_WATER, ServeContext, Stop};
+use crate::auth::sasl::{MAX_MECH_LEN, SaslConn, SaslOutcome};
 use crate::command::Executor;
 use crate::command::arith::Arith;
 use crate::command::delete::Delete;
@@ -19,8 +21,9 @@ use crate::latency::Family;
 use crate::shared::Shared;
 use ferrocache_protocol::binary::response::{self, Echo};
 use ferrocache_protocol::binary::{
-    BinaryCommand, BinaryError, BinaryErrorKind, BinaryLimits, BinaryParsed, BinaryRequest,
-    ConcatMode, NO_CREATE, Opcode, StatGroup, Status, StoreMode, parse_binary,
+    AuthGate, BinaryCommand, BinaryError, BinaryErrorKind, BinaryLimits, BinaryParsed,
+    BinaryRequest, ConcatMode, NO_CREATE, Opcode, StatGroup, Status, StoreMode, auth_gate,
+    parse_binary,
 };
 use ferrocache_protocol::udp::binary_response_flushes;
 use ferrocache_protocol::{DetailAction, StatsGroup, StoreCommand};
@@ -36,6 +39,8 @@ pub struct BinarySession {
     /// the responses of the batch a swallowing refusal is in (its own included) go out only
     /// once the swallowed bytes have all arrived. Empty (no heap) but in that case.
     held: Vec<u8>,
+    /// `-S`: the connection's SASL state (None on a server without SASL).
+    sasl: Option<SaslConn>,
 }
 
 /// What one request asks of the loop around it.
@@ -52,6 +57,7 @@ impl BinarySession {
             },
             swallow: 0,
             held: Vec::new(),
+            sasl: shared.settings.sasl.then(SaslConn::new),
         }
     }
 
@@ -103,6 +109,24 @@ impl BinarySession {
             if out.len() > OUTPUT_HIGH_WATER {
                 return (consumed, Stop::Backpressure);
             }
+            if let Some(sasl) = &self.sasl
+                && !sasl.authenticated()
+            {
+                match auth_gate(rest) {
+                    AuthGate::Pass => {}
+                    AuthGate::Incomplete { needed } => {
+                        return (consumed, Stop::NeedInput { total: needed });
+                    }
+                    AuthGate::Refuse { opcode, opaque } => {
+                        // memcached answers and closes without reading the value, so what
+                        // follows in the buffer is never looked at.
+                        response::error(out, Echo { opcode, opaque }, Status::AuthError);
+                        context.finish(Family::Other);
+                        *budget = budget.saturating_sub(1);
+                        return (consumed, Stop::Close);
+                    }
+                }
+            }
             match parse_binary(rest, &self.limits) {
                 BinaryParsed::Request {
                     request,
@@ -112,7 +136,13 @@ impl BinarySession {
                     *budget -= 1;
                     context.served += 1;
                     let start = out.len();
-                    let step = execute(&request, out, &context.executor);
+                    let step = match &mut self.sasl {
+                        Some(sasl) if is_sasl(&request.command) => {
+                            sasl_command(sasl, &request, out, &context.executor);
+                            Step::Done
+                        }
+                        _ => execute(&request, out, &context.executor),
+                    };
                     context.finish(family(&request.command));
                     if context.marks.is_some() {
                         let flush = binary_response_flushes(
@@ -196,6 +226,63 @@ fn sasl_data(request: &BinaryRequest<'_>) -> bool {
         request.command,
         BinaryCommand::SaslAuth { data, .. } | BinaryCommand::SaslStep { data, .. } if !data.is_empty()
     )
+}
+
+/// Whether a request is one of the SASL opcodes.
+fn is_sasl(command: &BinaryCommand<'_>) -> bool {
+    matches!(
+        command,
+        BinaryCommand::SaslListMechs
+            | BinaryCommand::SaslAuth { .. }
+            | BinaryCommand::SaslStep { .. }
+    )
+}
+
+/// A SASL request on a `-S` server, answered as memcached 1.6.18 with Cyrus SASL answers it.
+fn sasl_command(
+    sasl: &mut SaslConn,
+    request: &BinaryRequest<'_>,
+    out: &mut Vec<u8>,
+    exec: &Executor<'_>,
+) {
+    let echo = request.echo();
+    let check = |user: &[u8], password: &[u8]| {
+        exec.shared
+            .sasl
+            .as_ref()
+            .is_some_and(|db| db.check(user, password))
+    };
+    let outcome = match request.command {
+        BinaryCommand::SaslListMechs => {
+            let mechanisms = sasl.list_mechs();
+            response::error_with_message(out, echo, Status::Success, mechanisms);
+            return;
+        }
+        // Checked before anything else, so it neither logs out nor counts, as in memcached.
+        BinaryCommand::SaslAuth { mechanism, .. } | BinaryCommand::SaslStep { mechanism, .. }
+            if mechanism.len() > MAX_MECH_LEN =>
+        {
+            response::error(out, echo, Status::InvalidArguments);
+            return;
+        }
+        BinaryCommand::SaslAuth { mechanism, data } => sasl.auth(mechanism, data, check),
+        BinaryCommand::SaslStep { data, .. } => sasl.step(data, check),
+        _ => return,
+    };
+    match outcome {
+        SaslOutcome::Authenticated => {
+            exec.count_auth(true);
+            response::error_with_message(out, echo, Status::Success, response::SASL_AUTHENTICATED);
+        }
+        // Not a verdict: memcached counts nothing for it.
+        SaslOutcome::Continue => {
+            response::error_with_message(out, echo, Status::AuthContinue, b"");
+        }
+        SaslOutcome::Failure => {
+            exec.count_auth(false);
+            response::error(out, echo, Status::AuthError);
+        }
+    }
 }
 
 /// Whether memcached sends a response of `status` to this request (a quiet command's success,

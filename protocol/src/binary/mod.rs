@@ -95,7 +95,7 @@
 //! - **SASL**: without authentication support all three SASL opcodes answer `UnknownCommand`
 //!   (the parser has consumed their data, as memcached swallows it). With SASL enabled,
 //!   memcached answers any other command but version before authentication with `AuthError`
-//!   and closes.
+//!   and closes: [`auth_gate`] says which, before [`parse_binary`] is asked.
 
 pub mod client;
 mod header;
@@ -104,7 +104,7 @@ mod request;
 pub mod response;
 
 pub use header::{HEADER_LEN, NO_CREATE, Opcode, REQUEST_MAGIC, RESPONSE_MAGIC, Status};
-pub use parse::{BinaryLimits, BinaryParsed, parse_binary};
+pub use parse::{AuthGate, BinaryLimits, BinaryParsed, auth_gate, parse_binary};
 pub use request::{
     BinaryCommand, BinaryError, BinaryErrorKind, BinaryRequest, ConcatMode, StatGroup, StoreMode,
 };

@@ -339,3 +339,93 @@ pub fn parse_binary<'a>(input: &'a [u8], limits: &BinaryLimits) -> BinaryParsed<
         },
     }
 }
+
+/// What a server with SASL on (`-S`) does with the front of a connection's input before the
+/// client has authenticated: memcached's `authenticated()` check in `dispatch_bin_command`,
+/// which comes after its body-length check and before every other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthGate {
+    /// Not refused for want of authentication: [`parse_binary`] decides (an allowed opcode,
+    /// or a frame it refuses first: a bad magic, a body shorter than extras and key).
+    Pass,
+    /// Not decidable until `needed` bytes are buffered (memcached answers once the header,
+    /// extras and key are in, never waiting for a value).
+    Incomplete { needed: usize },
+    /// Answer `AuthError` ("Auth failure.") echoing this opcode and opaque, then close.
+    Refuse { opcode: Opcode, opaque: u32 },
+}
+
+/// [`AuthGate`] for `input` on a connection not yet authenticated. Version and the three SASL
+/// opcodes pass, as in memcached; every other opcode, quiet and unknown ones too, is refused.
+pub fn auth_gate(input: &[u8]) -> AuthGate {
+    let Some(header_bytes) = input.first_chunk::<HEADER_LEN>() else {
+        return AuthGate::Pass;
+    };
+    let header = Header::read(header_bytes);
+    let allowed = matches!(
+        header.opcode,
+        Opcode::Version | Opcode::SaslListMechs | Opcode::SaslAuth | Opcode::SaslStep
+    );
+    let body_too_short = header.key_len + header.extras_len > header.body_len as usize;
+    if header.magic != REQUEST_MAGIC || allowed || body_too_short {
+        return AuthGate::Pass;
+    }
+    let head = header.head_len();
+    if input.len() < head {
+        return AuthGate::Incomplete { needed: head };
+    }
+    AuthGate::Refuse {
+        opcode: header.opcode,
+        opaque: header.opaque,
+    }
+}
+
+#[cfg(test)]
+mod auth_gate_tests {
+    use super::*;
+
+    fn frame(opcode: u8, extras: usize, key: usize, body: u32) -> Vec<u8> {
+        let mut bytes = vec![REQUEST_MAGIC, opcode];
+        bytes.extend_from_slice(&(key as u16).to_be_bytes());
+        bytes.extend_from_slice(&[extras as u8, 0, 0, 0]);
+        bytes.extend_from_slice(&body.to_be_bytes());
+        bytes.extend_from_slice(&7u32.to_be_bytes());
+        bytes.extend_from_slice(&[0; 8]);
+        bytes
+    }
+
+    #[test]
+    fn version_and_sasl_pass_before_auth() {
+        for opcode in [0x0b, 0x20, 0x21, 0x22] {
+            assert_eq!(auth_gate(&frame(opcode, 0, 5, 10)), AuthGate::Pass);
+        }
+    }
+
+    #[test]
+    fn other_commands_are_refused_once_their_key_is_in() {
+        let mut set = frame(0x01, 8, 3, 1_000_000);
+        assert_eq!(auth_gate(&set), AuthGate::Incomplete { needed: 35 });
+        set.extend_from_slice(&[0; 11]);
+        assert_eq!(
+            auth_gate(&set),
+            AuthGate::Refuse {
+                opcode: Opcode::Set,
+                opaque: 7
+            }
+        );
+        assert_eq!(
+            auth_gate(&frame(0xee, 0, 0, 0)),
+            AuthGate::Refuse {
+                opcode: Opcode::Unknown(0xee),
+                opaque: 7
+            }
+        );
+    }
+
+    #[test]
+    fn earlier_refusals_are_the_parsers() {
+        assert_eq!(auth_gate(b"get foo\r\n"), AuthGate::Pass);
+        assert_eq!(auth_gate(&[b'g'; 24]), AuthGate::Pass);
+        assert_eq!(auth_gate(&frame(0x00, 0, 5, 2)), AuthGate::Pass);
+    }
+}
