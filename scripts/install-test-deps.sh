@@ -4,14 +4,15 @@
 # nutcracker (twemproxy), systemd (systemd-analyze, systemd-socket-activate), pymemcache, pylibmc
 # and Django for the client tests, postgresql (the db-cache example's end-to-end tests start
 # their own server; util-linux's setpriv runs it as nobody), chromium and chromium-driver (the
-# sessions example's browser test), openssl (test CAs and s_client for the TLS tests), prometheus (the server that scrapes
+# sessions example's browser test), openssl (test CAs and s_client for the TLS tests), sasl2-bin (saslpasswd2: the
+# sasldb memcached -S is given in daemon/tests/sasl.rs), prometheus (the server that scrapes
 # --metrics-listen in daemon/tests/metrics.rs; only its binary is run, on a free port); then a venv under target/ with what PyPI alone has
 # (django-elasticache, whose version parser the tests run). Idempotent: installs only what is
 # missing, so a second run costs a few dpkg queries and one python start.
 set -euo pipefail
 packages=(memcached libmemcached-tools libmemcached-dev nutcracker systemd netcat-openbsd python3-pymemcache
   python3-pylibmc python3-django python3-venv postgresql util-linux chromium chromium-driver openssl
-  prometheus)
+  prometheus sasl2-bin)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
