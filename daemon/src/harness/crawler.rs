@@ -5,14 +5,6 @@
 
 use super::{Harness, START_UNIX};
 
-fn stat(harness: &Harness, group: &str, name: &str) -> String {
-    let text = harness.connect().call(&format!("stats{group}\r\n"));
-    text.lines()
-        .find_map(|line| line.strip_prefix(&format!("STAT {name} ")))
-        .unwrap_or_else(|| panic!("no stat {name} in {text}"))
-        .to_string()
-}
-
 /// The metadump's item lines, sorted (ferrocached walks memory, memcached its LRUs), after
 /// checking that the dump ends with `END\r\n` and every line with a bare `\n`.
 fn metadump(conn: &mut super::Conn<'_>, target: &str) -> Vec<String> {
@@ -74,7 +66,7 @@ fn metadump_lists_live_items_with_memcached_fields() {
         ]
     );
     // The expired item is not listed (and the walk reclaimed it).
-    assert_eq!(stat(&harness, "", "curr_items"), "2");
+    assert_eq!(harness.stat("", "curr_items"), "2");
     // `hash` and a class list name the same items; another class none.
     assert_eq!(metadump(&mut conn, "hash").len(), 2);
     assert_eq!(metadump(&mut conn, &format!("{cls_a},{cls_b}")).len(), 2);
@@ -157,12 +149,12 @@ fn lru_crawler_refusals_and_switches_as_memcached() {
     ] {
         assert_eq!(conn.call(request), reply, "{request:?}");
     }
-    assert_eq!(stat(&harness, " settings", "lru_crawler"), "no");
-    assert_eq!(stat(&harness, " settings", "lru_crawler_sleep"), "50");
-    assert_eq!(stat(&harness, " settings", "lru_crawler_tocrawl"), "5");
+    assert_eq!(harness.stat(" settings", "lru_crawler"), "no");
+    assert_eq!(harness.stat(" settings", "lru_crawler_sleep"), "50");
+    assert_eq!(harness.stat(" settings", "lru_crawler_tocrawl"), "5");
     assert_eq!(conn.call("lru_crawler enable\r\n"), "OK\r\n");
     assert_eq!(conn.call("lru_crawler metadump all\r\n"), "END\r\n");
-    assert_eq!(stat(&harness, " settings", "lru_crawler"), "yes");
+    assert_eq!(harness.stat(" settings", "lru_crawler"), "yes");
 
     // -o no_lru_crawler starts it off; `enable` turns it on.
     let off = Harness::new(&["-o", "no_lru_crawler"]);
@@ -202,17 +194,17 @@ fn crawl_reclaims_expired_items_of_the_classes_named() {
         conn.call(&format!("set long{n} 0 0 1\r\nx\r\n"));
     }
     harness.advance(11);
-    assert_eq!(stat(&harness, "", "curr_items"), "100");
+    assert_eq!(harness.stat("", "curr_items"), "100");
     let (cls, _) = class_and_size(&mut conn, "long0");
     let other = if cls == "63" { "62" } else { "63" };
     assert_eq!(
         conn.call(&format!("lru_crawler crawl {other}\r\n")),
         "OK\r\n"
     );
-    assert_eq!(stat(&harness, "", "curr_items"), "100");
+    assert_eq!(harness.stat("", "curr_items"), "100");
     assert_eq!(conn.call(&format!("lru_crawler crawl {cls}\r\n")), "OK\r\n");
-    assert_eq!(stat(&harness, "", "curr_items"), "50");
-    assert_eq!(stat(&harness, "", "crawler_reclaimed"), "50");
+    assert_eq!(harness.stat("", "curr_items"), "50");
+    assert_eq!(harness.stat("", "crawler_reclaimed"), "50");
 }
 
 #[test]

@@ -75,6 +75,16 @@ impl Harness {
         }
     }
 
+    /// The value of `STAT <name>` in the reply to `stats<group>` (`group` is "" or " settings",
+    /// " slabs", ...), asked on a fresh connection.
+    pub fn stat(&self, group: &str, name: &str) -> String {
+        let text = self.connect().call(&format!("stats{group}\r\n"));
+        text.lines()
+            .find_map(|line| line.strip_prefix(&format!("STAT {name} ")))
+            .unwrap_or_else(|| panic!("no stat {name} in {text}"))
+            .to_string()
+    }
+
     /// Moves the clock `seconds` on.
     pub fn advance(&self, seconds: u32) {
         self.clock.advance(seconds);

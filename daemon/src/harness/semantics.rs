@@ -4,14 +4,6 @@
 
 use super::Harness;
 
-fn stat(harness: &Harness, name: &str) -> String {
-    let text = harness.connect().call("stats\r\n");
-    text.lines()
-        .find_map(|line| line.strip_prefix(&format!("STAT {name} ")))
-        .unwrap_or_else(|| panic!("no stat {name} in {text}"))
-        .to_string()
-}
-
 #[test]
 fn items_expire_when_the_clock_says_so() {
     let harness = Harness::new(&[]);
@@ -49,7 +41,7 @@ fn delayed_flush_all_takes_effect_on_time() {
     assert_eq!(conn.call("get k\r\n"), "VALUE k 0 1\r\nx\r\nEND\r\n");
     harness.advance(1);
     assert_eq!(conn.call("get k\r\n"), "END\r\n");
-    assert_eq!(stat(&harness, "cmd_flush"), "1");
+    assert_eq!(harness.stat("", "cmd_flush"), "1");
 }
 
 #[test]
@@ -90,13 +82,13 @@ fn a_refused_flush_all_is_counted_and_minus_f_is_checked_first() {
         conn.call("flush_all\r\n"),
         "CLIENT_ERROR flush_all not allowed\r\n"
     );
-    assert_eq!(stat(&harness, "cmd_flush"), "2");
+    assert_eq!(harness.stat("", "cmd_flush"), "2");
     let open = Harness::new(&[]);
     assert_eq!(
         open.connect().call("flush_all abc\r\n"),
         "CLIENT_ERROR invalid exptime argument\r\n"
     );
-    assert_eq!(stat(&open, "cmd_flush"), "1");
+    assert_eq!(open.stat("", "cmd_flush"), "1");
 }
 
 #[test]
@@ -114,8 +106,8 @@ fn a_value_too_large_for_set_drops_the_old_item_but_not_for_add() {
         "SERVER_ERROR object too large for cache\r\n"
     );
     assert_eq!(conn.call("get s a\r\n"), "VALUE a 0 1\r\ny\r\nEND\r\n");
-    assert_eq!(stat(&harness, "delete_hits"), "0");
-    assert_eq!(stat(&harness, "delete_misses"), "0");
+    assert_eq!(harness.stat("", "delete_hits"), "0");
+    assert_eq!(harness.stat("", "delete_misses"), "0");
 }
 
 #[test]
@@ -219,7 +211,7 @@ fn watchers_see_fetches_and_stores_in_memcacheds_format() {
             "3 type=item_get key=nope status=not_found clsid=_ cfd=-1 size=0",
         ]
     );
-    assert!(stat(&harness, "log_watchers").starts_with('1'));
+    assert!(harness.stat("", "log_watchers").starts_with('1'));
 }
 
 #[test]
@@ -295,8 +287,8 @@ fn config_get_cluster_answers_as_an_elasticache_node() {
         conn.call("config set cluster 0 2\r\nab\r\n"),
         "CLIENT_ERROR config set not allowed on this node\r\n"
     );
-    assert_eq!(stat(&harness, "cmd_config_get"), "4");
-    assert_eq!(stat(&harness, "curr_config"), "1");
+    assert_eq!(harness.stat("", "cmd_config_get"), "4");
+    assert_eq!(harness.stat("", "curr_config"), "1");
     std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
 }
 
@@ -325,8 +317,8 @@ fn config_set_cluster_only_where_the_operator_allows_it() {
         conn.call("config set cluster 0 3\r\nbad\r\n"),
         "NOT_STORED\r\n"
     );
-    assert_eq!(stat(&harness, "cmd_config_set"), "2");
-    assert_eq!(stat(&harness, "curr_config"), "5");
+    assert_eq!(harness.stat("", "cmd_config_set"), "2");
+    assert_eq!(harness.stat("", "curr_config"), "5");
     std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
 }
 
@@ -341,7 +333,7 @@ fn without_a_cluster_config_config_is_unknown_as_on_memcached() {
         "ERROR\r\nERROR\r\n"
     );
     assert_eq!(conn.call("get AmazonElastiCache:cluster\r\n"), "END\r\n");
-    assert_eq!(stat(&harness, "curr_config"), "0");
+    assert_eq!(harness.stat("", "curr_config"), "0");
 }
 
 #[test]
@@ -447,6 +439,6 @@ fn without_evictions_failed_stores_count_no_deletes() {
         out_of_memory
     );
     assert_eq!(conn.call("get old missing appended\r\n"), "END\r\n");
-    assert_eq!(stat(&harness, "delete_hits"), "0");
-    assert_eq!(stat(&harness, "delete_misses"), "0");
+    assert_eq!(harness.stat("", "delete_hits"), "0");
+    assert_eq!(harness.stat("", "delete_misses"), "0");
 }

@@ -4,16 +4,9 @@
 
 use super::Harness;
 
-fn stat(harness: &Harness, group: &str, name: &str) -> String {
-    let text = harness.connect().call(&format!("stats{group}\r\n"));
-    text.lines()
-        .find_map(|line| line.strip_prefix(&format!("STAT {name} ")))
-        .unwrap_or_else(|| panic!("no stat {name} in {text}"))
-        .to_string()
-}
-
 fn pages(harness: &Harness, class: &str) -> u64 {
-    stat(harness, " slabs", &format!("{class}:total_pages"))
+    harness
+        .stat(" slabs", &format!("{class}:total_pages"))
         .parse()
         .unwrap()
 }
@@ -65,7 +58,7 @@ fn reassign_refuses_as_memcached_does() {
             "{line}"
         );
     }
-    assert_eq!(stat(&harness, "", "slabs_moved"), "0");
+    assert_eq!(harness.stat("", "slabs_moved"), "0");
 }
 
 #[test]
@@ -93,7 +86,7 @@ fn reassign_moves_one_page_of_the_fullest_partition() {
     );
     assert_eq!(pages(&harness, &class), before - 1);
     assert_eq!(pages(&harness, "1"), 1);
-    assert_eq!(stat(&harness, "", "slabs_moved"), "1");
+    assert_eq!(harness.stat("", "slabs_moved"), "1");
     // -1: any class with a page to spare (only `class` has one).
     assert_eq!(conn.call("slabs reassign -1 2\r\n"), "OK\r\n");
     assert_eq!(pages(&harness, &class), before - 2);
@@ -110,10 +103,10 @@ fn reassign_moves_one_page_of_the_fullest_partition() {
     assert_eq!(conn.call("slabs reassign 0 3\r\n"), "OK\r\n");
     assert_eq!(harness.shared.cache.pool.spare_pages(), 1);
     assert_eq!(pages(&harness, "3"), 1);
-    assert_eq!(stat(&harness, "", "slabs_moved"), "5");
+    assert_eq!(harness.stat("", "slabs_moved"), "5");
     // Items on the pages given up were rescued or evicted; the rest are intact.
-    let items: u64 = stat(&harness, "", "curr_items").parse().unwrap();
-    let evicted: u64 = stat(&harness, "", "evictions").parse().unwrap();
+    let items: u64 = harness.stat("", "curr_items").parse().unwrap();
+    let evicted: u64 = harness.stat("", "evictions").parse().unwrap();
     assert_eq!(items + evicted, 2000);
 }
 
@@ -121,16 +114,16 @@ fn reassign_moves_one_page_of_the_fullest_partition() {
 fn automove_switches_the_partitions_and_shows_in_stats_settings() {
     let harness = Harness::new(&["-m", "64"]);
     let mut conn = harness.connect();
-    assert_eq!(stat(&harness, " settings", "slab_automove"), "1");
+    assert_eq!(harness.stat(" settings", "slab_automove"), "1");
     assert!(harness.shared.cache.pool.automove());
     assert_eq!(conn.call("slabs automove 0\r\n"), "OK\r\n");
     assert!(!harness.shared.cache.pool.automove());
-    assert_eq!(stat(&harness, " settings", "slab_automove"), "0");
+    assert_eq!(harness.stat(" settings", "slab_automove"), "0");
     assert_eq!(conn.call("slabs automove 2 noreply\r\n"), "");
     assert!(harness.shared.cache.pool.automove());
-    assert_eq!(stat(&harness, " settings", "slab_automove"), "2");
+    assert_eq!(harness.stat(" settings", "slab_automove"), "2");
     assert_eq!(conn.call("slabs automove ratio 0.5\r\n"), "OK\r\n");
-    assert_eq!(stat(&harness, " settings", "slab_automove_ratio"), "0.50");
+    assert_eq!(harness.stat(" settings", "slab_automove_ratio"), "0.50");
     for (line, reply) in [
         ("slabs automove 3", "ERROR\r\n"),
         ("slabs automove 3 noreply", ""),
@@ -149,5 +142,5 @@ fn automove_switches_the_partitions_and_shows_in_stats_settings() {
     ] {
         assert_eq!(conn.call(&format!("{line}\r\n")), reply, "{line}");
     }
-    assert_eq!(stat(&harness, " settings", "slab_automove"), "2");
+    assert_eq!(harness.stat(" settings", "slab_automove"), "2");
 }
