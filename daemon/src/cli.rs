@@ -274,6 +274,14 @@ struct Cli {
           value_parser = parse_metrics_listen)]
     metrics_listen: Option<SocketAddr>,
 
+    /// Do not time requests: `stats latency` and the metrics' request duration histograms are
+    /// left out (for measuring what recording costs)
+    #[arg(
+        long = "no-latency-histograms",
+        env = "FERROCACHED_NO_LATENCY_HISTOGRAMS"
+    )]
+    no_latency_histograms: bool,
+
     /// Print this help and exit
     #[arg(short = 'h', long = "help", action = ArgAction::Help)]
     help: Option<bool>,
@@ -382,6 +390,8 @@ pub struct Settings {
     pub notes: Vec<StartupNote>,
     /// Where the Prometheus metrics endpoint listens (`--metrics-listen`), if anywhere.
     pub metrics_listen: Option<SocketAddr>,
+    /// Whether requests are timed into the latency histograms (`--no-latency-histograms`).
+    pub latency_histograms: bool,
     pub storage: StorageConfig,
     /// `-Z` and `-o ssl_*`.
     pub tls: TlsSettings,
@@ -638,6 +648,7 @@ fn settings_from(cli: Cli) -> Result<Settings, String> {
         hashpower_init: 0,
         notes,
         metrics_listen: cli.metrics_listen,
+        latency_histograms: !cli.no_latency_histograms,
         storage,
         tls: TlsSettings {
             enabled: cli.enable_ssl,

@@ -10,6 +10,10 @@
 //! A request's latency is its service time: from when the server starts on it (its bytes were
 //! read, or the request before it in the same read was answered) until its reply is encoded.
 //! Time in the kernel's socket queues and the write of the reply are outside it.
+//!
+//! `--no-latency-histograms` turns recording off: no clock is read and each request only
+//! counts towards its thread's total (`ferrocache_thread_requests`), so an operator can
+//! measure what recording costs against the same build.
 
 use crate::counters::Counter;
 use parking_lot::Mutex;
@@ -190,6 +194,9 @@ impl Default for Histogram {
 #[repr(align(128))]
 pub struct ThreadLatency {
     families: [Histogram; FAMILIES],
+    /// Requests served while recording is off: counted without a time, so the per-thread
+    /// request totals stay right either way.
+    untimed: Counter,
 }
 
 impl ThreadLatency {
@@ -201,13 +208,19 @@ impl ThreadLatency {
         histogram.sum_nanos.add(nanos);
     }
 
-    /// Requests this thread has recorded, of every family.
+    /// Counts a request served while recording is off; only the owning worker may call it.
+    #[inline]
+    pub fn count_untimed(&self) {
+        self.untimed.incr();
+    }
+
+    /// Requests this thread has served, timed or not, of every family.
     pub fn requests(&self) -> u64 {
         self.families
             .iter()
             .flat_map(|h| h.buckets.iter())
             .map(Counter::get)
-            .sum()
+            .fold(self.untimed.get(), u64::wrapping_add)
     }
 
     fn add_to(&self, snapshot: &mut LatencySnapshot) {
@@ -307,14 +320,22 @@ impl LatencySnapshot {
 pub struct Latency {
     threads: Box<[ThreadLatency]>,
     baseline: Mutex<LatencySnapshot>,
+    /// Whether requests are timed (`--no-latency-histograms` turns it off); fixed at start.
+    recording: bool,
 }
 
 impl Latency {
-    pub fn new(threads: usize) -> Self {
+    pub fn new(threads: usize, recording: bool) -> Self {
         Latency {
             threads: (0..threads).map(|_| ThreadLatency::default()).collect(),
             baseline: Mutex::new(LatencySnapshot::default()),
+            recording,
         }
+    }
+
+    /// Whether requests are timed into the histograms.
+    pub fn recording(&self) -> bool {
+        self.recording
     }
 
     /// Worker `worker`'s histograms, for it to record into.
@@ -410,7 +431,7 @@ mod tests {
     }
 
     fn recorded(latencies: impl IntoIterator<Item = u64>) -> HistogramSnapshot {
-        let latency = Latency::new(2);
+        let latency = Latency::new(2, true);
         for (i, nanos) in latencies.into_iter().enumerate() {
             latency.thread(i % 2).record(Family::Get, nanos);
         }
@@ -453,7 +474,7 @@ mod tests {
 
     #[test]
     fn reset_starts_stats_latency_afresh_but_not_the_totals() {
-        let latency = Latency::new(1);
+        let latency = Latency::new(1, true);
         latency.thread(0).record(Family::Set, 1_000);
         latency.reset();
         latency.thread(0).record(Family::Set, 2_000);
@@ -461,5 +482,15 @@ mod tests {
         assert_eq!(latency.since_start().family(Family::Set).count(), 2);
         assert_eq!(latency.thread(0).requests(), 2);
         assert_eq!(latency.since_reset().family(Family::Get).count(), 0);
+    }
+
+    #[test]
+    fn untimed_requests_count_towards_the_thread_but_no_histogram() {
+        let latency = Latency::new(1, false);
+        assert!(!latency.recording());
+        latency.thread(0).count_untimed();
+        latency.thread(0).record(Family::Get, 1_000);
+        assert_eq!(latency.thread(0).requests(), 2);
+        assert_eq!(latency.since_start().family(Family::Get).count(), 1);
     }
 }

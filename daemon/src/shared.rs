@@ -140,6 +140,7 @@ impl Shared {
         acceptor_waker: Arc<Waker>,
     ) -> Self {
         let threads = settings.threads;
+        let latency = Latency::new(threads, settings.latency_histograms);
         Shared {
             verbosity: AtomicU8::new(settings.verbosity),
             detail: PrefixStats::new(settings.prefix_delimiter, settings.detail_enabled),
@@ -152,7 +153,7 @@ impl Shared {
             cache,
             connections: ConnectionStats::default(),
             threads: (0..threads).map(|_| ThreadStats::default()).collect(),
-            latency: Latency::new(threads),
+            latency,
             baseline: Baseline::default(),
             registries: (0..threads).map(|_| ConnRegistry::default()).collect(),
             listeners,

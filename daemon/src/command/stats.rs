@@ -732,10 +732,15 @@ pub fn conns(shared: &Shared) -> Stats {
 }
 
 /// `stats latency`: per command family, the requests and the p50, p90, p99 and p99.9 of
-/// their latency in microseconds, since the last `stats reset`.
+/// their latency in microseconds, since the last `stats reset`. With recording off, one line
+/// saying so: zero counts and percentiles would read as an idle server.
 pub fn latency(shared: &Shared) -> Stats {
-    let snapshot = shared.latency.since_reset();
     let mut stats = Stats::new();
+    if !shared.latency.recording() {
+        push(&mut stats, "latency_histograms", "off");
+        return stats;
+    }
+    let snapshot = shared.latency.since_reset();
     for family in Family::ALL {
         let histogram = snapshot.family(family);
         let name = family.name();

@@ -526,8 +526,15 @@ fn ferrocache_families(shared: &Shared, global: &Keys<'_>, out: &mut Families) {
             SampleValue::Number(1.0),
         );
     }
+    // With recording off the histograms are left out rather than exposed empty: an empty
+    // histogram reads as an idle server, an absent one as "not measured".
     let latency = shared.latency.since_start();
-    for family in Family::ALL {
+    let families = if shared.latency.recording() {
+        &Family::ALL[..]
+    } else {
+        &[]
+    };
+    for &family in families {
         let histogram = latency.family(family);
         let exposed = histogram.exposed_buckets();
         let mut buckets: Vec<(f64, u64)> = EXPOSED_BOUNDS_NS

@@ -68,6 +68,8 @@ pub struct ServeContext<'a> {
     pub marks: Option<ResponseMarks>,
     /// The serving worker's latency histograms.
     latency: &'a ThreadLatency,
+    /// Whether requests are timed (`--no-latency-histograms` clears it): off, no clock is read.
+    timed: bool,
     /// When the server started on the next request (monotonic nanoseconds): the input was
     /// handed over, or the request before it finished. `None` until a front calls
     /// [`ServeContext::begin`].
@@ -83,6 +85,7 @@ impl<'a> ServeContext<'a> {
             watcher: None,
             marks: None,
             latency: shared.latency.thread(worker),
+            timed: shared.latency.recording(),
             started: None,
         }
     }
@@ -101,13 +104,20 @@ impl<'a> ServeContext<'a> {
     /// A front calls this when it is handed input to serve: the next request starts now.
     #[inline]
     pub fn begin(&mut self) {
-        self.started = Some(crate::os::monotonic_nanos());
+        if self.timed {
+            self.started = Some(crate::os::monotonic_nanos());
+        }
     }
 
     /// A front calls this when a request's reply is encoded (or the request was refused):
-    /// records its latency under `family`; the next request starts now. One clock read.
+    /// records its latency under `family`; the next request starts now. One clock read, none
+    /// when recording is off (then the request is only counted).
     #[inline]
     pub fn finish(&mut self, family: Family) {
+        if !self.timed {
+            self.latency.count_untimed();
+            return;
+        }
         let now = crate::os::monotonic_nanos();
         if let Some(started) = self.started {
             self.latency.record(family, now.saturating_sub(started));
