@@ -12,6 +12,9 @@
 # Environment:
 #   WORKLOADS="W1 W2 W3"   REQUESTS=20000   BENCH=target/release/ferrocache-bench
 #   FERROCACHED_ARGS=""    extra flags for every server (e.g. --metrics-listen 127.0.0.1:0)
+#   VARIANTS=""            '|'-separated flag sets each binary also runs with, to compare one
+#                          build with a switch on and off in the same run, e.g.
+#                          VARIANTS='|--no-latency-histograms' (the empty set: as given)
 #   OUT=dir                where the callgrind files stay (default: a temporary directory)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +25,8 @@ REQUESTS=${REQUESTS:-20000}
 BENCH=${BENCH:-target/release/ferrocache-bench}
 OUT=${OUT:-$(mktemp -d)}
 FERROCACHED_ARGS=${FERROCACHED_ARGS:-}
+IFS='|' read -r -a VARIANT_LIST <<<"${VARIANTS:-}"
+[ ${#VARIANT_LIST[@]} -gt 0 ] || VARIANT_LIST=("")
 mkdir -p "$OUT"
 command -v valgrind >/dev/null || { echo "callgrind.sh: valgrind is needed (apt-get install valgrind)" >&2; exit 1; }
 [ -x "$BENCH" ] || { echo "callgrind.sh: $BENCH missing (cargo build --release -p ferrocache-bench)" >&2; exit 1; }
@@ -36,8 +41,10 @@ instructions() {
     awk -v f="$2" '!found && index($0, f) { gsub(",", "", $1); print $1; found = 1 } END { if (!found) print 0 }'
 }
 
-printf '| binary | workload | requests | Ir per request (all) | Ir per request (Session::serve) |\n|---|---|---|---|---|\n'
+printf '| binary | flags | workload | requests | Ir per request (all) | Ir per request (Session::serve) |\n|---|---|---|---|---|---|\n'
 for binary in "${BINARIES[@]}"; do
+ for variant_index in "${!VARIANT_LIST[@]}"; do
+  variant=${VARIANT_LIST[$variant_index]}
   for w in $WORKLOADS; do
     case $w in
       W1) flags=(--ratio 1:9 -P 1) ;;
@@ -46,10 +53,10 @@ for binary in "${BINARIES[@]}"; do
       *) echo "callgrind.sh: unknown workload $w" >&2; exit 1 ;;
     esac
     port=$(free_port)
-    name="$(basename "$binary")-$w"
+    name="$(basename "$binary")-v$variant_index-$w"
     # shellcheck disable=SC2086
     valgrind --tool=callgrind --callgrind-out-file="$OUT/$name.%p" \
-      "$binary" -p "$port" -U 0 -l 127.0.0.1 -t 1 -m 256 $FERROCACHED_ARGS 2>"$OUT/$name.log" &
+      "$binary" -p "$port" -U 0 -l 127.0.0.1 -t 1 -m 256 $FERROCACHED_ARGS $variant 2>"$OUT/$name.log" &
     pid=$!
     for _ in $(seq 1 600); do
       (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
@@ -66,9 +73,10 @@ for binary in "${BINARIES[@]}"; do
     [ -s "$dump" ] || { echo "callgrind.sh: no dump for $name" >&2; exit 1; }
     total=$(awk '/^summary:/ { print $2 }' "$dump")
     serve=$(instructions "$dump" "session/mod.rs:ferrocached::session::Session::serve")
-    printf '| %s | %s | %s | %s | %s |\n' "$binary" "$w" "$REQUESTS" \
+    printf '| %s | %s | %s | %s | %s | %s |\n' "$binary" "${variant:-(none)}" "$w" "$REQUESTS" \
       "$(( total / REQUESTS ))" "$(( serve / REQUESTS ))"
   done
+ done
 done
 echo
 echo "callgrind files: $OUT"
