@@ -1133,6 +1133,34 @@ fn stats_latency_gives_percentiles_per_family_and_resets() {
 }
 
 #[test]
+fn with_latency_histograms_off_nothing_pretends_to_be_measured() {
+    let (server, metrics) = start_with_metrics(&["-t", "1", "--no-latency-histograms"]);
+    let mut client = server.connect();
+    client.call(b"set a 0 0 1\r\n1\r\n", b"STORED\r\n");
+    for _ in 0..5 {
+        client.call(b"get a\r\n", b"END\r\n");
+    }
+    assert_eq!(
+        client.call(b"stats latency\r\n", b"END\r\n"),
+        "STAT latency_histograms off\r\nEND\r\n"
+    );
+    let body = http::get(metrics, "/metrics", None).body;
+    assert!(
+        !body.contains("ferrocache_request_duration_seconds"),
+        "an unmeasured histogram is exposed"
+    );
+    // Requests still count per thread (the stats call above is the seventh).
+    assert!(
+        body.contains("ferrocache_thread_requests_total{thread=\"0\"} 7.0\n"),
+        "{}",
+        body.lines()
+            .filter(|l| l.contains("thread_requests"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+#[test]
 fn the_endpoint_answers_http_as_it_should() {
     let server = Server::start_exact(
         &["-p", "0", "-l", "127.0.0.1"],
@@ -1241,6 +1269,39 @@ fn count_closed(streams: &mut [TcpStream], within: Duration) -> usize {
     closed.iter().filter(|&&c| c).count()
 }
 
+/// What one client saw of 2,000 requests (a set, then three gets of it).
+struct ClientLatency {
+    p50: Duration,
+    p99: Duration,
+    worst: Duration,
+}
+
+/// Runs the hostile-scraper test's client load on keys starting with `prefix`.
+fn client_load(client: &mut Client, prefix: &str) -> ClientLatency {
+    let mut latencies = Vec::with_capacity(2_000);
+    for i in 0..2_000 {
+        let began = Instant::now();
+        if i % 4 == 0 {
+            client.call(
+                format!("set {prefix}{i} 0 0 2\r\nok\r\n").as_bytes(),
+                b"STORED\r\n",
+            );
+        } else {
+            client.call(
+                format!("get {prefix}{}\r\n", i - i % 4).as_bytes(),
+                b"END\r\n",
+            );
+        }
+        latencies.push(began.elapsed());
+    }
+    latencies.sort();
+    ClientLatency {
+        p50: latencies[latencies.len() / 2],
+        p99: latencies[latencies.len() * 99 / 100],
+        worst: latencies[latencies.len() - 1],
+    }
+}
+
 #[test]
 fn hostile_scrapers_change_nothing_for_cache_clients() {
     let (server, metrics) = start_with_metrics(&["-t", "2"]);
@@ -1258,6 +1319,10 @@ fn hostile_scrapers_change_nothing_for_cache_clients() {
         "a scrape of {} bytes",
         full.body.len()
     );
+
+    // The same client load without scrapers first, in the same run: on a loaded CI machine
+    // only a comparison with it tells the scrapers' effect from the machine's noise.
+    let baseline = client_load(&mut client, "b");
 
     let started = Instant::now();
     let mut hostile: Vec<TcpStream> = (0..3).map(|_| non_reading_scraper(metrics)).collect();
@@ -1290,32 +1355,29 @@ fn hostile_scrapers_change_nothing_for_cache_clients() {
     });
 
     // Meanwhile the cache answers every request, none of them held up for anything like the
-    // scrapers' deadline (a stalled event loop would show as a multi-second stall).
-    let mut worst = Duration::ZERO;
-    let mut latencies = Vec::new();
-    for i in 0..2_000 {
-        let began = Instant::now();
-        if i % 4 == 0 {
-            client.call(
-                format!("set c{i} 0 0 2\r\nok\r\n").as_bytes(),
-                b"STORED\r\n",
-            );
-        } else {
-            client.call(format!("get c{}\r\n", i - i % 4).as_bytes(), b"END\r\n");
-        }
-        let took = began.elapsed();
-        worst = worst.max(took);
-        latencies.push(took);
-    }
-    latencies.sort();
+    // scrapers' deadline (a stalled event loop would show as a multi-second stall), and its
+    // p99 stays within noise of the baseline's. The bound is generous (3x + 5 ms) because the
+    // suite shares 2 cores with a CI build; a stalled loop costs seconds, far beyond it.
+    let beside = client_load(&mut client, "c");
     eprintln!(
-        "cache requests beside hostile scrapers: p50 {:?}, p99 {:?}, max {worst:?}",
-        latencies[latencies.len() / 2],
-        latencies[latencies.len() * 99 / 100]
+        "cache requests without scrapers: p50 {:?}, p99 {:?}, max {:?}",
+        baseline.p50, baseline.p99, baseline.worst
+    );
+    eprintln!(
+        "cache requests beside hostile scrapers: p50 {:?}, p99 {:?}, max {:?}",
+        beside.p50, beside.p99, beside.worst
     );
     assert!(
-        worst < Duration::from_millis(2_500),
-        "a cache request took {worst:?}"
+        beside.worst < Duration::from_millis(2_500),
+        "a cache request took {:?}",
+        beside.worst
+    );
+    let bound = baseline.p99 * 3 + Duration::from_millis(5);
+    assert!(
+        beside.p99 <= bound,
+        "p99 beside hostile scrapers {:?} > {bound:?} (3x the baseline's {:?} + 5 ms)",
+        beside.p99,
+        baseline.p99
     );
 
     // Other scrapers are served while those hang on.
