@@ -2,8 +2,8 @@
 //!
 //! Owns: adopting the descriptors systemd passes (socket activation), umask around a UNIX-socket
 //! bind, dropping root privileges (`-u`), the open-files and
-//! core limits, `mlockall` (`-k`), detaching (`-d`), resource usage for `stats`, and the
-//! monotonic clock in nanoseconds for request latency. Each call is plain FFI with no pointers
+//! core limits, `mlockall` (`-k`), detaching (`-d`) and resource usage for `stats` (request
+//! latency's clock is quanta's, in `latency`). Each call is plain FFI with no pointers
 //! kept past the call. Must not touch: sockets' data, threads.
 
 use std::ffi::CString;
@@ -155,45 +155,9 @@ pub fn cpu_times() -> ((i64, i64), (i64, i64)) {
     )
 }
 
-/// The monotonic clock (CLOCK_MONOTONIC, `Instant`'s) in nanoseconds: one vDSO call. Request
-/// timing reads it twice per request; going through `Instant` and `Duration` instead costs
-/// about 50 more instructions per request (callgrind, bench/callgrind.sh).
-#[inline]
-pub fn monotonic_nanos() -> u64 {
-    let mut now = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `now` is a valid, writable timespec for the call's duration, and CLOCK_MONOTONIC
-    // exists on every Linux; the call cannot fail with these arguments.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
-    (now.tv_sec as u64)
-        .wrapping_mul(1_000_000_000)
-        .wrapping_add(now.tv_nsec as u64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_monotonic_clock_is_instants() {
-        // Read in the order start, Instant, ..., Instant, end: on the same clock the outer
-        // interval holds the inner one, however the threads are scheduled.
-        let start = monotonic_nanos();
-        let instant = std::time::Instant::now();
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        let measured = instant.elapsed().as_nanos() as u64;
-        let elapsed = monotonic_nanos() - start;
-        assert!(
-            measured >= 20_000_000,
-            "Instant saw {measured} ns of a 20 ms sleep"
-        );
-        assert!(
-            elapsed >= measured,
-            "{elapsed} ns around Instant's {measured} ns"
-        );
-    }
 
     #[test]
     fn open_files_limit_is_raised_or_reported() {

@@ -70,7 +70,9 @@ pub struct ServeContext<'a> {
     latency: &'a ThreadLatency,
     /// Whether requests are timed (`--no-latency-histograms` clears it): off, no clock is read.
     timed: bool,
-    /// When the server started on the next request (monotonic nanoseconds): the input was
+    /// The shared request clock (raw TSC readings).
+    clock: &'a quanta::Clock,
+    /// When the server started on the next request (a raw clock reading): the input was
     /// handed over, or the request before it finished. `None` until a front calls
     /// [`ServeContext::begin`].
     started: Option<u64>,
@@ -86,6 +88,7 @@ impl<'a> ServeContext<'a> {
             marks: None,
             latency: shared.latency.thread(worker),
             timed: shared.latency.recording(),
+            clock: shared.latency.clock(),
             started: None,
         }
     }
@@ -105,7 +108,7 @@ impl<'a> ServeContext<'a> {
     #[inline]
     pub fn begin(&mut self) {
         if self.timed {
-            self.started = Some(crate::os::monotonic_nanos());
+            self.started = Some(self.clock.raw());
         }
     }
 
@@ -118,9 +121,11 @@ impl<'a> ServeContext<'a> {
             self.latency.count_untimed();
             return;
         }
-        let now = crate::os::monotonic_nanos();
+        let now = self.clock.raw();
         if let Some(started) = self.started {
-            self.latency.record(family, now.saturating_sub(started));
+            // delta_as_nanos gives 0 should a reading ever go backwards (TSCs of two cores).
+            self.latency
+                .record(family, self.clock.delta_as_nanos(started, now));
         }
         self.started = Some(now);
     }
