@@ -94,8 +94,31 @@ pub fn metadump_item(
 ) {
     out.extend_from_slice(b"key=");
     uri_encode(key, out);
+    item_fields(
+        out,
+        expires_at.unwrap_or(-1),
+        last_access,
+        cas,
+        fetched,
+        class_id,
+        size,
+    );
+    out.push(b'\n');
+}
+
+/// ` exp=<n> la=<n> cas=<n> fetch=<yes|no> cls=<n> size=<n>`: the fields the `me` reply and a
+/// metadump line share (memcached prints both from the same item fields).
+fn item_fields(
+    out: &mut Vec<u8>,
+    exp: i64,
+    last_access: i64,
+    cas: u64,
+    fetched: bool,
+    class_id: u8,
+    size: usize,
+) {
     out.extend_from_slice(b" exp=");
-    push_i64(out, expires_at.unwrap_or(-1));
+    push_i64(out, exp);
     out.extend_from_slice(b" la=");
     push_i64(out, last_access);
     out.extend_from_slice(b" cas=");
@@ -108,7 +131,6 @@ pub fn metadump_item(
     push_u64(out, u64::from(class_id));
     out.extend_from_slice(b" size=");
     push_u64(out, size as u64);
-    out.push(b'\n');
 }
 
 /// memcached's `uriencode`: letters, digits and `-._~` as they are, every other byte as
@@ -428,19 +450,14 @@ pub fn meta_debug(
     } else {
         out.extend_from_slice(key);
     }
-    out.extend_from_slice(b" exp=");
-    push_i64(out, ttl);
-    out.extend_from_slice(b" la=");
-    push_u64(out, u64::from(last_access));
-    out.extend_from_slice(b" cas=");
-    push_u64(out, cas);
-    out.extend_from_slice(if fetched {
-        b" fetch=yes cls=".as_slice()
-    } else {
-        b" fetch=no cls=".as_slice()
-    });
-    push_u64(out, u64::from(class_id));
-    out.extend_from_slice(b" size=");
-    push_u64(out, size as u64);
+    item_fields(
+        out,
+        ttl,
+        i64::from(last_access),
+        cas,
+        fetched,
+        class_id,
+        size,
+    );
     out.extend_from_slice(b"\r\n");
 }
