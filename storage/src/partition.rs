@@ -2132,6 +2132,17 @@ mod tests {
             .expect("stored");
     }
 
+    /// Sets `k0`, `k1`, ... with `value` until the pool is spent and no chunk is free; returns
+    /// how many keys were written (none evicted yet).
+    fn fill_until_full(partition: &mut Partition, pool: &PagePool, value: &[u8]) -> usize {
+        let mut written = 0;
+        while !pool.is_exhausted() || partition.slabs.classes.iter().any(|c| c.free_chunks() > 0) {
+            set(partition, format!("k{written}").as_bytes(), value);
+            written += 1;
+        }
+        written
+    }
+
     #[test]
     fn partitions_of_one_server_never_hand_out_the_same_cas() {
         let config = Arc::new(StorageConfig::default());
@@ -2233,15 +2244,7 @@ mod tests {
         // Its live items move to chunks the class frees by its own eviction order (the oldest
         // items, on the first page): the items written last are all still there.
         let (mut partition, pool, _) = partition(2 << 20);
-        let mut written = 0;
-        while !pool.is_exhausted() || partition.slabs.classes.iter().any(|c| c.free_chunks() > 0) {
-            set(
-                &mut partition,
-                format!("k{written}").as_bytes(),
-                &[b'r'; 100],
-            );
-            written += 1;
-        }
+        let written = fill_until_full(&mut partition, &pool, &[b'r'; 100]);
         let class = partition.slabs.class_for(19 + 7 + 100).unwrap();
         let per_page = partition.slabs.classes[class].chunks_per_page;
         assert_eq!(written, 2 * per_page);
@@ -2275,15 +2278,7 @@ mod tests {
         // k5 is deleted early (its small-FIFO entry stays behind) and its chunk goes to a new
         // key; evicting the ten oldest items must not take the new key from k5's old place.
         let (mut partition, pool, _) = partition(1 << 20);
-        let mut written = 0;
-        while !pool.is_exhausted() || partition.slabs.classes.iter().any(|c| c.free_chunks() > 0) {
-            set(
-                &mut partition,
-                format!("k{written}").as_bytes(),
-                &[b'v'; 100],
-            );
-            written += 1;
-        }
+        let written = fill_until_full(&mut partition, &pool, &[b'v'; 100]);
         partition.delete(&DeleteRequest::new(0, b"k5"));
         set(&mut partition, b"fresh", &[b'v'; 100]);
         for n in 0..10 {
