@@ -2278,7 +2278,7 @@ mod tests {
         // k5 is deleted early (its small-FIFO entry stays behind) and its chunk goes to a new
         // key; evicting the ten oldest items must not take the new key from k5's old place.
         let (mut partition, pool, _) = partition(1 << 20);
-        let written = fill_until_full(&mut partition, &pool, &[b'v'; 100]);
+        fill_until_full(&mut partition, &pool, &[b'v'; 100]);
         partition.delete(&DeleteRequest::new(0, b"k5"));
         set(&mut partition, b"fresh", &[b'v'; 100]);
         for n in 0..10 {
