@@ -16,8 +16,29 @@ use std::path::Path;
 /// memcached's MAX_ENTRIES: "Not supposed to be a huge database!"
 pub const MAX_ENTRIES: usize = 8;
 
-/// memcached's MAX_ENTRY_LEN: `fgets` reads at most this many bytes less one per line.
-const MAX_ENTRY_LEN: usize = 256;
+/// memcached's MAX_ENTRY_LEN (authfile.c and sasl_defs.c alike): `fgets` reads at most this
+/// many bytes less one per line.
+pub(crate) const MAX_ENTRY_LEN: usize = 256;
+
+/// The lines of a password file as memcached's C code sees them: cut as `fgets` cuts them (at
+/// a newline, which is kept, or after MAX_ENTRY_LEN - 1 bytes, the rest going on as the next
+/// line), each up to its first NUL. Shared by the `-Y` file and the SASL database.
+pub(crate) fn fgets_lines(data: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = data;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let limit = rest.len().min(MAX_ENTRY_LEN - 1);
+        let line_len = rest[..limit]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(limit, |newline| newline + 1);
+        let (line, after) = rest.split_at(line_len);
+        rest = after;
+        Some(line.split(|&b| b == 0).next().unwrap_or(&[]))
+    })
+}
 
 /// Why a file could not be used, with memcached's messages.
 #[derive(Debug, thiserror::Error)]
@@ -62,18 +83,10 @@ impl Entries {
 
     pub fn parse(data: &[u8]) -> Result<Entries, Malformed> {
         let mut entries = Vec::new();
-        let mut rest = data;
-        while !rest.is_empty() && entries.len() < MAX_ENTRIES {
-            // fgets: up to a newline (kept) or MAX_ENTRY_LEN - 1 bytes.
-            let limit = rest.len().min(MAX_ENTRY_LEN - 1);
-            let line_len = rest[..limit]
-                .iter()
-                .position(|&b| b == b'\n')
-                .map_or(limit, |newline| newline + 1);
-            let (line, after) = rest.split_at(line_len);
-            rest = after;
-            // What C sees: up to a NUL, or the end of what fgets read (its own terminator).
-            let text = line.split(|&b| b == 0).next().unwrap_or(&[]);
+        for text in fgets_lines(data) {
+            if entries.len() >= MAX_ENTRIES {
+                break;
+            }
             let colon = text.iter().position(|&b| b == b':').ok_or(Malformed)?;
             let password_and_end = &text[colon + 1..];
             let password_len = password_and_end

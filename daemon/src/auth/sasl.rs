@@ -12,7 +12,7 @@
 //! missing variable or unreadable file is a start-up error here: a server nobody can log in to
 //! is a configuration mistake worth stopping for.
 
-use super::authfile::Entries;
+use super::authfile::{Entries, MAX_ENTRY_LEN, fgets_lines};
 use std::path::{Path, PathBuf};
 
 /// The environment variable memcached reads the database's path from.
@@ -24,9 +24,6 @@ pub const MECHANISMS: &[u8] = b"PLAIN";
 
 /// memcached's MAX_SASL_MECH_LEN: a longer mechanism name is "Invalid arguments".
 pub const MAX_MECH_LEN: usize = 32;
-
-/// memcached's MAX_ENTRY_LEN in sasl_defs.c: `fgets` reads lines of at most 255 bytes.
-const MAX_ENTRY_LEN: usize = 256;
 
 /// Why SASL cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -97,17 +94,7 @@ impl SaslAuth {
 pub fn pwdb_entries(data: &[u8]) -> Entries {
     let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
     let mut seen: Vec<&[u8]> = Vec::new();
-    let mut rest = data;
-    while !rest.is_empty() {
-        let limit = rest.len().min(MAX_ENTRY_LEN - 1);
-        let line_len = rest[..limit]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(limit, |newline| newline + 1);
-        let (line, after) = rest.split_at(line_len);
-        rest = after;
-        // C sees the line up to its first NUL.
-        let line = line.split(|&b| b == 0).next().unwrap_or(&[]);
+    for line in fgets_lines(data) {
         let Some(colon) = line.iter().position(|&b| b == b':') else {
             continue;
         };
