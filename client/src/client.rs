@@ -332,17 +332,17 @@ impl Client {
                     continue;
                 }
                 let member = &*routing.members[index];
-                current = Some(member);
+                // A failed connect is counted by `checkout` itself; only what follows it is
+                // counted below, so that one failure counts once, against its own server.
+                current = None;
                 let mut connection = self.checkout(member)?;
+                current = Some(member);
                 let lines = server_keys.chunks(self.config.keys_per_get.max(1));
                 let line_count = lines.len();
                 for chunk in lines {
                     encode_get(&mut connection.out, kind, 0, chunk.iter().copied())?;
                 }
-                if let Err(error) = connection.flush() {
-                    self.topology.record_error(member, &error);
-                    return Err(error);
-                }
+                connection.flush()?;
                 sent.push((member, connection, line_count));
             }
             current = None;
