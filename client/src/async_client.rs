@@ -105,7 +105,7 @@ impl AsyncConnection {
                 Parsed::Reply(result) => return result,
                 Parsed::Needs(needed) => {
                     while self.input.lacks(needed) {
-                        self.input.make_room(needed);
+                        self.input.make_room(needed, &self.server)?;
                         let read = limited(
                             timeouts.read,
                             &self.server,

@@ -137,7 +137,7 @@ impl Connection {
     /// Reads until at least `needed` unparsed bytes are buffered.
     fn fill(&mut self, needed: usize) -> Result<(), ClientError> {
         while self.input.lacks(needed) {
-            self.input.make_room(needed);
+            self.input.make_room(needed, &self.server)?;
             match self.stream.read(self.input.spare()) {
                 Ok(0) => {
                     return Err(ClientError::ConnectionClosed {

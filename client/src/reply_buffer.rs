@@ -7,11 +7,14 @@
 
 use crate::error::{ClientError, ServerErrorKind};
 use ferrocache_protocol::client::{
-    ConfigReply, ParsedReply, Reply, parse_config_reply, parse_reply,
+    ConfigReply, ParsedReply, Reply, ReplyError, parse_config_reply, parse_reply,
 };
 
 /// Read buffer growth step; replies larger than this grow the buffer to their size.
 const READ_CHUNK: usize = 16 * 1024;
+
+/// The most a reply may need buffered: memcached's largest item (1 GiB) and its lines.
+const MAX_REPLY_BYTES: usize = (1 << 30) + 64 * 1024;
 
 /// What one parse of the buffered bytes gave.
 pub(crate) enum Parsed<T> {
@@ -105,8 +108,16 @@ impl ReplyBuffer {
     }
 
     /// Makes room for `needed` unparsed bytes: moves them to the front and grows the buffer if
-    /// the reply is bigger than it.
-    pub(crate) fn make_room(&mut self, needed: usize) {
+    /// the reply is bigger than it. A reply that claims more than memcached's largest item
+    /// (1 GiB, `-I 1024m`) is malformed: its length comes off the network, and growing the
+    /// buffer to it would abort the process.
+    pub(crate) fn make_room(&mut self, needed: usize, server: &str) -> Result<(), ClientError> {
+        if needed > MAX_REPLY_BYTES {
+            return Err(ClientError::Protocol {
+                server: server.to_owned(),
+                source: ReplyError::Malformed("a reply longer than memcached's largest item"),
+            });
+        }
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
@@ -122,6 +133,7 @@ impl ReplyBuffer {
         if self.end == self.input.len() {
             self.input.resize(self.input.len() + READ_CHUNK, 0);
         }
+        Ok(())
     }
 
     /// Whether fewer than `needed` unparsed bytes are buffered.
@@ -159,5 +171,21 @@ fn server_error(server: &str, kind: ServerErrorKind, text: &[u8]) -> ClientError
         server: server.to_owned(),
         kind,
         message: String::from_utf8_lossy(text).into_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reply_claiming_more_than_the_largest_item_is_refused_not_allocated() {
+        let mut buffer = ReplyBuffer::new();
+        // `CONFIG cluster 0 9223372036854775808` asks for this much.
+        let error = buffer.make_room(1 << 63, "node").unwrap_err();
+        assert!(matches!(error, ClientError::Protocol { .. }), "{error}");
+        buffer
+            .make_room(1024, "node")
+            .expect("an ordinary reply fits");
     }
 }
