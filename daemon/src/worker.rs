@@ -378,7 +378,7 @@ impl Worker {
     fn housekeeping(&mut self, idle: bool) {
         let now = self.shared.cache.clock.now();
         let due = self.last_maintenance.elapsed() >= TICK;
-        if (idle || due) && self.shared.crawler.enabled() {
+        if idle || due {
             // Never wait for the lock: a busy partition is being used, which is better.
             // The partitions this worker owns take turns: id, id + threads, id + 2 threads...
             let owned = self.next_partition;
@@ -386,13 +386,21 @@ impl Worker {
             if self.next_partition >= self.shared.settings.partitions {
                 self.next_partition = self.id;
             }
+            // With the crawler off (`lru_crawler disable`, `-o no_lru_crawler`) only the crawl
+            // stops: delayed flushes, pages given back and automove go on, as memcached's LRU
+            // maintainer and slab mover run without its crawler.
+            let crawling = self.shared.crawler.enabled();
+            let budget = match (crawling, idle) {
+                (false, _) => 0,
+                (true, true) => MAINTENANCE_IDLE,
+                (true, false) => MAINTENANCE_BUSY,
+            };
             if let Some(mut partition) = self.shared.cache.partition(owned).try_lock() {
-                partition.maintain(if idle {
-                    MAINTENANCE_IDLE
-                } else {
-                    MAINTENANCE_BUSY
-                });
-                self.shared.threads[self.id].maintenance_slices.incr();
+                partition.maintain(budget);
+                if crawling {
+                    // Reported as crawler starts and maintainer passes, as before.
+                    self.shared.threads[self.id].maintenance_slices.incr();
+                }
             }
             self.last_maintenance = Instant::now();
         }
