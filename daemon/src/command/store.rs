@@ -161,10 +161,12 @@ impl Executor<'_> {
         if kind.counts_in_detail() {
             self.shared.detail.record_set(key);
         }
-        let store = Store::new(kind, key, &[], 0, 0);
-        let (hash, mut partition) = self.shared.cache.lock_key(key);
-        partition.after_failed_store(&store.request(hash));
-        drop(partition);
+        // Only a kind that drops the old item on failure needs the partition at all.
+        if kind.drops_old_on_failure() {
+            let store = Store::new(kind, key, &[], 0, 0);
+            let (hash, mut partition) = self.shared.cache.lock_key(key);
+            partition.after_failed_store(&store.request(hash));
+        }
         self.log_store(key, kind.name(), b"too_large", 0, 0, 0);
     }
 }
