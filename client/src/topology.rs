@@ -227,6 +227,9 @@ impl Topology {
     fn rejoin_due(&self) -> Arc<Routing> {
         let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
+        // Every request that saw the old routing comes here; only the first finds a member
+        // due, and only then is the ring (MD5 over every point) built again.
+        let mut rejoined = false;
         for member in &current.members {
             let mut until = member
                 .ejected_until
@@ -242,7 +245,11 @@ impl Topology {
                 );
                 Counters::bump(&self.counters.rejoins, 1);
                 log::info!("{}: retry interval over, back in the ring", member.address);
+                rejoined = true;
             }
+        }
+        if !rejoined {
+            return current.clone();
         }
         self.rebuild(&mut current, None)
     }
