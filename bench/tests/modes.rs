@@ -12,11 +12,27 @@ struct Memcached {
 }
 
 impl Memcached {
+    /// memcached on a fresh ephemeral port. Tests run in parallel, so two can draw the same
+    /// port: a connect alone could reach the other test's server (and be refused once that
+    /// test stops it). So readiness is memcached's own word, the ports file it writes once it
+    /// listens, and a memcached that lost its port to another process is started again.
     fn start(megabytes: u32) -> Memcached {
+        for _ in 0..5 {
+            if let Some(server) = Memcached::try_start(megabytes) {
+                return server;
+            }
+        }
+        panic!("memcached could not bind a free port in 5 tries");
+    }
+
+    fn try_start(megabytes: u32) -> Option<Memcached> {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("ephemeral port")
             .port();
+        let ports_file =
+            std::env::temp_dir().join(format!("bench-modes-{}-{port}", std::process::id()));
+        let _ = std::fs::remove_file(&ports_file);
         let child = Command::new("memcached")
             .args([
                 "-u",
@@ -31,21 +47,26 @@ impl Memcached {
                 "4096",
             ])
             .args(["-m", &megabytes.to_string(), "-p", &port.to_string()])
+            .env("MEMCACHED_PORT_FILENAME", &ports_file)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("memcached not found: install it with scripts/install-test-deps.sh");
         let mut server = Memcached { port, child };
         let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                server.child.try_wait().unwrap().is_none(),
-                "memcached exited at start"
-            );
+        while !ports_file.exists() {
+            if server.child.try_wait().unwrap().is_some() {
+                return None; // the port was taken between our probe and its bind
+            }
             assert!(Instant::now() < deadline, "memcached did not listen");
             std::thread::sleep(Duration::from_millis(10));
         }
-        server
+        let _ = std::fs::remove_file(&ports_file);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "memcached did not accept");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Some(server)
     }
 
     fn target(&self) -> String {
