@@ -2,7 +2,7 @@
 //! on ephemeral loopback ports, talk to it over TCP as clients do, and stop it by PID.
 //!
 //! Readiness is observed, never slept for: ferrocached prints its start-up line with the port
-//! the kernel chose (`-p 0`); memcached is polled with connects. A server still running when its
+//! the kernel chose (`-p 0`); memcached writes its ports file. A server still running when its
 //! handle drops is killed.
 
 #![allow(dead_code)] // Each test binary uses a different part of this module.
@@ -211,8 +211,26 @@ impl Reference {
         Self::start_on(&[], udp_port)
     }
 
+    /// Tests run in parallel, so two can draw the same free port: a connect alone could reach
+    /// the other test's server. So readiness is memcached's own word, the ports file it writes
+    /// once it listens (`MEMCACHED_PORT_FILENAME`), and a memcached that lost its port to
+    /// another process (it exits) is started again on another.
     fn start_on(args: &[&str], udp_port: u16) -> Reference {
+        for _ in 0..5 {
+            if let Some(reference) = Self::try_start_on(args, udp_port) {
+                return reference;
+            }
+        }
+        panic!("memcached could not bind a free port in 5 tries");
+    }
+
+    fn try_start_on(args: &[&str], udp_port: u16) -> Option<Reference> {
         let port = free_port();
+        let ports_file = std::env::temp_dir().join(format!(
+            "ferrocache-reference-{}-{port}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_file(&ports_file);
         let mut command = Command::new("memcached");
         command
             .args([
@@ -224,28 +242,33 @@ impl Reference {
                 "127.0.0.1",
             ])
             .args(args)
+            .env("MEMCACHED_PORT_FILENAME", &ports_file)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         if is_root() {
             command.args(["-u", "nobody"]);
         }
-        let child = command
+        let mut child = command
             .spawn()
             .expect("memcached 1.6.18 is needed for this test: apt-get install memcached (scripts/install-test-deps.sh)");
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let deadline = Instant::now() + START_TIMEOUT;
-        while TcpStream::connect(addr).is_err() {
+        while !ports_file.exists() {
+            if child.try_wait().expect("memcached's status").is_some() {
+                return None; // the port was taken between our probe and its bind
+            }
             assert!(
                 Instant::now() < deadline,
                 "memcached did not start listening on {addr}"
             );
             std::thread::sleep(Duration::from_millis(5));
         }
-        Reference {
+        let _ = std::fs::remove_file(&ports_file);
+        Some(Reference {
             child: Some(child),
             addr,
-        }
+        })
     }
 
     pub fn connect(&self) -> Client {
