@@ -1,0 +1,256 @@
+//! The partition's hash index and the liveness of what it finds.
+//!
+//! Owns: finding an item by key ([`Partition::lookup`]), putting a written item in the index
+//! in place of the key's old one ([`Partition::link`]), taking one out and freeing its chunks
+//! ([`Partition::unlink`] and friends), the item gauges those change (items, bytes,
+//! `mem_requested`), and the rule that decides whether an item found is still live (expiry
+//! and `flush_all`). Must not touch: how items are laid out or written (`write.rs`,
+//! `item.rs`), which item to evict (`evict.rs`), or pages.
+
+use super::{Partition, item_size, valid_key};
+use crate::hasher::KeyHasher;
+use crate::item::{self, Header};
+use crate::slab::Queued;
+
+/// How the index hashes keys. The caller's hash is only usable inside the index if the
+/// partition can recompute it when the table grows, which needs the caller's [`KeyHasher`].
+pub(super) enum IndexHasher {
+    /// The partition hashes keys itself (one extra hash per operation).
+    Own(ahash::RandomState),
+    /// The index uses the hash the caller passes, recomputed with the same hasher on growth.
+    Caller(KeyHasher),
+}
+
+impl IndexHasher {
+    #[inline]
+    pub(super) fn hash_stored(&self, key: &[u8]) -> u64 {
+        match self {
+            IndexHasher::Own(state) => state.hash_one(key),
+            IndexHasher::Caller(hasher) => hasher.hash(key),
+        }
+    }
+}
+
+/// Why an item found in the index is not live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Death {
+    Expired,
+    Flushed,
+}
+
+/// `flush_all` state, compared against each item's last-access time (memcached's
+/// `oldest_live`): an item whose `time` is below an effective stamp is dead.
+///
+/// Times are whole seconds, yet a flush must separate items stored before it from items
+/// stored after it in the same second. So a flush's stamp is one more than the latest time
+/// any item can carry, and accesses after it record at least the stamp: item times may run a
+/// second or two ahead of the clock after several flushes in one second, which is harmless.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct FlushState {
+    /// Items whose time is below this are dead (0: no flush yet).
+    pub(super) stamp: u32,
+    /// A delayed flush: from second `from` on, items whose time is below `stamp` are dead.
+    pub(super) pending: Option<PendingFlush>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(super) struct PendingFlush {
+    pub(super) from: u32,
+    pub(super) stamp: u32,
+}
+
+impl FlushState {
+    /// The stamp in force at `now`.
+    #[inline]
+    pub(super) fn effective_stamp(&self, now: u32) -> u32 {
+        match self.pending {
+            Some(pending) if now >= pending.from => self.stamp.max(pending.stamp),
+            _ => self.stamp,
+        }
+    }
+}
+
+impl Partition {
+    #[inline]
+    pub(super) fn index_hash(&self, hash: u64, key: &[u8]) -> u64 {
+        match &self.index_hasher {
+            IndexHasher::Own(state) => state.hash_one(key),
+            IndexHasher::Caller(hasher) => {
+                debug_assert_eq!(hash, hasher.hash(key), "hash from another KeyHasher");
+                hash
+            }
+        }
+    }
+
+    /// The key's item if it is live; a dead one is reclaimed and reported.
+    pub(super) fn lookup(&mut self, hash: u64, key: &[u8]) -> Result<(u32, Header), Option<Death>> {
+        if !valid_key(key) {
+            return Err(None);
+        }
+        let index_hash = self.index_hash(hash, key);
+        let (slabs, cas_enabled) = (&self.slabs, self.cas_enabled);
+        let handle = *self
+            .index
+            .find(index_hash, |&handle| {
+                item::key_of(slabs.chunk(handle), cas_enabled) == key
+            })
+            .ok_or(None)?;
+        let header = Header::read(self.slabs.chunk(handle), self.cas_enabled);
+        match self.death(&header, self.clock.now()) {
+            None => Ok((handle, header)),
+            Some(death) => {
+                self.reclaim(handle, &header, death);
+                Err(Some(death))
+            }
+        }
+    }
+
+    /// [`Partition::lookup`] for reads, counting `get_expired` / `get_flushed`.
+    pub(super) fn lookup_counting_misses(
+        &mut self,
+        hash: u64,
+        key: &[u8],
+    ) -> Option<(u32, Header)> {
+        match self.lookup(hash, key) {
+            Ok(found) => Some(found),
+            Err(Some(Death::Expired)) => {
+                self.counters.get_expired += 1;
+                None
+            }
+            Err(Some(Death::Flushed)) => {
+                self.counters.get_flushed += 1;
+                None
+            }
+            Err(None) => None,
+        }
+    }
+
+    #[inline]
+    pub(super) fn death(&self, header: &Header, now: u32) -> Option<Death> {
+        if header.expiry != 0 && header.expiry <= now {
+            return Some(Death::Expired);
+        }
+        (header.time < self.flush.effective_stamp(now)).then_some(Death::Flushed)
+    }
+
+    /// The time to record for an access now: at least the stamp of the flush in force, so
+    /// that the item is not mistaken for one stored before that flush.
+    #[inline]
+    pub(super) fn access_time(&self) -> u32 {
+        let now = self.clock.now();
+        now.max(self.flush.effective_stamp(now))
+    }
+
+    /// Puts a written item in the index, replacing (and freeing) the key's previous item.
+    ///
+    /// A new key starts on probation in its class's small FIFO; a replacement has proven its
+    /// key popular and goes straight to the main CLOCK with the old item's frequency.
+    pub(super) fn link(&mut self, hash: u64, key: &[u8], handle: u32, header: &mut Header) {
+        let index_hash = self.index_hash(hash, key);
+        let (slabs, cas_enabled) = (&self.slabs, self.cas_enabled);
+        let replaced = match self.index.find_mut(index_hash, |&other| {
+            item::key_of(slabs.chunk(other), cas_enabled) == key
+        }) {
+            Some(slot) => Some(std::mem::replace(slot, handle)),
+            None => {
+                let hasher = &self.index_hasher;
+                self.index.insert_unique(index_hash, handle, |&other| {
+                    hasher.hash_stored(item::key_of(slabs.chunk(other), cas_enabled))
+                });
+                None
+            }
+        };
+        let class = self.slabs.class_of(handle);
+        match replaced {
+            Some(old) => {
+                let old_freq = item::freq(self.slabs.chunk(old)[0]);
+                self.forget(old);
+                header.bits = item::with_freq(header.bits, old_freq);
+                header.probation = false;
+            }
+            None => {
+                header.bits = item::with_freq(header.bits, 0);
+                header.probation = true;
+            }
+        }
+        let chunk = self.slabs.chunk_mut(handle);
+        chunk[0] = header.bits;
+        item::set_probation(chunk, header.probation);
+        if header.probation {
+            // Only now that the chunk says so: compaction keeps just the entries whose chunk
+            // is on probation, and an item missing from the queue could never be evicted.
+            let tag = item::queue_tag(self.slabs.chunk(handle), self.cas_enabled);
+            let slab = &mut self.slabs.classes[class];
+            slab.probation.push_back(Queued { handle, tag });
+            slab.probation_items += 1;
+            self.slabs.compact_probation(class, self.cas_enabled);
+        }
+        let size = item_size(header, cas_enabled) as u64;
+        self.bytes += size;
+        self.counters.total_items += 1;
+        let class = &mut self.slabs.classes[class];
+        class.items += 1;
+        class.mem_requested += size;
+        class.counters.cmd_set += 1;
+    }
+
+    /// Removes an item from the index and frees it, hashing its stored key to find its slot
+    /// (eviction and reclaim know only the handle).
+    pub(super) fn unlink(&mut self, handle: u32) {
+        let key = item::key_of(self.slabs.chunk(handle), self.cas_enabled);
+        let index_hash = self.index_hasher.hash_stored(key);
+        self.unlink_at(handle, index_hash);
+    }
+
+    /// [`Partition::unlink`] for an item the caller just looked up by `hash` and `key`: the
+    /// request's hash already names the slot, so the key is not hashed again.
+    pub(super) fn unlink_found(&mut self, handle: u32, hash: u64, key: &[u8]) {
+        let index_hash = self.index_hash(hash, key);
+        self.unlink_at(handle, index_hash);
+    }
+
+    fn unlink_at(&mut self, handle: u32, index_hash: u64) {
+        if let Ok(entry) = self.index.find_entry(index_hash, |&other| other == handle) {
+            entry.remove();
+        }
+        self.forget(handle);
+    }
+
+    /// Frees an item that is no longer in the index and takes it off the gauges.
+    fn forget(&mut self, handle: u32) {
+        let header = Header::read(self.slabs.chunk(handle), self.cas_enabled);
+        let size = item_size(&header, self.cas_enabled) as u64;
+        self.bytes -= size;
+        let class = self.slabs.class_of(handle);
+        let class = &mut self.slabs.classes[class];
+        class.items -= 1;
+        class.mem_requested -= size;
+        if header.probation {
+            class.probation_items -= 1;
+        }
+        let mut next = header.next;
+        self.slabs.release_chunk(handle);
+        while header.is_chained() && self.slabs.is_valid(next) {
+            let following = item::continuation_next(self.slabs.chunk(next));
+            self.slabs.release_chunk(next);
+            next = following;
+        }
+    }
+
+    /// Frees a dead item found by a lookup or the allocator's hand.
+    pub(super) fn reclaim(&mut self, handle: u32, header: &Header, death: Death) {
+        self.counters.reclaimed += 1;
+        self.class_counters(handle).reclaimed += 1;
+        self.free_dead(handle, header, death);
+    }
+
+    /// Frees a dead item; the caller has counted who found it (`reclaimed` or
+    /// `crawler_reclaimed`).
+    pub(super) fn free_dead(&mut self, handle: u32, header: &Header, death: Death) {
+        if death == Death::Expired && header.bits & item::FETCHED == 0 {
+            self.counters.expired_unfetched += 1;
+            self.class_counters(handle).expired_unfetched += 1;
+        }
+        self.unlink(handle);
+    }
+}

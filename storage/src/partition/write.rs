@@ -1,0 +1,284 @@
+//! Writing items: headers, CAS uniques, access marks, and new items into fresh chunks.
+//!
+//! Owns: turning a header, key and value parts into an item in one chunk or a chain of
+//! chunks ([`Partition::write_item`], [`ChainWriter`]), then linking it
+//! ([`Partition::write_and_link`]); the CAS counter of this partition's stripe; rewriting a
+//! header in place or, when its size changed, into a new chunk; marking an access (frequency,
+//! fetched bit, time). Must not touch: which chunk is free or how one is made free
+//! (`pages.rs`, `evict.rs`), or the index beyond calling `link` and `unlink`.
+
+use super::{Partition, valid_key};
+use crate::error::StoreError;
+use crate::item::{self, CONTINUATION_HEADER, Header, NO_HANDLE};
+use crate::slab::Queued;
+
+/// Copies a value given in parts into consecutive chunks.
+struct ChainWriter<'p> {
+    parts: &'p [&'p [u8]],
+    part: usize,
+    offset: usize,
+}
+
+impl ChainWriter<'_> {
+    /// Fills `room` with the next bytes (or as many as are left).
+    fn fill(&mut self, room: &mut [u8]) {
+        let mut at = 0;
+        while at < room.len() && self.part < self.parts.len() {
+            let part = self.parts[self.part];
+            let take = (part.len() - self.offset).min(room.len() - at);
+            room[at..at + take].copy_from_slice(&part[self.offset..self.offset + take]);
+            at += take;
+            self.offset += take;
+            if self.offset == part.len() {
+                self.part += 1;
+                self.offset = 0;
+            }
+        }
+    }
+}
+
+impl Partition {
+    /// Marks an access: frequency, fetched bit, last-access time.
+    pub(super) fn bump(&mut self, handle: u32, header: &mut Header) {
+        header.bits = item::with_freq(header.bits, item::freq(header.bits) + 1) | item::FETCHED;
+        header.time = self.access_time();
+        self.write_header_fields(handle, header);
+    }
+
+    /// Writes bits, expiry and time in place (fields whose size never changes).
+    pub(super) fn write_header_fields(&mut self, handle: u32, header: &Header) {
+        let chunk = self.slabs.chunk_mut(handle);
+        chunk[0] = header.bits;
+        item::write_u32(chunk, 5, header.expiry);
+        item::write_u32(chunk, 9, header.time);
+    }
+
+    /// Raises an item's access frequency (an access that is not a read).
+    pub(super) fn count_access(&mut self, handle: u32) {
+        let chunk = self.slabs.chunk_mut(handle);
+        chunk[0] = item::with_freq(chunk[0], item::freq(chunk[0]) + 1);
+    }
+
+    /// Writes a changed header; when its size changed (a CAS that needs 8 bytes now), the item
+    /// is rewritten into a new chunk. Returns the header stored (the old one's if the rewrite
+    /// found no memory, in which case the item is dropped).
+    pub(super) fn rewrite_header(&mut self, hash: u64, handle: u32, mut header: Header) -> Header {
+        let old_bits = self.slabs.chunk(handle)[0];
+        header.fix_layout_bits();
+        let in_place = if header.is_chained() {
+            (old_bits & item::WIDE_CAS) == (header.bits & item::WIDE_CAS)
+        } else {
+            item::header_len(old_bits, self.cas_enabled) == header.len(self.cas_enabled)
+        };
+        if in_place {
+            let old_tag = item::queue_tag(self.slabs.chunk(handle), self.cas_enabled);
+            header.write(self.slabs.chunk_mut(handle), self.cas_enabled);
+            let tag = item::queue_tag(self.slabs.chunk(handle), self.cas_enabled);
+            if header.probation && tag != old_tag {
+                // A new CAS makes the item's entry look stale: queue it again, as just written.
+                let class = self.slabs.class_of(handle);
+                let queued = Queued { handle, tag };
+                self.slabs.classes[class].probation.push_back(queued);
+                self.slabs.compact_probation(class, self.cas_enabled);
+            }
+            return header;
+        }
+        let old = Header::read(self.slabs.chunk(handle), self.cas_enabled);
+        let key = item::key_of(self.slabs.chunk(handle), self.cas_enabled).to_vec();
+        let value = self.copy_value(handle, &old);
+        header.bits &= !item::CHAINED;
+        header.next = NO_HANDLE;
+        match self.write_and_link(hash, &key, header, &[&value]) {
+            Ok((_, stored)) => stored,
+            Err(_) => {
+                if let Ok((handle, _)) = self.lookup(hash, &key) {
+                    self.unlink_found(handle, hash, &key);
+                }
+                old
+            }
+        }
+    }
+
+    pub(super) fn fresh_cas(&mut self, requested: Option<u64>) -> u64 {
+        if !self.cas_enabled {
+            return 0;
+        }
+        match requested {
+            Some(cas) => cas,
+            None => {
+                let cas = self.next_cas;
+                // Never 0 (memcached's "no CAS"), and always in this partition's stripe.
+                self.next_cas = cas.checked_add(self.cas_step).unwrap_or(self.first_cas);
+                cas
+            }
+        }
+    }
+
+    pub(super) fn new_header(
+        &mut self,
+        key: &[u8],
+        flags: u32,
+        expiry: u32,
+        cas: Option<u64>,
+    ) -> Header {
+        let cas = self.fresh_cas(cas);
+        Header::new(key.len() as u8, 0, flags, expiry, self.access_time(), cas)
+    }
+
+    /// The value of an unchained item.
+    pub(super) fn value_slice(&self, handle: u32, header: &Header) -> &[u8] {
+        let start = header.len(self.cas_enabled) + usize::from(header.key_len);
+        &self.slabs.chunk(handle)[start..start + header.value_len as usize]
+    }
+
+    pub(super) fn copy_value(&self, handle: u32, header: &Header) -> Vec<u8> {
+        let mut value = Vec::with_capacity(header.value_len as usize);
+        for part in self.item_ref(handle, *header).value() {
+            value.extend_from_slice(part);
+        }
+        value
+    }
+
+    /// A new empty-or-given item made on a miss (meta `N`).
+    pub(super) fn vivify(
+        &mut self,
+        hash: u64,
+        key: &[u8],
+        value: &[u8],
+        exptime: i64,
+    ) -> Option<(u32, Header)> {
+        if !valid_key(key) {
+            return None;
+        }
+        let header = self.new_header(key, 0, self.clock.expiry_of(exptime), None);
+        self.write_and_link(hash, key, header, &[value]).ok()
+    }
+
+    /// Writes a new item (value = `parts` concatenated) and links it in place of any item
+    /// with the same key.
+    pub(super) fn write_and_link(
+        &mut self,
+        hash: u64,
+        key: &[u8],
+        header: Header,
+        parts: &[&[u8]],
+    ) -> Result<(u32, Header), StoreError> {
+        let (handle, mut header) = match self.write_item(header, key, parts) {
+            Ok(written) => written,
+            Err(error) => {
+                match error {
+                    StoreError::TooLarge => self.counters.store_too_large += 1,
+                    StoreError::OutOfMemory => self.counters.store_no_memory += 1,
+                }
+                return Err(error);
+            }
+        };
+        self.link(hash, key, handle, &mut header);
+        Ok((handle, header))
+    }
+
+    /// Allocates chunks and writes header, key and value; the item is not in the index yet.
+    fn write_item(
+        &mut self,
+        mut header: Header,
+        key: &[u8],
+        parts: &[&[u8]],
+    ) -> Result<(u32, Header), StoreError> {
+        if !valid_key(key) {
+            // A key the index cannot hold (its length byte would lie); callers check first.
+            return Err(StoreError::TooLarge);
+        }
+        let value_len: usize = parts.iter().map(|part| part.len()).sum();
+        header.key_len = key.len() as u8;
+        header.value_len = u32::try_from(value_len).map_err(|_| StoreError::TooLarge)?;
+        header.bits &= !item::CHAINED;
+        header.next = NO_HANDLE;
+        header.fix_layout_bits();
+        let cas_enabled = self.cas_enabled;
+        let needed = header.len(cas_enabled) + key.len() + value_len;
+        if needed > self.config.item_size_max {
+            return Err(StoreError::TooLarge);
+        }
+        let largest = self.slabs.largest_class();
+        let largest_chunk = self.slabs.classes[largest].chunk_size;
+        if needed <= largest_chunk && value_len <= item::UNCHAINED_VALUE_MAX {
+            let class = self.slabs.class_for(needed).unwrap_or(largest);
+            let handle = self.alloc_chunk(class)?;
+            let chunk = self.slabs.chunk_mut(handle);
+            header.write(chunk, cas_enabled);
+            let mut at = header.len(cas_enabled);
+            chunk[at..at + key.len()].copy_from_slice(key);
+            at += key.len();
+            for part in parts {
+                chunk[at..at + part.len()].copy_from_slice(part);
+                at += part.len();
+            }
+            return Ok((handle, header));
+        }
+
+        // Chained: a head chunk and continuations in the largest class, and the last
+        // continuation in the smallest class its bytes fit (as memcached chains), so a chained
+        // item wastes no more than a single-chunk item does.
+        header.bits |= item::CHAINED;
+        let head_len = header.len(cas_enabled) + key.len();
+        let continuation_room = largest_chunk.saturating_sub(CONTINUATION_HEADER);
+        if head_len > largest_chunk || continuation_room == 0 {
+            return Err(StoreError::TooLarge);
+        }
+        let head_room = largest_chunk - head_len;
+        let after_head = value_len.saturating_sub(head_room);
+        let continuations = after_head.div_ceil(continuation_room);
+        let tail_class = match after_head % continuation_room {
+            0 => largest,
+            tail => self
+                .slabs
+                .class_for(tail + CONTINUATION_HEADER)
+                .unwrap_or(largest),
+        };
+        // Reserve every chunk first (marked as continuations, so the CLOCK hand skips them),
+        // so that a failure part-way leaves nothing half written. The tail comes first: taking
+        // a page for its class may empty a page of the largest class, which must not hold a
+        // chunk reserved for this item yet.
+        let mut classes = vec![largest; continuations + 1];
+        if continuations > 0 {
+            classes[continuations] = tail_class;
+            classes.rotate_right(1);
+        }
+        let mut chunks: Vec<u32> = Vec::with_capacity(continuations + 1);
+        for class in classes {
+            match self.alloc_chunk(class) {
+                Ok(handle) => {
+                    item::write_continuation(self.slabs.chunk_mut(handle), NO_HANDLE, NO_HANDLE);
+                    chunks.push(handle);
+                }
+                Err(error) => {
+                    for handle in chunks {
+                        self.slabs.release_chunk(handle);
+                    }
+                    return Err(error);
+                }
+            }
+        }
+        if continuations > 0 {
+            chunks.rotate_left(1);
+        }
+        let head = chunks[0];
+        header.next = chunks.get(1).copied().unwrap_or(NO_HANDLE);
+        let mut writer = ChainWriter {
+            parts,
+            part: 0,
+            offset: 0,
+        };
+        let chunk = self.slabs.chunk_mut(head);
+        header.write(chunk, cas_enabled);
+        chunk[head_len - key.len()..head_len].copy_from_slice(key);
+        writer.fill(&mut chunk[head_len..]);
+        for at in 1..chunks.len() {
+            let next = chunks.get(at + 1).copied().unwrap_or(NO_HANDLE);
+            let chunk = self.slabs.chunk_mut(chunks[at]);
+            item::write_continuation(chunk, head, next);
+            writer.fill(&mut chunk[CONTINUATION_HEADER..]);
+        }
+        Ok((head, header))
+    }
+}
