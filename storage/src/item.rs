@@ -51,7 +51,31 @@ pub(crate) const WIDE_CAS: u8 = 0x40;
 /// The chunk continues a chained item (it is not a head; only meaningful with key_len 0).
 pub(crate) const CONTINUATION: u8 = 0x80;
 
-/// In byte 4 (top of value_len): the item is on probation, in its class's small FIFO.
+// Offsets of a head chunk's fixed fields (see the layout above). Only this module reads or
+// writes a chunk's bytes by offset; the rest of the crate goes through the functions below.
+/// The `bits` byte.
+const BITS: usize = 0;
+/// The key length byte (0: not an item head).
+const KEY_LEN: usize = 1;
+/// The 3-byte in-chunk value length.
+const VALUE_LEN: usize = 2;
+/// The byte of `value_len` whose top bit is PROBATION.
+const PROBATION_BYTE: usize = 4;
+/// The expiry, u32.
+const EXPIRY: usize = 5;
+/// The last-access time, u32.
+const TIME: usize = 9;
+/// Where the variable part (CAS, flags, chain) starts.
+const FIXED: usize = 13;
+
+// Offsets of a continuation chunk's fields.
+/// The head handle, u32.
+const CONTINUATION_HEAD: usize = 2;
+/// The next continuation's handle, u32.
+const CONTINUATION_NEXT: usize = 6;
+
+/// In byte [`PROBATION_BYTE`] (top of value_len): the item is on probation, in its class's
+/// small FIFO.
 const PROBATION: u8 = 0x80;
 
 /// Most frequency the 2 bits count.
@@ -73,17 +97,48 @@ pub(crate) fn with_freq(bits: u8, freq: u8) -> u8 {
 /// Whether an item head is on probation.
 #[inline]
 pub(crate) fn is_on_probation(chunk: &[u8]) -> bool {
-    chunk[4] & PROBATION != 0
+    chunk[PROBATION_BYTE] & PROBATION != 0
 }
 
 /// Puts an item head on probation or takes it off.
 #[inline]
 pub(crate) fn set_probation(chunk: &mut [u8], on: bool) {
     if on {
-        chunk[4] |= PROBATION;
+        chunk[PROBATION_BYTE] |= PROBATION;
     } else {
-        chunk[4] &= !PROBATION;
+        chunk[PROBATION_BYTE] &= !PROBATION;
     }
+}
+
+/// The `bits` byte of an item head.
+#[inline]
+pub(crate) fn bits(chunk: &[u8]) -> u8 {
+    chunk[BITS]
+}
+
+/// Overwrites the `bits` byte of an item head; the caller keeps the layout bits (HAS_FLAGS,
+/// CHAINED, WIDE_CAS) as they are, since they say how the rest of the header reads.
+#[inline]
+pub(crate) fn set_bits(chunk: &mut [u8], bits: u8) {
+    chunk[BITS] = bits;
+}
+
+/// The access frequency of an item head.
+#[inline]
+pub(crate) fn freq_of(chunk: &[u8]) -> u8 {
+    freq(chunk[BITS])
+}
+
+/// Sets the access frequency of an item head (at most [`FREQ_MAX`]).
+#[inline]
+pub(crate) fn set_freq(chunk: &mut [u8], freq: u8) {
+    chunk[BITS] = with_freq(chunk[BITS], freq);
+}
+
+/// The last-access time of an item head.
+#[inline]
+pub(crate) fn last_access(chunk: &[u8]) -> u32 {
+    read_u32(chunk, TIME)
 }
 
 /// Handle meaning "no chunk".
@@ -92,7 +147,6 @@ pub(crate) const NO_HANDLE: u32 = u32::MAX;
 /// Bytes of a continuation chunk's header.
 pub(crate) const CONTINUATION_HEADER: usize = 10;
 
-const FIXED: usize = 13;
 const NARROW_CAS_MAX: u64 = (1 << 48) - 1;
 
 /// Largest value length an unchained item records (23 bits; the 24th is PROBATION).
@@ -155,9 +209,21 @@ impl Header {
         self.bits & CHAINED != 0
     }
 
+    /// Where the value starts in the head chunk: after the header and the key.
+    #[inline]
+    pub fn value_start(&self, cas_enabled: bool) -> usize {
+        self.len(cas_enabled) + usize::from(self.key_len)
+    }
+
+    /// Bytes the item asks for: header, key and the whole value.
+    #[inline]
+    pub fn item_size(&self, cas_enabled: bool) -> usize {
+        self.value_start(cas_enabled) + self.value_len as usize
+    }
+
     /// Decodes the header of an item head chunk.
     pub fn read(chunk: &[u8], cas_enabled: bool) -> Header {
-        let bits = chunk[0];
+        let bits = chunk[BITS];
         let mut at = FIXED;
         let cas = if !cas_enabled {
             0
@@ -179,30 +245,33 @@ impl Header {
         let (value_len, next) = if bits & CHAINED != 0 {
             (read_u32(chunk, at), read_u32(chunk, at + 4))
         } else {
-            (read_u24(chunk, 2) & UNCHAINED_VALUE_MAX as u32, NO_HANDLE)
+            (
+                read_u24(chunk, VALUE_LEN) & UNCHAINED_VALUE_MAX as u32,
+                NO_HANDLE,
+            )
         };
         Header {
             bits,
-            key_len: chunk[1],
+            key_len: chunk[KEY_LEN],
             value_len,
-            expiry: read_u32(chunk, 5),
-            time: read_u32(chunk, 9),
+            expiry: read_u32(chunk, EXPIRY),
+            time: read_u32(chunk, TIME),
             cas,
             flags,
             next,
-            probation: chunk[4] & PROBATION != 0,
+            probation: is_on_probation(chunk),
         }
     }
 
     /// Encodes the header at the start of `chunk`.
     pub fn write(&self, chunk: &mut [u8], cas_enabled: bool) {
-        chunk[0] = self.bits;
-        chunk[1] = self.key_len;
+        chunk[BITS] = self.bits;
+        chunk[KEY_LEN] = self.key_len;
         let in_chunk = if self.is_chained() { 0 } else { self.value_len };
-        chunk[2..5].copy_from_slice(&in_chunk.to_le_bytes()[..3]);
+        chunk[VALUE_LEN..VALUE_LEN + 3].copy_from_slice(&in_chunk.to_le_bytes()[..3]);
         set_probation(chunk, self.probation);
-        write_u32(chunk, 5, self.expiry);
-        write_u32(chunk, 9, self.time);
+        write_u32(chunk, EXPIRY, self.expiry);
+        write_u32(chunk, TIME, self.time);
         let mut at = FIXED;
         if cas_enabled {
             let width = if self.bits & WIDE_CAS != 0 { 8 } else { 6 };
@@ -217,6 +286,14 @@ impl Header {
             write_u32(chunk, at, self.value_len);
             write_u32(chunk, at + 4, self.next);
         }
+    }
+
+    /// Writes the fields an access changes (bits, expiry, time) in place; their size never
+    /// changes, so the rest of the header stays valid.
+    pub fn write_access(&self, chunk: &mut [u8]) {
+        chunk[BITS] = self.bits;
+        write_u32(chunk, EXPIRY, self.expiry);
+        write_u32(chunk, TIME, self.time);
     }
 }
 
@@ -239,27 +316,27 @@ pub(crate) fn header_len(bits: u8, cas_enabled: bool) -> usize {
 /// Whether a chunk starts an item.
 #[inline]
 pub(crate) fn is_head(chunk: &[u8]) -> bool {
-    chunk[1] != 0
+    chunk[KEY_LEN] != 0
 }
 
 /// Whether a chunk continues a chained item (or is reserved for one being written).
 #[inline]
 pub(crate) fn is_continuation(chunk: &[u8]) -> bool {
-    chunk[1] == 0 && chunk[0] & CONTINUATION != 0
+    chunk[KEY_LEN] == 0 && chunk[BITS] & CONTINUATION != 0
 }
 
 /// The key stored in an item head chunk.
 #[inline]
 pub(crate) fn key_of(chunk: &[u8], cas_enabled: bool) -> &[u8] {
-    let start = header_len(chunk[0], cas_enabled);
-    &chunk[start..start + usize::from(chunk[1])]
+    let start = header_len(chunk[BITS], cas_enabled);
+    &chunk[start..start + usize::from(chunk[KEY_LEN])]
 }
 
 /// Marks a chunk free.
 #[inline]
 pub(crate) fn mark_free(chunk: &mut [u8]) {
-    chunk[0] = 0;
-    chunk[1] = 0;
+    chunk[BITS] = 0;
+    chunk[KEY_LEN] = 0;
 }
 
 /// The tag of the item in a head chunk that the small FIFO's entries carry: the low 32 bits of
@@ -276,29 +353,39 @@ pub(crate) fn queue_tag(chunk: &[u8], cas_enabled: bool) -> u32 {
 
 /// Writes a continuation chunk's header.
 pub(crate) fn write_continuation(chunk: &mut [u8], head: u32, next: u32) {
-    chunk[0] = CONTINUATION;
-    chunk[1] = 0;
-    write_u32(chunk, 2, head);
-    write_u32(chunk, 6, next);
+    chunk[BITS] = CONTINUATION;
+    chunk[KEY_LEN] = 0;
+    write_u32(chunk, CONTINUATION_HEAD, head);
+    write_u32(chunk, CONTINUATION_NEXT, next);
 }
 
 /// The head handle a continuation chunk belongs to ([`NO_HANDLE`] while it is reserved).
 pub(crate) fn continuation_head(chunk: &[u8]) -> u32 {
-    read_u32(chunk, 2)
+    read_u32(chunk, CONTINUATION_HEAD)
 }
 
 /// The next continuation after this one.
 pub(crate) fn continuation_next(chunk: &[u8]) -> u32 {
-    read_u32(chunk, 6)
+    read_u32(chunk, CONTINUATION_NEXT)
+}
+
+/// The value bytes a continuation chunk has room for.
+pub(crate) fn continuation_data(chunk: &[u8]) -> &[u8] {
+    &chunk[CONTINUATION_HEADER..]
+}
+
+/// [`continuation_data`], to write.
+pub(crate) fn continuation_data_mut(chunk: &mut [u8]) -> &mut [u8] {
+    &mut chunk[CONTINUATION_HEADER..]
 }
 
 #[inline]
-pub(crate) fn read_u32(bytes: &[u8], at: usize) -> u32 {
+fn read_u32(bytes: &[u8], at: usize) -> u32 {
     u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
 }
 
 #[inline]
-pub(crate) fn write_u32(bytes: &mut [u8], at: usize, value: u32) {
+fn write_u32(bytes: &mut [u8], at: usize, value: u32) {
     bytes[at..at + 4].copy_from_slice(&value.to_le_bytes());
 }
 

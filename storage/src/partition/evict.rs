@@ -54,7 +54,7 @@ impl Partition {
             if item::freq(header.bits) > 0 {
                 let chunk = self.slabs.chunk_mut(handle);
                 item::set_probation(chunk, false);
-                chunk[0] = item::with_freq(chunk[0], 1);
+                item::set_freq(chunk, 1);
                 self.slabs.classes[class].probation_items -= 1;
                 self.counters.small_fifo_promotions += 1;
                 continue;
@@ -84,7 +84,7 @@ impl Partition {
             let freq = item::freq(header.bits);
             if freq > 0 {
                 let chunk = self.slabs.chunk_mut(handle);
-                chunk[0] = item::with_freq(chunk[0], freq - 1);
+                item::set_freq(chunk, freq - 1);
                 continue;
             }
             self.evict(handle, &header, now);
@@ -159,7 +159,7 @@ impl Partition {
             let handle = self.slabs.handle_at(class, (slab.hand + step) % total);
             let chunk = self.slabs.chunk(handle);
             if item::is_head(chunk) {
-                return now.saturating_sub(item::read_u32(chunk, 9));
+                return now.saturating_sub(item::last_access(chunk));
             }
         }
         0

@@ -7,7 +7,7 @@
 //! and `flush_all`). Must not touch: how items are laid out or written (`write.rs`,
 //! `item.rs`), which item to evict (`evict.rs`), or pages.
 
-use super::{Partition, item_size, valid_key};
+use super::{Partition, valid_key};
 use crate::hasher::KeyHasher;
 use crate::item::{self, Header};
 use crate::slab::Queued;
@@ -163,7 +163,7 @@ impl Partition {
         let class = self.slabs.class_of(handle);
         match replaced {
             Some(old) => {
-                let old_freq = item::freq(self.slabs.chunk(old)[0]);
+                let old_freq = item::freq_of(self.slabs.chunk(old));
                 self.forget(old);
                 header.bits = item::with_freq(header.bits, old_freq);
                 header.probation = false;
@@ -174,7 +174,7 @@ impl Partition {
             }
         }
         let chunk = self.slabs.chunk_mut(handle);
-        chunk[0] = header.bits;
+        item::set_bits(chunk, header.bits);
         item::set_probation(chunk, header.probation);
         if header.probation {
             // Only now that the chunk says so: compaction keeps just the entries whose chunk
@@ -185,7 +185,7 @@ impl Partition {
             slab.probation_items += 1;
             self.slabs.compact_probation(class, self.cas_enabled);
         }
-        let size = item_size(header, cas_enabled) as u64;
+        let size = header.item_size(cas_enabled) as u64;
         self.bytes += size;
         self.counters.total_items += 1;
         let class = &mut self.slabs.classes[class];
@@ -219,7 +219,7 @@ impl Partition {
     /// Frees an item that is no longer in the index and takes it off the gauges.
     fn forget(&mut self, handle: u32) {
         let header = Header::read(self.slabs.chunk(handle), self.cas_enabled);
-        let size = item_size(&header, self.cas_enabled) as u64;
+        let size = header.item_size(self.cas_enabled) as u64;
         self.bytes -= size;
         let class = self.slabs.class_of(handle);
         let class = &mut self.slabs.classes[class];

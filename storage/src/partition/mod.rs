@@ -37,7 +37,7 @@ use crate::clock::Clock;
 use crate::config::StorageConfig;
 use crate::error::StoreError;
 use crate::hasher::KeyHasher;
-use crate::item::{self, CONTINUATION_HEADER, Header, NO_HANDLE};
+use crate::item::{self, Header, NO_HANDLE};
 use crate::pool::PagePool;
 use crate::slab::Slabs;
 use crate::stats::{ClassStats, PartitionStats};
@@ -321,7 +321,7 @@ impl<'a> ItemRef<'a> {
     pub fn value(&self) -> ValueChunks<'a> {
         let partition = self.partition;
         let chunk = partition.slabs.chunk(self.handle);
-        let start = self.header.len(partition.cas_enabled) + usize::from(self.header.key_len);
+        let start = self.header.value_start(partition.cas_enabled);
         let total = self.value_len();
         let first_len = total.min(chunk.len() - start);
         ValueChunks {
@@ -354,7 +354,7 @@ impl<'a> ItemRef<'a> {
 
     /// Bytes the item takes: header, key and value (meta `me` `size=`).
     pub fn total_size(&self) -> usize {
-        item_size(&self.header, self.partition.cas_enabled)
+        self.header.item_size(self.partition.cas_enabled)
     }
 }
 
@@ -386,16 +386,12 @@ impl<'a> Iterator for ValueChunks<'a> {
             return None;
         }
         let chunk = self.partition.slabs.chunk(self.next);
-        let len = self.remaining.min(chunk.len() - CONTINUATION_HEADER);
+        let data = item::continuation_data(chunk);
+        let len = self.remaining.min(data.len());
         self.remaining -= len;
         self.next = item::continuation_next(chunk);
-        Some(&chunk[CONTINUATION_HEADER..CONTINUATION_HEADER + len])
+        Some(&data[..len])
     }
-}
-
-/// Bytes an item asks for: header, key and value.
-fn item_size(header: &Header, cas_enabled: bool) -> usize {
-    header.len(cas_enabled) + usize::from(header.key_len) + header.value_len as usize
 }
 
 /// One partition of the cache.
@@ -849,7 +845,7 @@ impl Partition {
         header.cas = self.fresh_cas(request.new_cas);
         let header = if digits.len() <= old_len {
             // In place, padded with spaces to the old length (memcached keeps the length).
-            let start = header.len(self.cas_enabled) + usize::from(header.key_len);
+            let start = header.value_start(self.cas_enabled);
             let chunk = self.slabs.chunk_mut(handle);
             let value_bytes = &mut chunk[start..start + old_len];
             value_bytes[..digits.len()].copy_from_slice(digits.as_bytes());

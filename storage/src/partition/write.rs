@@ -47,23 +47,20 @@ impl Partition {
 
     /// Writes bits, expiry and time in place (fields whose size never changes).
     pub(super) fn write_header_fields(&mut self, handle: u32, header: &Header) {
-        let chunk = self.slabs.chunk_mut(handle);
-        chunk[0] = header.bits;
-        item::write_u32(chunk, 5, header.expiry);
-        item::write_u32(chunk, 9, header.time);
+        header.write_access(self.slabs.chunk_mut(handle));
     }
 
     /// Raises an item's access frequency (an access that is not a read).
     pub(super) fn count_access(&mut self, handle: u32) {
         let chunk = self.slabs.chunk_mut(handle);
-        chunk[0] = item::with_freq(chunk[0], item::freq(chunk[0]) + 1);
+        item::set_freq(chunk, item::freq_of(chunk) + 1);
     }
 
     /// Writes a changed header; when its size changed (a CAS that needs 8 bytes now), the item
     /// is rewritten into a new chunk. Returns the header stored (the old one's if the rewrite
     /// found no memory, in which case the item is dropped).
     pub(super) fn rewrite_header(&mut self, hash: u64, handle: u32, mut header: Header) -> Header {
-        let old_bits = self.slabs.chunk(handle)[0];
+        let old_bits = item::bits(self.slabs.chunk(handle));
         header.fix_layout_bits();
         let in_place = if header.is_chained() {
             (old_bits & item::WIDE_CAS) == (header.bits & item::WIDE_CAS)
@@ -127,7 +124,7 @@ impl Partition {
 
     /// The value of an unchained item.
     pub(super) fn value_slice(&self, handle: u32, header: &Header) -> &[u8] {
-        let start = header.len(self.cas_enabled) + usize::from(header.key_len);
+        let start = header.value_start(self.cas_enabled);
         &self.slabs.chunk(handle)[start..start + header.value_len as usize]
     }
 
@@ -277,7 +274,7 @@ impl Partition {
             let next = chunks.get(at + 1).copied().unwrap_or(NO_HANDLE);
             let chunk = self.slabs.chunk_mut(chunks[at]);
             item::write_continuation(chunk, head, next);
-            writer.fill(&mut chunk[CONTINUATION_HEADER..]);
+            writer.fill(item::continuation_data_mut(chunk));
         }
         Ok((head, header))
     }
