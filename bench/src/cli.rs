@@ -203,7 +203,7 @@ impl KeyFormat {
         let digits = key
             .strip_prefix(self.prefix.as_bytes())?
             .strip_suffix(self.suffix.as_bytes())?;
-        ferrocache_protocol::client::parse_u64(digits)
+        ferrocache_protocol::number::parse_u64(digits)
     }
 }
 

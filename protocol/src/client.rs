@@ -15,6 +15,7 @@
 //! reads a whole `VALUE ... END` reply at once.
 
 use crate::meta::{MetaCommand, MetaFlags};
+use crate::number::parse_u64;
 use crate::reply::MetaStatus;
 use crate::request::{
     CrawlTarget, DetailAction, GetKind, KEY_MAX_LEN, Key, LruCrawlerCommand, Request, SlabsCommand,
@@ -1018,21 +1019,6 @@ pub fn parse_get_reply(buf: &[u8]) -> Result<ParsedReply<GetReply<'_>>, ReplyErr
             },
         }
     }
-}
-
-/// Parses a decimal `u64` the way a client must read memcached's numbers (digits only).
-pub fn parse_u64(digits: &[u8]) -> Option<u64> {
-    if digits.is_empty() || digits.len() > 20 {
-        return None;
-    }
-    let mut n: u64 = 0;
-    for &d in digits {
-        if !d.is_ascii_digit() {
-            return None;
-        }
-        n = n.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
-    }
-    Some(n)
 }
 
 fn parse_i64(digits: &[u8]) -> Option<i64> {

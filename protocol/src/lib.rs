@@ -34,7 +34,7 @@ mod error;
 mod line;
 pub mod meta;
 mod meta_parse;
-mod number;
+pub mod number;
 mod parse;
 pub mod reply;
 mod request;

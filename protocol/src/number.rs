@@ -1,10 +1,12 @@
-//! Numbers as memcached 1.6.18 reads them: util.c's `safe_strtoul`/`safe_strtol`/
-//! `safe_strtoull` on top of C's `strtoul`/`strtol` on a 64-bit Linux build.
+//! Decimal numbers, the one parser of the workspace: strict digits ([`parse_u64`], what a
+//! client reads in a server's reply or a key index), and numbers as memcached 1.6.18 reads them
+//! (util.c's `safe_strtoul`/`safe_strtol`/`safe_strtoull` on top of C's `strtoul`/`strtol` on a
+//! 64-bit Linux build), for request tokens and for the value an `incr` finds stored.
 //!
 //! Owns: the exact acceptance rules (leading C whitespace and a `+`/`-` sign accepted, trailing
-//! junk rejected unless it starts with C whitespace, 64-bit overflow rejected, then the silent
-//! truncation to 32 bits that memcached's `*out = l` performs). Must not touch: tokenising or
-//! which error a command reports.
+//! junk rejected unless it starts with C whitespace, no digits or 64-bit overflow rejected, then
+//! the silent truncation to 32 bits that memcached's `*out = l` performs). Must not touch:
+//! tokenising or which error a command reports.
 //!
 //! The truncation is deliberate: `set k 4294967296 0 1` stores flags 0 on the real server, and
 //! `set k 0 0 4294967297` reads one byte. Matching it keeps a client that relies on it working.
@@ -12,6 +14,20 @@
 /// `isspace` in the C locale.
 fn is_c_space(byte: u8) -> bool {
     matches!(byte, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
+}
+
+/// `digits`, one or more ASCII decimal digits and nothing else, as a `u64`; `None` for anything
+/// else (no sign, no spaces) or a value above `u64::MAX`.
+pub fn parse_u64(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |number, &digit| {
+        if !digit.is_ascii_digit() {
+            return None;
+        }
+        number.checked_mul(10)?.checked_add(u64::from(digit - b'0'))
+    })
 }
 
 /// What C's `strtoull`/`strtoll` saw at the front of a token.
@@ -31,16 +47,17 @@ fn scan(token: &[u8]) -> Option<Scanned> {
         at += 1;
     }
     let digits_start = at;
-    let mut magnitude = Some(0u64);
-    while let Some(&digit @ b'0'..=b'9') = token.get(at) {
-        magnitude = magnitude
-            .and_then(|m| m.checked_mul(10))
-            .and_then(|m| m.checked_add(u64::from(digit - b'0')));
-        at += 1;
-    }
+    at += token[at..]
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .count();
     if at == digits_start {
-        return None; // no digits: strtoul leaves endptr at the start
+        // No digits: strtoul leaves endptr at the start, which util.c refuses (`str == endptr`),
+        // even when what follows is whitespace: a value of spaces is not a number.
+        return None;
     }
+    // The run is all digits, so `None` here can only be an overflow.
+    let magnitude = parse_u64(&token[digits_start..at]);
     match token.get(at) {
         None => Some(Scanned {
             negative,
@@ -56,7 +73,10 @@ fn scan(token: &[u8]) -> Option<Scanned> {
 
 /// `safe_strtoull`: a u64. `-0` and `-<n>` that wraps to a value below 2^63 are accepted, as
 /// strtoull negates modulo 2^64 and util.c only rejects a `-` when the result looks negative.
-pub(crate) fn safe_strtoull(token: &[u8]) -> Option<u64> {
+///
+/// A value an `incr` finds stored reads the same way (memcached's `do_add_delta` calls it on
+/// the item's data, which `\r\n` follows: the end of the value here).
+pub fn safe_strtoull(token: &[u8]) -> Option<u64> {
     let scanned = scan(token)?;
     let magnitude = scanned.magnitude?;
     let value = if scanned.negative {
@@ -121,8 +141,22 @@ mod tests {
         assert_eq!(safe_strtoull(b"7x"), None);
         assert_eq!(safe_strtoull(b""), None);
         assert_eq!(safe_strtoull(b"+"), None);
+        // memcached 1.6.18: `incr` on a stored "   " is non-numeric.
+        assert_eq!(safe_strtoull(b"   "), None);
+        assert_eq!(safe_strtoull(b" \t42 "), Some(42));
         assert_eq!(safe_strtoul(b"4294967296"), Some(0));
         assert_eq!(safe_strtoul(b"4294967295"), Some(u32::MAX));
+    }
+
+    #[test]
+    fn strict_digits_take_nothing_else() {
+        assert_eq!(parse_u64(b"0"), Some(0));
+        assert_eq!(parse_u64(b"007"), Some(7));
+        assert_eq!(parse_u64(b"18446744073709551615"), Some(u64::MAX));
+        assert_eq!(parse_u64(b"18446744073709551616"), None);
+        for refused in [&b""[..], b"+1", b"-1", b" 1", b"1 ", b"1x"] {
+            assert_eq!(parse_u64(refused), None, "{refused:?}");
+        }
     }
 
     #[test]

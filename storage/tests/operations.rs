@@ -297,6 +297,7 @@ fn incr_decr_semantics() {
         b"12abc",
         b"-5",
         b"",
+        b"   ",
         b"99999999999999999999999",
     ] {
         h.set(b"bad", bad);

@@ -41,6 +41,7 @@ use crate::item::{self, Header, NO_HANDLE};
 use crate::pool::PagePool;
 use crate::slab::Slabs;
 use crate::stats::{ClassStats, PartitionStats};
+use ferrocache_protocol::number::safe_strtoull;
 use hashbrown::HashTable;
 use std::sync::Arc;
 
@@ -820,7 +821,9 @@ impl Partition {
             return Ok(ArithOutcome::Exists);
         }
         let old_len = old_header.value_len as usize;
-        let Some(current) = parse_counter(self.value_slice(handle, &old_header)) else {
+        // memcached's do_add_delta reads the stored value with the same safe_strtoull as a
+        // request's numbers.
+        let Some(current) = safe_strtoull(self.value_slice(handle, &old_header)) else {
             return Ok(ArithOutcome::NonNumeric);
         };
         let value = if incr {
@@ -1076,52 +1079,6 @@ fn valid_key(key: &[u8]) -> bool {
     !key.is_empty() && key.len() <= KEY_MAX_LEN
 }
 
-/// Reads a counter the way memcached's `safe_strtoull` does on a value followed by `\r\n`:
-/// leading whitespace, an optional sign, decimal digits; what follows must be whitespace or the
-/// end; overflow and negative numbers are refused.
-fn parse_counter(value: &[u8]) -> Option<u64> {
-    let is_space = |byte: u8| matches!(byte, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r');
-    let mut at = value.iter().take_while(|&&byte| is_space(byte)).count();
-    let negative = match value.get(at) {
-        Some(b'-') => {
-            at += 1;
-            true
-        }
-        Some(b'+') => {
-            at += 1;
-            false
-        }
-        _ => false,
-    };
-    let digits_start = at;
-    let mut number: u64 = 0;
-    while let Some(&byte) = value.get(at).filter(|byte| byte.is_ascii_digit()) {
-        number = number
-            .checked_mul(10)?
-            .checked_add(u64::from(byte - b'0'))?;
-        at += 1;
-    }
-    if at == digits_start {
-        // strtoull parsed nothing: its end pointer is the value's start.
-        return match value.first() {
-            Some(&byte) if is_space(byte) => Some(0),
-            _ => None,
-        };
-    }
-    if value.get(at).is_some_and(|&byte| !is_space(byte)) {
-        return None;
-    }
-    if negative && number != 0 {
-        // strtoull negates; memcached then refuses anything that reads as a negative i64.
-        let negated = number.wrapping_neg();
-        if (negated as i64) < 0 {
-            return None;
-        }
-        return Some(negated);
-    }
-    Some(number)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1211,18 +1168,5 @@ mod tests {
             partitions[0].store(&request),
             Ok(StoreOutcome::Stored { cas: 7 })
         );
-    }
-
-    #[test]
-    fn counters_parse_like_strtoull() {
-        assert_eq!(parse_counter(b"42"), Some(42));
-        assert_eq!(parse_counter(b" \t42 "), Some(42));
-        assert_eq!(parse_counter(b"   "), Some(0));
-        assert_eq!(parse_counter(b"-0"), Some(0));
-        assert_eq!(parse_counter(b"18446744073709551615"), Some(u64::MAX));
-        assert_eq!(parse_counter(b"18446744073709551616"), None);
-        assert_eq!(parse_counter(b"4x"), None);
-        assert_eq!(parse_counter(b"x"), None);
-        assert_eq!(parse_counter(b"-1"), None);
     }
 }
