@@ -27,6 +27,22 @@ pub struct StorageConfig {
     pub cas: bool,
     /// Index slots each partition starts with (`-o hashpower`, spread over partitions).
     pub index_capacity: usize,
+    /// Which item a slab class gives up when it needs a chunk.
+    pub eviction: EvictionPolicy,
+}
+
+/// Eviction policies, per slab class. S3-FIFO is the engine's; CLOCK and LRU are there to be
+/// compared with it in one build (`examples/policies.rs`; figures in storage/README.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EvictionPolicy {
+    /// A small FIFO of new keys in front of a CLOCK with 2-bit frequencies: a key read while
+    /// on probation joins the CLOCK, a key never read leaves after a short stay.
+    #[default]
+    S3Fifo,
+    /// One CLOCK with 2-bit frequencies over every item, new keys at frequency 0.
+    Clock,
+    /// Least recently used, an exact list per class (memcached before its segmented LRU).
+    Lru,
 }
 
 impl Default for StorageConfig {
@@ -41,6 +57,7 @@ impl Default for StorageConfig {
             evictions: true,
             cas: true,
             index_capacity: 1 << 16,
+            eviction: EvictionPolicy::S3Fifo,
         }
     }
 }

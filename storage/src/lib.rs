@@ -32,7 +32,8 @@ mod stats;
 
 pub use clock::{Clock, MAX_RELATIVE_EXPTIME};
 pub use config::{
-    LARGEST_CHUNK_MIN, MAX_SLAB_CLASSES, PAGE_SIZE_MIN, PAGES_PER_PARTITION, StorageConfig,
+    EvictionPolicy, LARGEST_CHUNK_MIN, MAX_SLAB_CLASSES, PAGE_SIZE_MIN, PAGES_PER_PARTITION,
+    StorageConfig,
 };
 pub use error::{ConfigError, StoreError};
 pub use hasher::KeyHasher;

@@ -9,8 +9,8 @@ mod common;
 
 use common::Harness;
 use ferrocache_storage::{
-    ArithMode, ArithOutcome, ArithRequest, DeleteOutcome, DeleteRequest, StorageConfig, StoreError,
-    StoreMode, StoreOutcome, StoreRequest,
+    ArithMode, ArithOutcome, ArithRequest, DeleteOutcome, DeleteRequest, EvictionPolicy,
+    StorageConfig, StoreError, StoreMode, StoreOutcome, StoreRequest,
 };
 use proptest::prelude::*;
 use std::collections::HashMap;
@@ -501,5 +501,22 @@ proptest! {
             ..StorageConfig::default()
         };
         run(config, &ops, false)?;
+    }
+
+    #[test]
+    fn clock_and_lru_are_never_stale_under_memory_pressure(
+        ops in prop::collection::vec(op(), 1..250),
+    ) {
+        // Small pages: evictions and page moves, so every hook of the policy runs.
+        for eviction in [EvictionPolicy::Clock, EvictionPolicy::Lru] {
+            let config = StorageConfig {
+                memory_limit: 2 << 20,
+                page_size: 64 << 10,
+                slab_chunk_max: 16 << 10,
+                eviction,
+                ..StorageConfig::default()
+            };
+            run(config, &ops, false)?;
+        }
     }
 }

@@ -7,10 +7,10 @@
 //! and `flush_all`). Must not touch: how items are laid out or written (`write.rs`,
 //! `item.rs`), which item to evict (`evict.rs`), or pages.
 
+use super::evict::Policy;
 use super::{Partition, valid_key};
 use crate::hasher::KeyHasher;
 use crate::item::{self, Header};
-use crate::slab::Queued;
 
 /// How the index hashes keys. The caller's hash is only usable inside the index if the
 /// partition can recompute it when the table grows, which needs the caller's [`KeyHasher`].
@@ -70,6 +70,15 @@ impl FlushState {
     }
 }
 
+/// Why an item is dead at `now` under `flush`, if it is.
+#[inline]
+pub(super) fn death_at(header: &Header, now: u32, flush: &FlushState) -> Option<Death> {
+    if header.expiry != 0 && header.expiry <= now {
+        return Some(Death::Expired);
+    }
+    (header.time < flush.effective_stamp(now)).then_some(Death::Flushed)
+}
+
 impl Partition {
     #[inline]
     pub(super) fn index_hash(&self, hash: u64, key: &[u8]) -> u64 {
@@ -127,10 +136,7 @@ impl Partition {
 
     #[inline]
     pub(super) fn death(&self, header: &Header, now: u32) -> Option<Death> {
-        if header.expiry != 0 && header.expiry <= now {
-            return Some(Death::Expired);
-        }
-        (header.time < self.flush.effective_stamp(now)).then_some(Death::Flushed)
+        death_at(header, now, &self.flush)
     }
 
     /// The time to record for an access now: at least the stamp of the flush in force, so
@@ -141,10 +147,8 @@ impl Partition {
         now.max(self.flush.effective_stamp(now))
     }
 
-    /// Puts a written item in the index, replacing (and freeing) the key's previous item.
-    ///
-    /// A new key starts on probation in its class's small FIFO; a replacement has proven its
-    /// key popular and goes straight to the main CLOCK with the old item's frequency.
+    /// Puts a written item in the index, replacing (and freeing) the key's previous item, and
+    /// tells the eviction policy (which treats a new key and a replaced one differently).
     pub(super) fn link(&mut self, hash: u64, key: &[u8], handle: u32, header: &mut Header) {
         let index_hash = self.index_hash(hash, key);
         let (slabs, cas_enabled) = (&self.slabs, self.cas_enabled);
@@ -160,31 +164,20 @@ impl Partition {
                 None
             }
         };
+        let replaced_bits = replaced.map(|old| {
+            let bits = item::bits(self.slabs.chunk(old));
+            self.forget(old);
+            bits
+        });
+        self.eviction.linked(
+            &mut self.slabs,
+            handle,
+            header,
+            replaced_bits,
+            index_hash,
+            cas_enabled,
+        );
         let class = self.slabs.class_of(handle);
-        match replaced {
-            Some(old) => {
-                let old_freq = item::freq_of(self.slabs.chunk(old));
-                self.forget(old);
-                header.bits = item::with_freq(header.bits, old_freq);
-                header.probation = false;
-            }
-            None => {
-                header.bits = item::with_freq(header.bits, 0);
-                header.probation = true;
-            }
-        }
-        let chunk = self.slabs.chunk_mut(handle);
-        item::set_bits(chunk, header.bits);
-        item::set_probation(chunk, header.probation);
-        if header.probation {
-            // Only now that the chunk says so: compaction keeps just the entries whose chunk
-            // is on probation, and an item missing from the queue could never be evicted.
-            let tag = item::queue_tag(self.slabs.chunk(handle), self.cas_enabled);
-            let slab = &mut self.slabs.classes[class];
-            slab.probation.push_back(Queued { handle, tag });
-            slab.probation_items += 1;
-            self.slabs.compact_probation(class, self.cas_enabled);
-        }
         let size = header.item_size(cas_enabled) as u64;
         self.bytes += size;
         self.counters.total_items += 1;
@@ -221,13 +214,11 @@ impl Partition {
         let header = Header::read(self.slabs.chunk(handle), self.cas_enabled);
         let size = header.item_size(self.cas_enabled) as u64;
         self.bytes -= size;
+        self.eviction.unlinked(&mut self.slabs, handle, &header);
         let class = self.slabs.class_of(handle);
         let class = &mut self.slabs.classes[class];
         class.items -= 1;
         class.mem_requested -= size;
-        if header.probation {
-            class.probation_items -= 1;
-        }
         let mut next = header.next;
         self.slabs.release_chunk(handle);
         while header.is_chained() && self.slabs.is_valid(next) {

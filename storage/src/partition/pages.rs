@@ -8,9 +8,9 @@
 //! item is a class's next victim (`evict.rs`) or how items are written.
 
 use super::Partition;
+use super::evict::Policy;
 use crate::error::StoreError;
 use crate::item::{self, Header, NO_HANDLE};
-use crate::slab::Queued;
 
 /// Victims of its own class a page move may evict to make room for one rescued item.
 const RESCUE_EVICTIONS: usize = 8;
@@ -181,12 +181,8 @@ impl Partition {
                 next = following;
             }
             self.slabs.release_chunk(from);
-            if header.probation {
-                let tag = item::queue_tag(self.slabs.chunk(to), self.cas_enabled);
-                let queued = Queued { handle: to, tag };
-                self.slabs.classes[class].probation.push_back(queued);
-                self.slabs.compact_probation(class, self.cas_enabled);
-            }
+            self.eviction
+                .moved(&mut self.slabs, class, from, to, &header, self.cas_enabled);
             return;
         }
         let mut header = Header::read(self.slabs.chunk(head), self.cas_enabled);
@@ -305,7 +301,7 @@ impl Partition {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{fill_until_full, partition, set};
+    use super::super::tests::{fill_until_full, partition, set, two_and_a_half_pages};
     use crate::partition::DeleteRequest;
 
     #[test]
@@ -412,15 +408,7 @@ mod tests {
     #[test]
     fn reassign_moves_one_page_rescuing_or_evicting_its_items() {
         let (mut partition, pool, _) = partition(8 << 20);
-        let value = [b'v'; 100];
-        let small = partition.slabs.class_for(19 + 10 + 100).unwrap();
-        let per_page = partition.slabs.classes[small].chunks_per_page;
-        // Two and a half pages of items: the page given up is the half-full one, and the
-        // full pages have no room, so some of its items are rescued only by evicting others.
-        let count = per_page * 5 / 2;
-        for i in 0..count {
-            set(&mut partition, format!("k{i}").as_bytes(), &value);
-        }
+        let (small, count) = two_and_a_half_pages(&mut partition);
         assert_eq!(partition.class_pages(small), 3);
         let big = partition.class_count() - 2;
         assert_eq!(partition.class_pages(big), 0);

@@ -7,10 +7,10 @@
 //! fetched bit, time). Must not touch: which chunk is free or how one is made free
 //! (`pages.rs`, `evict.rs`), or the index beyond calling `link` and `unlink`.
 
+use super::evict::Policy;
 use super::{Partition, valid_key};
 use crate::error::StoreError;
 use crate::item::{self, CONTINUATION_HEADER, Header, NO_HANDLE};
-use crate::slab::Queued;
 
 /// Copies a value given in parts into consecutive chunks.
 struct ChainWriter<'p> {
@@ -43,6 +43,7 @@ impl Partition {
         header.bits = item::with_freq(header.bits, item::freq(header.bits) + 1) | item::FETCHED;
         header.time = self.access_time();
         self.write_header_fields(handle, header);
+        self.eviction.accessed(&self.slabs, handle);
     }
 
     /// Writes bits, expiry and time in place (fields whose size never changes).
@@ -54,6 +55,7 @@ impl Partition {
     pub(super) fn count_access(&mut self, handle: u32) {
         let chunk = self.slabs.chunk_mut(handle);
         item::set_freq(chunk, item::freq_of(chunk) + 1);
+        self.eviction.accessed(&self.slabs, handle);
     }
 
     /// Writes a changed header; when its size changed (a CAS that needs 8 bytes now), the item
@@ -70,14 +72,8 @@ impl Partition {
         if in_place {
             let old_tag = item::queue_tag(self.slabs.chunk(handle), self.cas_enabled);
             header.write(self.slabs.chunk_mut(handle), self.cas_enabled);
-            let tag = item::queue_tag(self.slabs.chunk(handle), self.cas_enabled);
-            if header.probation && tag != old_tag {
-                // A new CAS makes the item's entry look stale: queue it again, as just written.
-                let class = self.slabs.class_of(handle);
-                let queued = Queued { handle, tag };
-                self.slabs.classes[class].probation.push_back(queued);
-                self.slabs.compact_probation(class, self.cas_enabled);
-            }
+            self.eviction
+                .rewritten(&mut self.slabs, handle, &header, old_tag, self.cas_enabled);
             return header;
         }
         let old = Header::read(self.slabs.chunk(handle), self.cas_enabled);

@@ -1,0 +1,263 @@
+//! S3-FIFO over CLOCK, the engine's policy (Yang et al., "FIFO queues are all you need for
+//! cache eviction", SOSP 2023), per slab class.
+//!
+//! A new key starts on probation in the class's small FIFO (a queue of 4-byte handles with a
+//! tag, about a tenth of the class); when memory is needed and the FIFO holds more than that
+//! tenth, its oldest item is evicted unless it was read meanwhile, in which case it joins the
+//! main CLOCK with frequency 1 (one pass of grace). Otherwise the class's CLOCK hand walks the
+//! chunks ([`super::clock::sweep_hand`]), skipping items on probation. A replaced key has
+//! proven popular and goes straight to the main CLOCK with its old item's frequency. One-hit
+//! wonders (cache-aside misses on a long tail) thus stay only briefly.
+//!
+//! Owns: the small FIFO's entries and count (kept in the slab class, which drops the entries
+//! of a page it gives up) and the PROBATION mark in item headers. Must not touch: the hand's
+//! sweep itself (`clock.rs`), or items other than through their header marks.
+
+use super::clock::{near_hand, sweep_hand};
+use super::{Policy, Sweep, Victim};
+use crate::item::{self, Header};
+use crate::slab::{Queued, Slabs};
+
+/// S3-FIFO; its state is the slab classes' small FIFOs and the items' marks.
+pub(in crate::partition) struct S3Fifo;
+
+/// The small FIFO's share of a class: a tenth of its chunks, as in the paper.
+fn small_share(total: usize) -> usize {
+    (total / 10).max(1)
+}
+
+impl Policy for S3Fifo {
+    #[inline]
+    fn linked(
+        &mut self,
+        slabs: &mut Slabs,
+        handle: u32,
+        header: &mut Header,
+        replaced: Option<u8>,
+        _hash: u64,
+        cas_enabled: bool,
+    ) {
+        match replaced {
+            Some(old_bits) => {
+                header.bits = item::with_freq(header.bits, item::freq(old_bits));
+                header.probation = false;
+            }
+            None => {
+                header.bits = item::with_freq(header.bits, 0);
+                header.probation = true;
+            }
+        }
+        let chunk = slabs.chunk_mut(handle);
+        item::set_bits(chunk, header.bits);
+        item::set_probation(chunk, header.probation);
+        if header.probation {
+            // Only now that the chunk says so: compaction keeps just the entries whose chunk
+            // is on probation, and an item missing from the queue could never be evicted.
+            let tag = item::queue_tag(slabs.chunk(handle), cas_enabled);
+            let class = slabs.class_of(handle);
+            let slab = &mut slabs.classes[class];
+            slab.probation.push_back(Queued { handle, tag });
+            slab.probation_items += 1;
+            slabs.compact_probation(class, cas_enabled);
+        }
+    }
+
+    #[inline]
+    fn unlinked(&mut self, slabs: &mut Slabs, handle: u32, header: &Header) {
+        if header.probation {
+            let class = slabs.class_of(handle);
+            slabs.classes[class].probation_items -= 1;
+        }
+    }
+
+    fn moved(
+        &mut self,
+        slabs: &mut Slabs,
+        class: usize,
+        _from: u32,
+        to: u32,
+        header: &Header,
+        cas_enabled: bool,
+    ) {
+        // The entry naming the old chunk goes stale (skipped, or dropped with its page).
+        if header.probation {
+            let tag = item::queue_tag(slabs.chunk(to), cas_enabled);
+            slabs.classes[class]
+                .probation
+                .push_back(Queued { handle: to, tag });
+            slabs.compact_probation(class, cas_enabled);
+        }
+    }
+
+    fn rewritten(
+        &mut self,
+        slabs: &mut Slabs,
+        handle: u32,
+        header: &Header,
+        old_tag: u32,
+        cas_enabled: bool,
+    ) {
+        let tag = item::queue_tag(slabs.chunk(handle), cas_enabled);
+        if header.probation && tag != old_tag {
+            // A new CAS makes the item's entry look stale: queue it again, as just written.
+            let class = slabs.class_of(handle);
+            slabs.classes[class]
+                .probation
+                .push_back(Queued { handle, tag });
+            slabs.compact_probation(class, cas_enabled);
+        }
+    }
+
+    #[inline]
+    fn victim(&mut self, sweep: &mut Sweep<'_>, class: usize, total: usize) -> Option<Victim> {
+        if sweep.slabs.classes[class].probation_items >= small_share(total)
+            && let Some(victim) = from_probation(sweep, class)
+        {
+            return Some(victim);
+        }
+        sweep_hand(sweep, class, total).or_else(|| from_probation(sweep, class))
+    }
+
+    fn candidate(&self, slabs: &Slabs, class: usize) -> Option<u32> {
+        near_hand(slabs, class)
+    }
+}
+
+/// Pops the small FIFO until it finds an item to give up; items read while on probation are
+/// promoted to the main CLOCK (with frequency 1, one pass of grace) instead.
+fn from_probation(sweep: &mut Sweep<'_>, class: usize) -> Option<Victim> {
+    while let Some(queued) = sweep.slabs.classes[class].probation.pop_front() {
+        if !sweep.slabs.is_queued_item(queued, sweep.cas_enabled) {
+            continue; // stale: the item already left
+        }
+        let handle = queued.handle;
+        let header = Header::read(sweep.slabs.chunk(handle), sweep.cas_enabled);
+        if let Some(death) = sweep.death(&header) {
+            return Some(Victim {
+                handle,
+                header,
+                death: Some(death),
+            });
+        }
+        if item::freq(header.bits) > 0 {
+            let chunk = sweep.slabs.chunk_mut(handle);
+            item::set_probation(chunk, false);
+            item::set_freq(chunk, 1);
+            sweep.slabs.classes[class].probation_items -= 1;
+            sweep.counters.small_fifo_promotions += 1;
+            continue;
+        }
+        sweep.counters.small_fifo_evictions += 1;
+        return Some(Victim {
+            handle,
+            header,
+            death: None,
+        });
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::item;
+    use crate::partition::DeleteRequest;
+    use crate::partition::tests::{fill_until_full, partition, set};
+    use crate::slab::Queued;
+
+    #[test]
+    fn probation_queue_stays_bounded_without_evictions() {
+        let (mut partition, _, _) = partition(64 << 20);
+        for i in 0..50_000 {
+            let key = format!("k{i}");
+            set(&mut partition, key.as_bytes(), b"v");
+            partition.delete(&DeleteRequest::new(0, key.as_bytes()));
+        }
+        for class in &partition.slabs.classes {
+            assert!(class.probation.len() <= 2 * class.probation_items + 65);
+        }
+    }
+
+    #[test]
+    fn every_item_on_probation_is_in_the_small_fifo() {
+        // Deletes leave stale queue entries, so some stores set off a compaction.
+        let (mut partition, _, _) = partition(64 << 20);
+        for i in 0..10_000 {
+            let key = format!("k{i}");
+            set(&mut partition, key.as_bytes(), b"v");
+            if i % 8 != 0 {
+                partition.delete(&DeleteRequest::new(0, key.as_bytes()));
+            }
+        }
+        for i in (0..10_000).step_by(8) {
+            let item = partition.peek(0, format!("k{i}").as_bytes()).expect("kept");
+            let (handle, on_probation) = (item.handle, item.header.probation);
+            let class = partition.slabs.class_of(handle);
+            assert!(on_probation);
+            assert!(
+                partition.slabs.classes[class].probation.contains(&Queued {
+                    handle,
+                    tag: item::queue_tag(partition.slabs.chunk(handle), true)
+                }),
+                "k{i} is on probation but not in the small FIFO: it can never be evicted"
+            );
+        }
+    }
+
+    #[test]
+    fn a_reused_chunk_does_not_inherit_the_queue_place_of_its_last_item() {
+        // k5 is deleted early (its small-FIFO entry stays behind) and its chunk goes to a new
+        // key; evicting the ten oldest items must not take the new key from k5's old place.
+        let (mut partition, pool, _) = partition(1 << 20);
+        fill_until_full(&mut partition, &pool, &[b'v'; 100]);
+        partition.delete(&DeleteRequest::new(0, b"k5"));
+        set(&mut partition, b"fresh", &[b'v'; 100]);
+        for n in 0..10 {
+            set(&mut partition, format!("new{n}").as_bytes(), &[b'v'; 100]);
+        }
+        assert!(
+            partition.peek(0, b"fresh").is_some(),
+            "the new key was evicted early"
+        );
+        for old in [0, 1, 2, 3, 4, 6, 7, 8, 9, 10] {
+            assert!(
+                partition.peek(0, format!("k{old}").as_bytes()).is_none(),
+                "k{old} kept"
+            );
+        }
+        assert_eq!(partition.stats().evictions, 10);
+    }
+
+    #[test]
+    fn read_items_are_promoted_and_one_hit_wonders_leave_first() {
+        let (mut partition, _, _) = partition(2 << 20);
+        let value = [b'v'; 100];
+        for i in 0..2_000 {
+            set(&mut partition, format!("hot{i}").as_bytes(), &value);
+            assert!(partition.get(0, format!("hot{i}").as_bytes()).is_some());
+        }
+        for i in 0..200_000 {
+            set(&mut partition, format!("cold{i}").as_bytes(), &value);
+        }
+        let kept = (0..2_000)
+            .filter(|i| partition.peek(0, format!("hot{i}").as_bytes()).is_some())
+            .count();
+        assert!(
+            kept > 1_900,
+            "items read once survive a flood of new keys: {kept}"
+        );
+        let promoted = (0..2_000)
+            .filter_map(|i| {
+                partition
+                    .peek(0, format!("hot{i}").as_bytes())
+                    .map(|it| it.header)
+            })
+            .filter(|header| !header.probation)
+            .count();
+        assert_eq!(promoted, kept, "they were promoted to the main CLOCK");
+        let stats = partition.stats();
+        assert_eq!(stats.small_fifo_promotions, promoted as u64);
+        // Never read, the flood leaves from the small queue; the hot keys are not touched.
+        assert!(stats.evictions > 180_000);
+        assert_eq!(stats.small_fifo_evictions, stats.evictions);
+    }
+}
