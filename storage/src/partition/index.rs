@@ -189,10 +189,12 @@ impl Partition {
 
     /// Removes an item from the index and frees it, hashing its stored key to find its slot
     /// (eviction and reclaim know only the handle).
-    pub(super) fn unlink(&mut self, handle: u32) {
+    /// Returns the key's index hash.
+    pub(super) fn unlink(&mut self, handle: u32) -> u64 {
         let key = item::key_of(self.slabs.chunk(handle), self.cas_enabled);
         let index_hash = self.index_hasher.hash_stored(key);
         self.unlink_at(handle, index_hash);
+        index_hash
     }
 
     /// [`Partition::unlink`] for an item the caller just looked up by `hash` and `key`: the

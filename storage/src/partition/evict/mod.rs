@@ -129,6 +129,11 @@ pub(super) trait Policy {
     ) {
     }
 
+    /// The policy's victim in class `class`, whose `header` was as given and whose key has
+    /// index hash `hash`, has been evicted (not a dead item reclaimed).
+    #[inline]
+    fn evicted(&mut self, _slabs: &Slabs, _class: usize, _header: &Header, _hash: u64) {}
+
     /// The item class `class` (holding `total` chunks, evictions on) gives up next, or `None`
     /// if it has none.
     fn victim(&mut self, sweep: &mut Sweep<'_>, class: usize, total: usize) -> Option<Victim>;
@@ -160,7 +165,7 @@ macro_rules! each_policy {
 impl Eviction {
     pub(super) fn new(policy: EvictionPolicy, classes: usize) -> Eviction {
         match policy {
-            EvictionPolicy::S3Fifo => Eviction::S3Fifo(S3Fifo),
+            EvictionPolicy::S3Fifo => Eviction::S3Fifo(S3Fifo::new(classes)),
             EvictionPolicy::Clock => Eviction::Clock(Clock),
             EvictionPolicy::Lru => Eviction::Lru(Lru::new(classes)),
         }
@@ -217,6 +222,11 @@ impl Policy for Eviction {
     }
 
     #[inline]
+    fn evicted(&mut self, slabs: &Slabs, class: usize, header: &Header, hash: u64) {
+        each_policy!(self, p => p.evicted(slabs, class, header, hash))
+    }
+
+    #[inline]
     fn victim(&mut self, sweep: &mut Sweep<'_>, class: usize, total: usize) -> Option<Victim> {
         each_policy!(self, p => p.victim(sweep, class, total))
     }
@@ -250,7 +260,11 @@ impl Partition {
         };
         match victim.death {
             Some(death) => self.reclaim(victim.handle, &victim.header, death),
-            None => self.evict(victim.handle, &victim.header, now),
+            None => {
+                let hash = self.evict(victim.handle, &victim.header, now);
+                self.eviction
+                    .evicted(&self.slabs, class, &victim.header, hash);
+            }
         }
         true
     }
@@ -278,7 +292,9 @@ impl Partition {
     /// Evicts a live item, counting it. An item whose frequency is not 0 was read since the
     /// hand last passed: memcached's `evicted_active`. (The hand and the small FIFO only take
     /// items at 0; emptying a page for another class takes every item on it.)
-    pub(super) fn evict(&mut self, handle: u32, header: &Header, now: u32) {
+    ///
+    /// Returns the key's index hash.
+    pub(super) fn evict(&mut self, handle: u32, header: &Header, now: u32) -> u64 {
         let age = now.saturating_sub(header.time);
         let unfetched = header.bits & item::FETCHED == 0;
         let active = item::freq(header.bits) > 0;
@@ -303,7 +319,7 @@ impl Partition {
         if active {
             slab.counters.evicted_active += 1;
         }
-        self.unlink(handle);
+        self.unlink(handle)
     }
 
     /// Seconds since the last access of one of the class's next eviction candidates: an
