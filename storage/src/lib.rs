@@ -2,9 +2,9 @@
 //!
 //! Owns: items (key, value, client flags, expiry, CAS, last access) packed inline in slab chunks;
 //! the slab allocator (1 MiB pages cut into size classes); the one page pool capped by the memory
-//! limit and shared by every partition; per-partition hash indexes; S3-FIFO/CLOCK eviction;
-//! expiry and `flush_all`; the counters behind memcached's `stats`, `stats items` and
-//! `stats slabs`.
+//! limit and shared by every partition; per-partition hash indexes; S3-FIFO eviction (CLOCK and
+//! LRU selectable, to compare them); expiry and `flush_all`; the counters behind memcached's
+//! `stats`, `stats items` and `stats slabs`.
 //!
 //! Must not touch: sockets, threads, wall-clock sleeps, the wire protocol. The daemon drives it:
 //! it ticks the [`Clock`], wraps each [`Partition`] in a `parking_lot::Mutex`, routes a key to its
