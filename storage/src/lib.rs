@@ -29,6 +29,7 @@ mod partition;
 mod pool;
 mod slab;
 mod stats;
+mod table;
 
 pub use clock::{Clock, MAX_RELATIVE_EXPTIME};
 pub use config::{

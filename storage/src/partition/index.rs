@@ -98,9 +98,9 @@ impl Partition {
         }
         let index_hash = self.index_hash(hash, key);
         let (slabs, cas_enabled) = (&self.slabs, self.cas_enabled);
-        let handle = *self
+        let handle = self
             .index
-            .find(index_hash, |&handle| {
+            .find(index_hash, |handle| {
                 item::key_of(slabs.chunk(handle), cas_enabled) == key
             })
             .ok_or(None)?;
@@ -152,13 +152,13 @@ impl Partition {
     pub(super) fn link(&mut self, hash: u64, key: &[u8], handle: u32, header: &mut Header) {
         let index_hash = self.index_hash(hash, key);
         let (slabs, cas_enabled) = (&self.slabs, self.cas_enabled);
-        let replaced = match self.index.find_mut(index_hash, |&other| {
+        let replaced = match self.index.find_mut(index_hash, |other| {
             item::key_of(slabs.chunk(other), cas_enabled) == key
         }) {
             Some(slot) => Some(std::mem::replace(slot, handle)),
             None => {
                 let hasher = &self.index_hasher;
-                self.index.insert_unique(index_hash, handle, |&other| {
+                self.index.insert_unique(index_hash, handle, |other| {
                     hasher.hash_stored(item::key_of(slabs.chunk(other), cas_enabled))
                 });
                 None
@@ -205,9 +205,7 @@ impl Partition {
     }
 
     fn unlink_at(&mut self, handle: u32, index_hash: u64) {
-        if let Ok(entry) = self.index.find_entry(index_hash, |&other| other == handle) {
-            entry.remove();
-        }
+        self.index.remove(index_hash, |other| other == handle);
         self.forget(handle);
     }
 

@@ -165,7 +165,7 @@ impl Partition {
         if from == head {
             let key = item::key_of(self.slabs.chunk(to), self.cas_enabled);
             let index_hash = self.index_hasher.hash_stored(key);
-            if let Some(slot) = self.index.find_mut(index_hash, |&other| other == from) {
+            if let Some(slot) = self.index.find_mut(index_hash, |other| other == from) {
                 *slot = to;
             }
             let header = Header::read(self.slabs.chunk(to), self.cas_enabled);
