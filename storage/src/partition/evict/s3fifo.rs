@@ -242,10 +242,12 @@ fn from_probation(sweep: &mut Sweep<'_>, class: usize) -> Option<Victim> {
 
 #[cfg(test)]
 mod tests {
-    use crate::item;
-    use crate::partition::DeleteRequest;
+    use super::*;
     use crate::partition::tests::{fill_until_full, partition, set};
+    use crate::partition::{DeleteRequest, Partition, StoreMode, StoreRequest};
     use crate::slab::Queued;
+    use crate::{Clock, KeyHasher, PagePool, StorageConfig};
+    use std::sync::Arc;
 
     #[test]
     fn probation_queue_stays_bounded_without_evictions() {
@@ -311,29 +313,72 @@ mod tests {
     }
 
     #[test]
-    fn a_key_set_again_soon_after_its_eviction_skips_probation() {
-        let (mut partition, pool, _) = partition(1 << 20);
-        fill_until_full(&mut partition, &pool, &[b'v'; 100]);
-        for n in 0..10 {
-            set(&mut partition, format!("new{n}").as_bytes(), &[b'v'; 100]);
+    fn the_ghost_remembers_a_key_until_it_comes_back() {
+        let mut ghost = Ghost::default();
+        assert!(!ghost.take(42), "an empty ghost knows nothing");
+        for hash in 0..32u64 {
+            ghost.insert(hash.wrapping_mul(0x0123_4567_89ab_cdef), 0);
         }
-        assert!(
-            partition.peek(0, b"k0").is_none(),
+        assert_eq!(ghost.slots.len(), 64, "the smallest table");
+        let kept = (0..32u64)
+            .filter(|&hash| ghost.take(hash.wrapping_mul(0x0123_4567_89ab_cdef)))
+            .count();
+        // Direct-mapped: a later key may take an earlier one's slot, rarely.
+        assert!(kept >= 24, "{kept} of 32 remembered");
+        assert!(!ghost.take(0), "taken once, forgotten");
+        assert!(!ghost.take(7), "never inserted");
+        ghost.insert(1, 1000);
+        assert_eq!(ghost.slots.len(), 1024, "grows with the main CLOCK");
+        assert!(ghost.take(1));
+    }
+
+    #[test]
+    fn a_key_set_again_soon_after_its_eviction_skips_probation() {
+        // A fixed hasher: which ghost slots the keys take is the same in every run.
+        let config = Arc::new(StorageConfig {
+            memory_limit: 1 << 20,
+            ..StorageConfig::default()
+        });
+        let pool = Arc::new(PagePool::new(config.memory_limit, config.page_size));
+        let clock = Arc::new(Clock::starting_at_unix(1_700_000_000));
+        let hasher = KeyHasher::with_seed(1, 1);
+        let mut partition = Partition::with_key_hasher(config, pool.clone(), clock, hasher.clone());
+        let set = |partition: &mut Partition, key: &[u8]| {
+            let request =
+                StoreRequest::new(hasher.hash(key), key, &[b'v'; 100], 0, 0, StoreMode::Set);
+            partition.store(&request).expect("stored");
+        };
+        let mut written = 0;
+        while !pool.is_exhausted() || partition.slabs.classes.iter().any(|c| c.free_chunks() > 0) {
+            set(&mut partition, format!("k{written}").as_bytes());
+            written += 1;
+        }
+        set(&mut partition, b"new");
+        let peek = |partition: &mut Partition, key: &[u8]| {
+            partition
+                .peek(hasher.hash(key), key)
+                .map(|item| (item.header.probation, item::freq(item.header.bits)))
+        };
+        assert_eq!(
+            peek(&mut partition, b"k0"),
+            None,
             "evicted from the small FIFO"
         );
-        set(&mut partition, b"k0", &[b'v'; 100]);
-        let again = partition.peek(0, b"k0").expect("stored");
-        assert!(
-            !again.header.probation,
-            "back in: straight to the main CLOCK"
+        set(&mut partition, b"k0");
+        assert_eq!(
+            peek(&mut partition, b"k0"),
+            Some((false, 0)),
+            "back soon: straight to the main CLOCK, at frequency 0"
         );
-        assert_eq!(item::freq(again.header.bits), 0);
-        set(&mut partition, b"never-seen", &[b'v'; 100]);
-        let fresh = partition.peek(0, b"never-seen").expect("stored");
-        assert!(fresh.header.probation, "a new key starts on probation");
-        // The ghost forgets what it admitted: evicted again, k0 starts over.
+        set(&mut partition, b"never-seen");
+        assert_eq!(
+            peek(&mut partition, b"never-seen"),
+            Some((true, 0)),
+            "a new key starts on probation"
+        );
         let stats = partition.stats();
-        assert_eq!(stats.small_fifo_evictions, stats.evictions);
+        assert_eq!(stats.evictions, 3);
+        assert_eq!(stats.small_fifo_evictions, 3);
     }
 
     #[test]
