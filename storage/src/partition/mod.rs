@@ -11,12 +11,13 @@
 //!   chunk, so keys are stored once.
 //! - Eviction: S3-FIFO over CLOCK, per slab class. Reads raise the item's 2-bit frequency in
 //!   its header (no list move, no global lock). A new key starts on probation in the class's
-//!   small FIFO (a queue of 4-byte handles, about a tenth of the class); when memory is
-//!   needed and the FIFO holds more than that tenth, its oldest item is evicted unless it was
-//!   read meanwhile, in which case it joins the main CLOCK. Otherwise the class's CLOCK hand
-//!   walks the chunks, lowering frequencies, and evicts the first item at 0. Dead items found
-//!   on the way are reclaimed first. One-hit wonders (cache-aside misses on a long tail) thus
-//!   stay only briefly. CLOCK and LRU can be chosen instead ([`StorageConfig::eviction`]) to
+//!   small FIFO (a queue of 4-byte handles, a twentieth of the class); when memory is needed
+//!   and the FIFO holds more than that, its oldest item is evicted unless it was read
+//!   meanwhile, in which case it joins the main CLOCK. Otherwise the class's CLOCK hand walks
+//!   the chunks, lowering frequencies, and evicts the first item at 0. Dead items found on the
+//!   way are reclaimed first. One-hit wonders (cache-aside misses on a long tail) thus stay
+//!   only briefly; a key evicted from the small FIFO and set again soon (its fingerprint still
+//!   in the class's ghost table) goes straight to the main CLOCK. CLOCK and LRU can be chosen instead ([`StorageConfig::eviction`]) to
 //!   compare them in one build: `examples/lazy_loading.rs` measures their hit ratios (W5 and
 //!   a scan-heavy trace; storage/README.md has the figures).
 //! - Memory: a class with no free chunk first takes a page from the shared pool, then runs its
