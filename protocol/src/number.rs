@@ -18,16 +18,27 @@ fn is_c_space(byte: u8) -> bool {
 
 /// `digits`, one or more ASCII decimal digits and nothing else, as a `u64`; `None` for anything
 /// else (no sign, no spaces) or a value above `u64::MAX`.
+#[inline]
 pub fn parse_u64(digits: &[u8]) -> Option<u64> {
-    if digits.is_empty() {
-        return None;
+    match leading_digits(digits) {
+        (len, value) if len == digits.len() && len > 0 => value,
+        _ => None,
     }
-    digits.iter().try_fold(0u64, |number, &digit| {
-        if !digit.is_ascii_digit() {
-            return None;
-        }
-        number.checked_mul(10)?.checked_add(u64::from(digit - b'0'))
-    })
+}
+
+/// The run of ASCII digits at the start of `bytes`, in one pass: its length, and its value
+/// (`None` when it does not fit in 64 bits). The only digit loop of the workspace.
+#[inline]
+fn leading_digits(bytes: &[u8]) -> (usize, Option<u64>) {
+    let mut value = Some(0u64);
+    let mut len = 0;
+    while let Some(&digit @ b'0'..=b'9') = bytes.get(len) {
+        value = value
+            .and_then(|v| v.checked_mul(10))
+            .and_then(|v| v.checked_add(u64::from(digit - b'0')));
+        len += 1;
+    }
+    (len, value)
 }
 
 /// What C's `strtoull`/`strtoll` saw at the front of a token.
@@ -39,6 +50,7 @@ struct Scanned {
 
 /// Scans `[space]* [+|-] digit+` and requires what follows the digits to be the end of the
 /// token or a C space (util.c's `xisspace(*endptr) || *endptr == '\0'`).
+#[inline]
 fn scan(token: &[u8]) -> Option<Scanned> {
     let mut at = token.iter().take_while(|&&b| is_c_space(b)).count();
     let mut negative = false;
@@ -46,18 +58,13 @@ fn scan(token: &[u8]) -> Option<Scanned> {
         negative = sign == b'-';
         at += 1;
     }
-    let digits_start = at;
-    at += token[at..]
-        .iter()
-        .take_while(|b| b.is_ascii_digit())
-        .count();
-    if at == digits_start {
+    let (len, magnitude) = leading_digits(&token[at..]);
+    if len == 0 {
         // No digits: strtoul leaves endptr at the start, which util.c refuses (`str == endptr`),
         // even when what follows is whitespace: a value of spaces is not a number.
         return None;
     }
-    // The run is all digits, so `None` here can only be an overflow.
-    let magnitude = parse_u64(&token[digits_start..at]);
+    at += len;
     match token.get(at) {
         None => Some(Scanned {
             negative,
@@ -76,6 +83,7 @@ fn scan(token: &[u8]) -> Option<Scanned> {
 ///
 /// A value an `incr` finds stored reads the same way (memcached's `do_add_delta` calls it on
 /// the item's data, which `\r\n` follows: the end of the value here).
+#[inline]
 pub fn safe_strtoull(token: &[u8]) -> Option<u64> {
     let scanned = scan(token)?;
     let magnitude = scanned.magnitude?;
@@ -91,6 +99,7 @@ pub fn safe_strtoull(token: &[u8]) -> Option<u64> {
 }
 
 /// `safe_strtoul` into memcached's `uint32_t`: 64-bit `strtoul`, then truncated.
+#[inline]
 pub(crate) fn safe_strtoul(token: &[u8]) -> Option<u32> {
     safe_strtoull(token).map(|value| value as u32)
 }
@@ -108,6 +117,7 @@ pub(crate) fn safe_strtod(token: &[u8]) -> Option<f64> {
 
 /// `safe_strtol` into memcached's `int32_t`: 64-bit `strtol` (overflow rejected), then
 /// truncated, so `2147483648` reads as `-2147483648`.
+#[inline]
 pub(crate) fn safe_strtol(token: &[u8]) -> Option<i32> {
     let scanned = scan(token)?;
     let magnitude = scanned.magnitude?;
