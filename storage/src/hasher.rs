@@ -40,9 +40,9 @@ impl KeyHasher {
 
     /// The partition that owns a key with this hash.
     ///
-    /// Uses bits 32..56, scaled by a multiplication rather than a division. hashbrown picks
-    /// buckets from the low bits and its 7-bit tag from the top bits; taking the partition from
-    /// either would leave every partition's index with fewer useful bits.
+    /// Uses bits 32..56, scaled by a multiplication rather than a division. The index table
+    /// (`table.rs`) picks buckets from the low bits and its 8-bit tag from the top byte; taking
+    /// the partition from either would leave every partition's index with fewer useful bits.
     #[inline]
     pub fn partition_of(&self, hash: u64) -> usize {
         ((((hash >> 32) & 0x00ff_ffff) * self.partitions) >> 24) as usize
