@@ -3,7 +3,7 @@
 //! Owns: flag names, defaults, parsing of value ranges, ratios and key formats. Must not touch:
 //! sockets or measurement (the engine and the modes).
 
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 use ferrocache_client::ServerSpec;
 use std::time::Duration;
 
@@ -11,9 +11,14 @@ use std::time::Duration;
 #[command(
     name = "ferrocache-bench",
     about = "Load generator for memcached-protocol servers: pipelining, zipf keys, \
-             cache-aside, memory fill, idle connections, HDR latency"
+             cache-aside, memory fill, idle connections, HDR latency",
+    args_conflicts_with_subcommands = true
 )]
 pub struct Args {
+    /// Instead of a run: draw runs' JSON reports into one SVG.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// What to run.
     #[arg(long, value_enum, default_value_t = Mode::Load)]
     pub mode: Mode,
@@ -123,6 +128,57 @@ pub struct Args {
     /// Speak TLS (load and cache-aside modes), verifying the server against this CA (PEM)
     #[arg(long, value_name = "CA_FILE")]
     pub tls: Option<std::path::PathBuf>,
+
+    /// Load and cache-aside modes: also report p50/p99/p99.9 of every interval of this many
+    /// seconds (in the JSON as `intervals`), for plots of latency against time.
+    #[arg(long, value_name = "SECONDS", value_parser = parse_interval)]
+    pub interval: Option<f64>,
+
+    /// Load and cache-aside modes: write `percentiles.svg` (p50/p99/p99.9 against time, per
+    /// `--interval`, 1 s unless given) and `histogram.svg` (the latency histogram) into DIR.
+    #[arg(long, value_name = "DIR")]
+    pub plot: Option<std::path::PathBuf>,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum Command {
+    /// Draws one SVG from the JSON reports of several runs made with `--interval` (for
+    /// instance one workload against each server): percentiles against time above, the
+    /// latency histogram below, one colour per run.
+    Plot(PlotArgs),
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct PlotArgs {
+    /// The SVG to write.
+    #[arg(short = 'o', long)]
+    pub out: std::path::PathBuf,
+
+    /// Heading of the figure.
+    #[arg(long, default_value = "latency")]
+    pub title: String,
+
+    /// Runs as LABEL=REPORT.json (the `--json` output of a run), drawn in this order.
+    #[arg(required = true, value_parser = parse_labelled_path)]
+    pub runs: Vec<(String, std::path::PathBuf)>,
+}
+
+fn parse_interval(text: &str) -> Result<f64, String> {
+    let seconds: f64 = text.trim().parse().map_err(|e| format!("{text:?}: {e}"))?;
+    // At least a millisecond: each interval holds a histogram.
+    if !(0.001..=3600.0).contains(&seconds) {
+        return Err(format!("{text:?}: an interval is 0.001 to 3600 seconds"));
+    }
+    Ok(seconds)
+}
+
+fn parse_labelled_path(text: &str) -> Result<(String, std::path::PathBuf), String> {
+    match text.split_once('=') {
+        Some((label, path)) if !label.is_empty() && !path.is_empty() => {
+            Ok((label.to_owned(), path.into()))
+        }
+        _ => Err(format!("{text:?}: expected LABEL=FILE.json")),
+    }
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -256,6 +312,16 @@ impl Args {
     pub fn warmup(&self) -> Duration {
         Duration::from_secs_f64(self.warmup.max(0.0))
     }
+
+    /// The interval of per-interval latencies: `--interval`, or 1 s when `--plot` asks for
+    /// plots without one.
+    pub fn interval(&self) -> Option<Duration> {
+        match (self.interval, &self.plot) {
+            (Some(seconds), _) => Some(Duration::from_secs_f64(seconds)),
+            (None, Some(_)) => Some(Duration::from_secs(1)),
+            (None, None) => None,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -282,6 +348,13 @@ mod tests {
         assert_eq!(format.index_of(b"other:42"), None);
         assert!(parse_key_format("no placeholder").is_err());
         assert!(parse_key_format("a {n}").is_err());
+        assert!(parse_interval("0").is_err());
+        assert_eq!(parse_interval("0.25"), Ok(0.25));
+        assert_eq!(
+            parse_labelled_path("memcached=a.json"),
+            Ok(("memcached".to_owned(), "a.json".into()))
+        );
+        assert!(parse_labelled_path("a.json").is_err());
     }
 
     #[test]

@@ -76,6 +76,8 @@ pub enum BenchError {
     Client(#[from] ferrocache_client::ClientError),
     #[error("{0}")]
     Usage(String),
+    #[error("{0}")]
+    Plot(#[from] crate::plot::PlotError),
 }
 
 /// What the requests are.
@@ -124,6 +126,9 @@ pub struct Plan {
     pub seed: u64,
     /// `--tls`: the client config every socket speaks TLS with.
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// `--interval`: also keep a latency histogram per interval of the measured phase (for
+    /// percentiles against time).
+    pub interval: Option<Duration>,
 }
 
 /// Counters and latencies of the measured phase (warm-up requests are only counted).
@@ -146,12 +151,22 @@ pub struct Tally {
     /// for the rate: each thread's requests over its own elapsed time).
     pub elapsed: Duration,
     pub throughput: f64,
+    /// With `Plan::interval`: the latencies of the requests that completed in each interval
+    /// since the measured phase began (each thread counts from its own start of measuring).
+    pub intervals: Vec<Histogram<u64>>,
 }
+
+/// Bounds of every latency histogram: 1 us to 60 s.
+const LATENCY_BOUNDS_NS: (u64, u64) = (1_000, 60_000_000_000);
+
+/// Significant digits of the per-interval histograms: 2 keeps each at about 20 KiB, where the
+/// whole run's 3 digits take ten times that, and a percentile against time needs no more.
+const INTERVAL_DIGITS: u8 = 2;
 
 impl Tally {
     fn new() -> Self {
         Tally {
-            latency_ns: Histogram::new_with_bounds(1_000, 60_000_000_000, 3)
+            latency_ns: Histogram::new_with_bounds(LATENCY_BOUNDS_NS.0, LATENCY_BOUNDS_NS.1, 3)
                 .expect("valid histogram bounds"),
             requests: 0,
             gets: 0,
@@ -163,7 +178,21 @@ impl Tally {
             warmup_requests: 0,
             elapsed: Duration::ZERO,
             throughput: 0.0,
+            intervals: Vec::new(),
         }
+    }
+
+    /// Records a measured latency that completed in interval `index` (with `--interval`).
+    fn record_in_interval(&mut self, index: usize, latency_ns: u64) {
+        while self.intervals.len() <= index {
+            self.intervals.push(Self::interval_histogram());
+        }
+        self.intervals[index].saturating_record(latency_ns);
+    }
+
+    fn interval_histogram() -> Histogram<u64> {
+        Histogram::new_with_bounds(LATENCY_BOUNDS_NS.0, LATENCY_BOUNDS_NS.1, INTERVAL_DIGITS)
+            .expect("valid histogram bounds")
     }
 
     /// Adds another thread's tally.
@@ -181,6 +210,14 @@ impl Tally {
         self.warmup_requests += other.warmup_requests;
         self.elapsed = self.elapsed.max(other.elapsed);
         self.throughput += other.throughput;
+        for (index, histogram) in other.intervals.iter().enumerate() {
+            if index == self.intervals.len() {
+                self.intervals.push(Self::interval_histogram());
+            }
+            self.intervals[index]
+                .add(histogram)
+                .expect("histograms with equal bounds");
+        }
     }
 }
 
@@ -367,6 +404,8 @@ struct Context<'p> {
     scratch_key: Vec<u8>,
     groups: Vec<Vec<u64>>,
     completed_since_report: u64,
+    /// When this thread began measuring (the origin of `Tally::intervals`).
+    measure_start: Instant,
 }
 
 struct Worker<'p> {
@@ -450,6 +489,7 @@ impl<'p> Worker<'p> {
                 scratch_key: Vec::with_capacity(256),
                 groups: vec![Vec::new(); target_count],
                 completed_since_report: 0,
+                measure_start: Instant::now(),
             },
             index,
         })
@@ -531,6 +571,7 @@ impl<'p> Worker<'p> {
             Limit::Requests(n) => warmup_quota == 0 || n == 0,
         };
         let mut measure_start = started;
+        self.context.measure_start = started;
         let mut measure_deadline = match plan.measure {
             Limit::Time(d) if measuring => Some(started + d),
             _ => None,
@@ -551,6 +592,7 @@ impl<'p> Worker<'p> {
                 if time_up || count_up {
                     measuring = true;
                     measure_start = now;
+                    self.context.measure_start = now;
                     if let Limit::Time(d) = plan.measure {
                         measure_deadline = Some(now + d);
                     }
@@ -977,8 +1019,15 @@ impl Context<'_> {
             }
             measured_done = true;
             tally.requests += 1;
-            let latency = done.due.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64;
-            tally.latency_ns.saturating_record(latency.max(1_000));
+            let now = Instant::now();
+            let latency = now.saturating_duration_since(done.due).as_nanos();
+            let latency = (latency.min(u128::from(u64::MAX)) as u64).max(1_000);
+            tally.latency_ns.saturating_record(latency);
+            if let Some(interval) = self.plan.interval {
+                let since = now.saturating_duration_since(self.measure_start);
+                let index = (since.as_nanos() / interval.as_nanos().max(1)) as usize;
+                tally.record_in_interval(index, latency);
+            }
             if done.error {
                 tally.errors += 1;
             }

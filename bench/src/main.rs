@@ -8,6 +8,10 @@
 //! Modes: `load` (gets and sets at a ratio, pipelined, optionally at a fixed rate),
 //! `cache-aside` (W5), `fill` (W4), `idle` (W6); the first two over the text or the binary
 //! protocol (`--protocol`). Run `ferrocache-bench --help`.
+//!
+//! Figures: `--plot DIR` draws a run's latency percentiles against time and its latency
+//! histogram as SVG; `ferrocache-bench plot -o FILE.svg NAME=run.json ...` draws several runs'
+//! JSON reports (made with `--interval`) into one figure.
 
 #![forbid(unsafe_code)]
 
@@ -16,11 +20,12 @@ mod engine;
 mod fill;
 mod idle;
 mod keys;
+mod plot;
 mod report;
 mod tls;
 
 use clap::Parser;
-use cli::{Args, KeyPattern, Mode, Protocol};
+use cli::{Args, Command, KeyPattern, Mode, PlotArgs, Protocol};
 use engine::{BenchError, Limit, Plan, Progress, Workload};
 use ferrocache_client::KetamaRing;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -51,7 +56,27 @@ fn resolve(args: &Args) -> Result<Vec<SocketAddr>, BenchError> {
         .collect()
 }
 
+/// `ferrocache-bench plot`: one SVG of several runs.
+fn plot_runs(args: &PlotArgs) -> Result<(), BenchError> {
+    let runs = args
+        .runs
+        .iter()
+        .map(|(_, path)| plot::Run::load(path))
+        .collect::<Result<Vec<_>, _>>()?;
+    let series: Vec<plot::Series<'_>> = args
+        .runs
+        .iter()
+        .zip(&runs)
+        .map(|((label, _), run)| plot::Series { label, run })
+        .collect();
+    plot::combined_svg(&args.out, &args.title, &series)?;
+    Ok(())
+}
+
 fn run(args: &Args) -> Result<(), BenchError> {
+    if let Some(Command::Plot(plot_args)) = &args.command {
+        return plot_runs(plot_args);
+    }
     if args.keys == 0 || args.value_size.max > 1 << 30 {
         return Err(BenchError::Usage(
             "--keys must be > 0 and values at most 1 GiB".into(),
@@ -164,6 +189,7 @@ fn run_load(args: &Args, targets: Vec<SocketAddr>) -> Result<(), BenchError> {
             Some(ca) => Some(tls::client_config(ca).map_err(BenchError::Usage)?),
             None => None,
         },
+        interval: args.interval(),
     };
     let show_progress = !args.no_progress && std::io::stderr().is_terminal();
     if args.prefill {
@@ -176,6 +202,7 @@ fn run_load(args: &Args, targets: Vec<SocketAddr>) -> Result<(), BenchError> {
             warmup: Limit::Requests(0),
             measure: Limit::Requests(args.keys),
             rate: None,
+            interval: None,
             ..plan.clone()
         };
         let tally = with_progress(&prefill, "prefill", show_progress)?;
@@ -204,17 +231,40 @@ fn run_load(args: &Args, targets: Vec<SocketAddr>) -> Result<(), BenchError> {
         args.targets.iter().map(|t| t.address()).collect(),
         (args.threads, args.connections, args.pipeline),
         &tally,
+        plan.interval,
     );
     report.client_cpu_percent = client_cpu;
     report.protocol = match args.protocol {
         Protocol::Text => "text",
         Protocol::Binary => "binary",
     };
+    if let Some(dir) = &args.plot {
+        write_plots(dir, &report)?;
+    }
     if args.json {
         println!("{}", serde_json::to_string(&report).expect("serialisable"));
     } else {
         print!("{}", report.table());
     }
+    Ok(())
+}
+
+/// `--plot DIR`: this run's percentiles against time and its histogram.
+fn write_plots(dir: &std::path::Path, report: &report::LoadReport) -> Result<(), BenchError> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| BenchError::Usage(format!("cannot create {}: {e}", dir.display())))?;
+    let run = plot::Run {
+        seconds: Some(report.seconds),
+        intervals: report.intervals.clone(),
+        histogram: report.histogram.clone(),
+    };
+    let label = report.targets.join(",");
+    let series = [plot::Series {
+        label: &label,
+        run: &run,
+    }];
+    plot::percentiles_svg(&dir.join("percentiles.svg"), "latency percentiles", &series)?;
+    plot::histogram_svg(&dir.join("histogram.svg"), "latency histogram", &series)?;
     Ok(())
 }
 

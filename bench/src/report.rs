@@ -4,7 +4,9 @@
 //! Owns: the report's fields, units and layout. Must not touch: measurement.
 
 use crate::engine::Tally;
-use serde::Serialize;
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
 
 /// Latency percentiles in milliseconds.
 #[derive(Debug, Clone, Serialize)]
@@ -16,6 +18,30 @@ pub struct Latency {
     pub max_ms: f64,
     pub mean_ms: f64,
 }
+
+/// The latency of the requests that completed in one interval of the measured phase.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IntervalLatency {
+    /// End of the interval, in seconds since measuring began.
+    pub end_s: f64,
+    pub requests: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+}
+
+/// One bucket of the latency histogram: the requests that took at most `upper_ms` and more
+/// than the bucket before's bound.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Bucket {
+    pub upper_ms: f64,
+    pub requests: u64,
+}
+
+/// Width of the histogram's first bucket, and the factor from one bucket's bound to the next:
+/// logarithmic, so that the body and the tail of a latency distribution both show.
+const FIRST_BUCKET_NS: u64 = 10_000;
+const BUCKET_GROWTH: f64 = 1.25;
 
 /// The report of a load or cache-aside run.
 #[derive(Debug, Clone, Serialize)]
@@ -42,6 +68,11 @@ pub struct LoadReport {
     /// CPU the generator itself used during the run (warm-up included), in percent of one
     /// core: what it took from the server on a shared machine.
     pub client_cpu_percent: Option<f64>,
+    /// `--interval` in seconds, and the latency of each interval (empty without it).
+    pub interval_s: Option<f64>,
+    pub intervals: Vec<IntervalLatency>,
+    /// The measured requests by latency, in logarithmic buckets (empty ones left out).
+    pub histogram: Vec<Bucket>,
 }
 
 impl LoadReport {
@@ -50,6 +81,7 @@ impl LoadReport {
         targets: Vec<String>,
         shape: (usize, usize, usize),
         tally: &Tally,
+        interval: Option<Duration>,
     ) -> Self {
         let ms = |ns: u64| ns as f64 / 1e6;
         let h = &tally.latency_ns;
@@ -81,6 +113,11 @@ impl LoadReport {
                 mean_ms: h.mean() / 1e6,
             },
             client_cpu_percent: None,
+            interval_s: interval.map(|i| i.as_secs_f64()),
+            intervals: interval
+                .map(|i| intervals(&tally.intervals, i))
+                .unwrap_or_default(),
+            histogram: buckets(h),
         }
     }
 
@@ -130,6 +167,36 @@ impl LoadReport {
         }
         render(&rows)
     }
+}
+
+/// Percentiles of each interval's histogram.
+fn intervals(histograms: &[Histogram<u64>], interval: Duration) -> Vec<IntervalLatency> {
+    let ms = |ns: u64| ns as f64 / 1e6;
+    histograms
+        .iter()
+        .enumerate()
+        .map(|(index, h)| IntervalLatency {
+            end_s: (index + 1) as f64 * interval.as_secs_f64(),
+            requests: h.len(),
+            p50_ms: ms(h.value_at_quantile(0.5)),
+            p99_ms: ms(h.value_at_quantile(0.99)),
+            p999_ms: ms(h.value_at_quantile(0.999)),
+        })
+        .collect()
+}
+
+/// The non-empty logarithmic buckets of `h`.
+fn buckets(h: &Histogram<u64>) -> Vec<Bucket> {
+    if h.is_empty() {
+        return Vec::new();
+    }
+    h.iter_log(FIRST_BUCKET_NS, BUCKET_GROWTH)
+        .filter(|step| step.count_since_last_iteration() > 0)
+        .map(|step| Bucket {
+            upper_ms: step.value_iterated_to() as f64 / 1e6,
+            requests: step.count_since_last_iteration(),
+        })
+        .collect()
 }
 
 /// CPU seconds (user + system) this process has used, from /proc/self/stat (whose clock ticks

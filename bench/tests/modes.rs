@@ -355,3 +355,132 @@ fn binary_cache_aside_sets_what_it_missed() {
     assert_eq!(report["key_hits"].as_u64().unwrap() + misses, 400 * 20);
     assert!(report["hit_ratio"].as_f64().unwrap() > 0.5, "{report}");
 }
+
+/// A scratch directory of this test process, removed when dropped.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("bench-modes-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn intervals_and_plots_cover_the_measured_run() {
+    let server = Memcached::start(64);
+    let dir = TempDir::new("plots");
+    let plots = dir.0.join("run");
+    let report = bench(&[
+        "-s",
+        &server.target(),
+        "--prefill",
+        "--keys",
+        "2000",
+        "-c",
+        "4",
+        "-d",
+        "1",
+        "--interval",
+        "0.25",
+        "--plot",
+        plots.to_str().unwrap(),
+    ]);
+    assert_eq!(report["interval_s"], 0.25);
+    let intervals = report["intervals"].as_array().unwrap();
+    // 1 s in quarters; the last replies may land just after the end.
+    assert!((4..=5).contains(&intervals.len()), "{report}");
+    let in_intervals: u64 = intervals
+        .iter()
+        .map(|i| i["requests"].as_u64().unwrap())
+        .sum();
+    assert_eq!(in_intervals, report["requests"].as_u64().unwrap());
+    for interval in intervals {
+        let (p50, p999) = (interval["p50_ms"].as_f64(), interval["p999_ms"].as_f64());
+        assert!(p50 > Some(0.0) && p50 <= p999, "{interval}");
+    }
+    let in_buckets: u64 = report["histogram"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["requests"].as_u64().unwrap())
+        .sum();
+    assert_eq!(in_buckets, report["requests"].as_u64().unwrap());
+    for figure in ["percentiles.svg", "histogram.svg"] {
+        let svg = std::fs::read_to_string(plots.join(figure)).unwrap();
+        assert!(
+            svg.starts_with("<svg") && svg.contains(&server.target()),
+            "{figure}"
+        );
+    }
+
+    // Two runs' reports into one figure, as compare.sh draws each workload.
+    let mut args = vec![];
+    for (name, pipeline) in [("one", "1"), ("eight", "8")] {
+        let json = dir.0.join(format!("{name}.json"));
+        let output = Command::new(env!("CARGO_BIN_EXE_ferrocache-bench"))
+            .args(["-s", &server.target(), "--keys", "2000", "-c", "2", "-P"])
+            .args([
+                pipeline,
+                "-d",
+                "0.5",
+                "--interval",
+                "0.1",
+                "--json",
+                "--no-progress",
+            ])
+            .output()
+            .unwrap();
+        assert!(output.status.success());
+        std::fs::write(&json, &output.stdout).unwrap();
+        args.push(format!("{name}={}", json.display()));
+    }
+    let figure = dir.0.join("both.svg");
+    let status = Command::new(env!("CARGO_BIN_EXE_ferrocache-bench"))
+        .args([
+            "plot",
+            "--title",
+            "pipelines",
+            "-o",
+            figure.to_str().unwrap(),
+        ])
+        .args(&args)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let svg = std::fs::read_to_string(&figure).unwrap();
+    for text in ["one p99", "eight p99.9", "pipelines: latency histogram"] {
+        assert!(svg.contains(text), "no {text:?} in the figure");
+    }
+
+    // A report made without --interval has nothing to draw against time: refused, loudly.
+    let plain = dir.0.join("plain.json");
+    let report = bench(&[
+        "-s",
+        &server.target(),
+        "--keys",
+        "2000",
+        "-c",
+        "2",
+        "-n",
+        "100",
+    ]);
+    assert_eq!(report["intervals"].as_array().map(Vec::len), Some(0));
+    std::fs::write(&plain, report.to_string()).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_ferrocache-bench"))
+        .args(["plot", "-o", figure.to_str().unwrap()])
+        .arg(format!("plain={}", plain.display()))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(said.contains("--interval"), "{said}");
+}
