@@ -1,21 +1,30 @@
 #!/usr/bin/env bash
 # Side-by-side comparison of ferrocached with memcached 1.6.18 on the standard workloads of
-# shared/BENCHMARKS.md (W1-W6). Both servers get the same threads (-t 2) and memory (-m); each
+# shared/BENCHMARKS.md (W1-W7). Both servers get the same threads (-t 2) and memory (-m); each
 # workload runs alternating A B A B (A = memcached, B = ferrocached); the table gives medians
 # and ratios (ferrocached / memcached). W1-W3 also give each server's CPU per request: user+sys
-# from /proc/PID/stat over the bench run (warm-up included), divided by the requests it sent. Absolute numbers on a shared machine drift; ratios from
-# the same run hold.
+# from /proc/PID/stat over the bench run (warm-up included), divided by the requests it sent;
+# W7 too, over both of its groups' requests. Absolute numbers on a shared machine drift; ratios
+# from the same run hold.
 #
-# Usage: bench/compare.sh [workload ...]          (default: W1 W2 W3 W4 W5 W6)
+# W7 runs two bench processes at once against one server: 40 connections getting 100-byte values
+# (100,000 keys) and 4 getting 256 KiB values (200 keys), 1 in flight each; it reports the small
+# gets' p50/p99 and the big values' MB/s (10^6 bytes of values per second).
+#
+# Usage: bench/compare.sh [workload ...]          (default: W1 W2 W3 W4 W5 W6 W7)
 # Environment:
 #   ROUNDS=2           A B pairs per workload
-#   RUN_SECONDS=5      measured seconds of W1-W3 (after WARMUP_SECONDS=1)
+#   RUN_SECONDS=5      measured seconds of W1-W3 and W7 (after WARMUP_SECONDS=1; W7's standard is 8)
 #   W5_MGETS=20000     multi-gets of 100 keys in W5's warm-up and again measured (2M + 2M keys)
 #   IDLE_CONNS=5000    W6 connections
 #   MEMCACHED=memcached  FERROCACHED=target/release/ferrocached  BENCH=target/release/ferrocache-bench
 #   PROTOCOL=text      text or binary: the protocol of W1-W3's requests (memcached serves both)
 #   SKIP_BUILD=1       use the binaries as they are
 #   JSON_DIR=dir       keep every run's JSON there (default: a temporary directory)
+#   PLOT_DIR=dir       draw W1-W3 and W7 (small gets) there, one SVG per workload with both
+#                      servers' last round: p50/p99/p99.9 against time and the latency histogram
+#                      (default: JSON_DIR/plots)
+#   INTERVAL=0.25      seconds per point of the percentiles against time
 #
 # Servers listen on ephemeral 127.0.0.1 ports, readiness is polled, each is stopped by its PID.
 set -euo pipefail
@@ -26,12 +35,13 @@ RUN_SECONDS=${RUN_SECONDS:-5}
 WARMUP_SECONDS=${WARMUP_SECONDS:-1}
 W5_MGETS=${W5_MGETS:-20000}
 IDLE_CONNS=${IDLE_CONNS:-5000}
+W7_BIG=262144
 PROTOCOL=${PROTOCOL:-text}
 MEMCACHED=${MEMCACHED:-memcached}
 FERROCACHED=${FERROCACHED:-target/release/ferrocached}
 BENCH=${BENCH:-target/release/ferrocache-bench}
 WORKLOADS=("$@")
-[ ${#WORKLOADS[@]} -gt 0 ] || WORKLOADS=(W1 W2 W3 W4 W5 W6)
+[ ${#WORKLOADS[@]} -gt 0 ] || WORKLOADS=(W1 W2 W3 W4 W5 W6 W7)
 
 if [ -z "${SKIP_BUILD:-}" ]; then
   cargo build --release -q -p ferrocached -p ferrocache-bench
@@ -48,6 +58,8 @@ started_at=$(date -u '+%Y-%m-%d %H:%M UTC')
 JSON_DIR=${JSON_DIR:-$(mktemp -d)}
 mkdir -p "$JSON_DIR"
 RESULTS="$JSON_DIR/results.tsv"
+PLOT_DIR=${PLOT_DIR:-$JSON_DIR/plots}
+INTERVAL=${INTERVAL:-0.25}
 : >"$RESULTS"
 
 SERVER_PID=""
@@ -114,15 +126,25 @@ print(d)' "$4" "$5")
 server_cpu_ticks() { awk '{print $14 + $15}' "/proc/$SERVER_PID/stat"; }
 CLOCK_TICKS=$(getconf CLK_TCK)
 
-# record_cpu WORKLOAD SERVER TICKS JSONFILE: appends the server's CPU microseconds per request.
+# record_cpu WORKLOAD SERVER TICKS JSONFILE...: appends the server's CPU microseconds per
+# request, over the requests (warm-up included) of every JSON file (W7: both groups').
 record_cpu() {
-  [ -s "$4" ] || return 0
+  local w=$1 server=$2 ticks=$3 file
+  shift 3
+  for file in "$@"; do [ -s "$file" ] || return 0; done
   local value
-  value=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1]))
-print(float(sys.argv[2]) / float(sys.argv[3]) * 1e6 / (d["requests"] + d["warmup_requests"]))' \
-    "$4" "$3" "$CLOCK_TICKS")
-  printf '%s\t%s\t%s\t%s\n' "$1" "$2" cpu_us "$value" >>"$RESULTS"
-  echo "  $1 $2 cpu_us = $value" >&2
+  value=$(python3 -c 'import json,sys
+requests = sum(d["requests"] + d["warmup_requests"] for d in (json.load(open(f)) for f in sys.argv[3:]))
+print(float(sys.argv[1]) / float(sys.argv[2]) * 1e6 / requests)' \
+    "$ticks" "$CLOCK_TICKS" "$@")
+  printf '%s\t%s\t%s\t%s\n' "$w" "$server" cpu_us "$value" >>"$RESULTS"
+  echo "  $w $server cpu_us = $value" >&2
+}
+
+# record_value WORKLOAD SERVER METRIC VALUE: appends a figure computed here.
+record_value() {
+  printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$RESULTS"
+  echo "  $1 $2 $3 = $4" >&2
 }
 
 want() { local w; for w in "${WORKLOADS[@]}"; do [ "$w" = "$1" ] && return 0; done; return 1; }
@@ -147,7 +169,7 @@ for round in $(seq 1 "$ROUNDS"); do
         name="$w-$server-$round"
         ticks_before=$(server_cpu_ticks)
         bench "$name" -c 50 "${flags[@]}" --keys 100000 --value-size 100 \
-          -d "$RUN_SECONDS" --warmup "$WARMUP_SECONDS" --protocol "$PROTOCOL"
+          -d "$RUN_SECONDS" --warmup "$WARMUP_SECONDS" --protocol "$PROTOCOL" --interval "$INTERVAL"
         ticks=$(($(server_cpu_ticks) - ticks_before))
         record "$w" "$server" ops "$JSON_DIR/$name.json" ops_per_sec
         record "$w" "$server" p99_ms "$JSON_DIR/$name.json" latency.p99_ms
@@ -186,6 +208,35 @@ for round in $(seq 1 "$ROUNDS"); do
       stop_server
     done
   fi
+  if want W7; then
+    for server in memcached ferrocached; do
+      start_server "$server" 1024
+      "$BENCH" -s "127.0.0.1:$SERVER_PORT" --no-progress --prefill --keys 100000 --value-size 100 \
+        -c 8 -d 0.2 >/dev/null
+      "$BENCH" -s "127.0.0.1:$SERVER_PORT" --no-progress --prefill --key-format 'big:{n}' \
+        --keys 200 --value-size "$W7_BIG" -c 4 -d 0.2 >/dev/null
+      small="W7-small-$server-$round"
+      big="W7-big-$server-$round"
+      ticks_before=$(server_cpu_ticks)
+      # Both groups at once, each its own process (its own client core time), same phases.
+      bench "$small" -c 40 --ratio 0:1 -P 1 --keys 100000 --value-size 100 \
+        -d "$RUN_SECONDS" --warmup "$WARMUP_SECONDS" --interval "$INTERVAL" &
+      small_pid=$!
+      bench "$big" -c 4 --ratio 0:1 -P 1 --key-format 'big:{n}' --keys 200 \
+        --value-size "$W7_BIG" -d "$RUN_SECONDS" --warmup "$WARMUP_SECONDS" &
+      big_pid=$!
+      wait "$small_pid" "$big_pid"
+      ticks=$(($(server_cpu_ticks) - ticks_before))
+      record W7 "$server" small_p50_ms "$JSON_DIR/$small.json" latency.p50_ms
+      record W7 "$server" small_p99_ms "$JSON_DIR/$small.json" latency.p99_ms
+      if [ -s "$JSON_DIR/$big.json" ]; then
+        record_value W7 "$server" big_mb_s "$(python3 -c 'import json,sys
+print(json.load(open(sys.argv[1]))["ops_per_sec"] * int(sys.argv[2]) / 1e6)' "$JSON_DIR/$big.json" "$W7_BIG")"
+      fi
+      record_cpu W7 "$server" "$ticks" "$JSON_DIR/$small.json" "$JSON_DIR/$big.json"
+      stop_server
+    done
+  fi
 done
 
 # Where and when, then medians and ratios as a markdown table.
@@ -212,8 +263,12 @@ labels = {
     ("W4", "items"): ("W4 memory-fill", "curr_items at first eviction", True),
     ("W5", "hit_ratio"): ("W5 lazy-loading", "hit ratio", True),
     ("W6", "kib_per_conn"): ("W6 idle connections", "KiB RSS per connection", False),
+    ("W7", "small_p50_ms"): ("W7 small gets beside big values", "small-get p50 ms", False),
+    ("W7", "small_p99_ms"): ("W7 small gets beside big values", "small-get p99 ms", False),
+    ("W7", "big_mb_s"): ("W7 small gets beside big values", "big values MB/s", True),
+    ("W7", "cpu_us"): ("W7 small gets beside big values", "server CPU us/request", False),
 }
-print(f"{sys.argv[2]} rounds, A B alternating, {sys.argv[3]} s per W1-W3 run ({sys.argv[4]} protocol); medians; ratio = ferrocached / memcached\n")
+print(f"{sys.argv[2]} rounds, A B alternating, {sys.argv[3]} s per W1-W3 and W7 run ({sys.argv[4]} protocol); medians; ratio = ferrocached / memcached\n")
 print("| workload | metric | memcached 1.6.18 | ferrocached | ratio | better |")
 print("|---|---|---|---|---|---|")
 def fmt(v):
@@ -226,6 +281,31 @@ for (w, metric), (name, unit, higher) in labels.items():
     ratio = f"{mb / ma:.2f}x" if ma else "-"
     print(f"| {name} | {unit} | {fmt(ma)} | {fmt(mb)} | {ratio} | {'higher' if higher else 'lower'} |")
 EOF
+
+# One figure per workload: both servers' last round.
+plotted=()
+for w in W1 W2 W3 W7; do
+  want $w || continue
+  case $w in
+    W1) title="W1 get-hit" ;;
+    W2) title="W2 get-hit-pipelined" ;;
+    W3) title="W3 set-heavy-pipelined" ;;
+    W7) title="W7 small gets beside big values (the small gets)" ;;
+  esac
+  prefix=$w
+  [ $w = W7 ] && prefix=W7-small
+  runs=()
+  for server in memcached ferrocached; do
+    json="$JSON_DIR/$prefix-$server-$ROUNDS.json"
+    [ -s "$json" ] && runs+=("$server=$json")
+  done
+  [ ${#runs[@]} -eq 2 ] || continue
+  mkdir -p "$PLOT_DIR"
+  if "$BENCH" plot --title "$title, round $ROUNDS, $RUN_SECONDS s" -o "$PLOT_DIR/$w.svg" "${runs[@]}"; then
+    plotted+=("$PLOT_DIR/$w.svg")
+  fi
+done
+[ ${#plotted[@]} -eq 0 ] || { echo; echo "Plots: ${plotted[*]}"; }
 if [ -s "$JSON_DIR/failed.txt" ]; then
   echo; echo "Failed runs (left out of the medians): $(tr '\n' ' ' <"$JSON_DIR/failed.txt")"
 fi
