@@ -3,8 +3,18 @@
 //!
 //! Owns: reading (into the worker's shared scratch buffer when the connection has nothing
 //! carried over, so an idle connection holds no heap), writing all the replies of one turn
-//! (however many reads it took) with one `write`, back-pressure (no reading while too much output is unsent), `-R` fairness, and
-//! the decision to close. Must not touch: protocol or storage: the [`Session`] serves requests.
+//! (however many reads it took) with one `write`, back-pressure (no reading while too much
+//! output is unsent), `-R` fairness, the order of large writes, and the decision to close.
+//! Must not touch: protocol or storage: the [`Session`] serves requests.
+//!
+//! Large writes go last: a turn whose replies come to more than [`WRITE_TURN`] bytes (a large
+//! value), or a writable event with more than that unsent, writes at most [`WRITE_TURN`] bytes
+//! in the turn its event gave it, and the rest once the connections with events in the same
+//! poll have had theirs ([`Verdict::Paused`], from the worker's ready queue), in one write as
+//! far as the socket takes it. So a few connections reading large values cannot make many
+//! small replies wait for the time it takes to copy theirs into the socket, and a large value
+//! still costs about one `write`. Large reply buffers are handed between the connections and
+//! the worker's [`Scratch`] rather than freed and grown again by doubling.
 //!
 //! On a TLS connection the same buffers hold plaintext: reads and writes go through the
 //! connection's [`TlsSession`], which moves records between rustls and the socket.
@@ -32,6 +42,17 @@ pub const SCRATCH: usize = 64 << 10;
 /// rather than being copied out of it.
 const HAND_OVER: usize = 4 << 10;
 
+/// Bytes one connection writes at most in the turn an event gives it; more waits for the
+/// worker's ready queue. 64 KiB is a few microseconds of copying into the socket, far more
+/// than the replies of one `-R` turn of small values.
+pub const WRITE_TURN: usize = 64 << 10;
+
+/// Large reply buffers the worker keeps for the next large reply, and the largest one kept:
+/// without them, each reply larger than the scratch buffer grows a fresh one by doubling, which
+/// copies it over and over.
+const SPARE_OUTPUTS: usize = 8;
+const SPARE_OUTPUT_MAX: usize = 4 << 20;
+
 /// Why serving stopped, for the worker's bookkeeping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -39,6 +60,9 @@ pub enum Verdict {
     Idle,
     /// Served `-R` requests with more input waiting: serve again after the other connections.
     Yielded,
+    /// More than [`WRITE_TURN`] bytes to write and a socket that would take more: write on
+    /// after the other connections' turns (not a `-R` yield: `conn_yields` does not count it).
+    Paused,
     /// The connection must be closed (peer gone, `quit`, an error that closes, an I/O error).
     Close,
 }
@@ -48,6 +72,8 @@ pub enum Verdict {
 pub struct Scratch {
     input: InputBuffer,
     output: Vec<u8>,
+    /// Empty large buffers that connections gave back once their replies were written.
+    spare_outputs: Vec<Vec<u8>>,
 }
 
 impl Scratch {
@@ -55,6 +81,7 @@ impl Scratch {
         Scratch {
             input: InputBuffer::with_capacity(SCRATCH),
             output: Vec::with_capacity(SCRATCH),
+            spare_outputs: Vec::new(),
         }
     }
 
@@ -65,6 +92,27 @@ impl Scratch {
         }
         if self.output.capacity() > SCRATCH * 4 {
             self.output = Vec::with_capacity(SCRATCH);
+        }
+        self.spare_outputs = Vec::new();
+    }
+
+    /// A buffer to replace the scratch output that a connection takes: a large spare one if
+    /// there is one, so the next large reply is not grown from scratch size again.
+    fn replacement_output(&mut self) -> Vec<u8> {
+        self.spare_outputs
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(SCRATCH))
+    }
+
+    /// Takes back a connection's written-out buffer if it is worth keeping.
+    fn recycle_output(&mut self, mut buffer: Vec<u8>) {
+        let capacity = buffer.capacity();
+        if capacity > SCRATCH
+            && capacity <= SPARE_OUTPUT_MAX
+            && self.spare_outputs.len() < SPARE_OUTPUTS
+        {
+            buffer.clear();
+            self.spare_outputs.push(buffer);
         }
     }
 }
@@ -96,6 +144,10 @@ pub struct Connection {
     input_needed: usize,
     /// Close once the output is written (a reply that ends the connection, or shutdown).
     closing: bool,
+    /// Output waits for the ready queue: the turn stopped at [`WRITE_TURN`] with the socket
+    /// still taking bytes, so no writable edge will come, and the worker serves the
+    /// connection again to write on.
+    write_paused: bool,
     /// The peer has closed its side.
     peer_closed: bool,
     /// The poll reported the peer's close: read until EOF even after a short read, since no
@@ -119,6 +171,7 @@ impl Connection {
             input_ready: false,
             input_needed: 0,
             closing: false,
+            write_paused: false,
             peer_closed: false,
             hangup_seen: false,
             watcher: None,
@@ -166,6 +219,12 @@ impl Connection {
         self.tls.as_ref().is_some_and(|tls| tls.is_handshaking())
     }
 
+    /// Whether output waits for the ready queue (see [`Verdict::Paused`]): the connection
+    /// needs a turn without waiting for an event.
+    pub fn write_paused(&self) -> bool {
+        self.write_paused
+    }
+
     /// Whether nothing remains to do but close.
     pub fn finished(&self) -> bool {
         self.closing && !self.has_unsent_output()
@@ -173,9 +232,10 @@ impl Connection {
 
     /// Whether serving again now, without a new event, would make progress.
     pub fn wants_service(&self) -> bool {
-        !self.closing
-            && self.pending_output() <= OUTPUT_HIGH_WATER
-            && (self.input_ready || (self.may_read && !self.peer_closed))
+        self.write_paused
+            || (!self.closing
+                && self.pending_output() <= OUTPUT_HIGH_WATER
+                && (self.input_ready || (self.may_read && !self.peer_closed)))
     }
 
     /// Serves what is available (carried-over input first, then what the socket has) up to
@@ -188,6 +248,21 @@ impl Connection {
     ) -> Verdict {
         if self.watcher.is_some() {
             return self.serve_watch(scratch, context);
+        }
+        if self.write_paused {
+            // The connections with events have had their turns since the pause: write the
+            // rest now, as far as the socket takes it, before serving anything new (replies
+            // stay in order).
+            if self.flush_up_to(usize::MAX, scratch, context).is_err() {
+                return Verdict::Close;
+            }
+            if self.finished() {
+                return Verdict::Close;
+            }
+            if self.pending_output() > 0 {
+                // The socket is full: its writable edge resumes the connection.
+                return Verdict::Idle;
+            }
         }
         let mut budget = budget;
         // Replies go to the scratch buffer unless older replies are still unsent: order matters.
@@ -237,7 +312,7 @@ impl Connection {
             if self.take_scratch_output(scratch, context).is_err() {
                 return Verdict::Close;
             }
-        } else if self.flush_pending(context).is_err() {
+        } else if self.flush_pending(scratch, context).is_err() {
             return Verdict::Close;
         }
         if self.peer_closed && !self.input_ready {
@@ -249,6 +324,9 @@ impl Connection {
             return Verdict::Close;
         }
         self.release_idle_buffers();
+        if self.write_paused {
+            return Verdict::Paused;
+        }
         // Input left to serve (the -R budget ran out, or the output passed the high-water
         // mark and the socket has since taken it all, so no writable edge will come): serve
         // again after the other connections' turns rather than wait for an event.
@@ -315,7 +393,9 @@ impl Connection {
             }
             watcher.drain_into(&mut self.output);
         }
-        if self.flush_pending(context).is_err() {
+        // All the socket takes: a watcher is never queued to write on, and its lines are
+        // bounded by the watcher's own buffer.
+        if self.flush_up_to(usize::MAX, scratch, context).is_err() {
             return Verdict::Close;
         }
         Verdict::Idle
@@ -412,11 +492,20 @@ impl Connection {
         if scratch.output.is_empty() {
             return Ok(());
         }
-        let written = write_some(&mut self.stream, self.tls.as_deref_mut(), &scratch.output)?;
+        // Replies of more than WRITE_TURN bytes (a large value) wait until the connections
+        // with events in this poll have had their turns, then go out in one write.
+        let (written, paused) = if scratch.output.len() > WRITE_TURN {
+            (0, true)
+        } else {
+            let written = write_some(&mut self.stream, self.tls.as_deref_mut(), &scratch.output)?;
+            (written, false)
+        };
+        self.write_paused = paused;
         context.executor.stats.bytes_written.add(written as u64);
         if written < scratch.output.len() {
             if scratch.output.len() - written > HAND_OVER {
-                self.output = std::mem::replace(&mut scratch.output, Vec::with_capacity(SCRATCH));
+                let replacement = scratch.replacement_output();
+                self.output = std::mem::replace(&mut scratch.output, replacement);
                 self.output_sent = written;
             } else {
                 self.output.extend_from_slice(&scratch.output[written..]);
@@ -427,25 +516,43 @@ impl Connection {
         Ok(())
     }
 
-    /// Writes as much of the unsent output as the socket takes (also on a writable event).
-    pub fn flush_pending(&mut self, context: &mut ServeContext<'_>) -> io::Result<()> {
+    /// Writes as much of the unsent output as the socket takes, up to [`WRITE_TURN`] bytes
+    /// (also on a writable event).
+    pub fn flush_pending(
+        &mut self,
+        scratch: &mut Scratch,
+        context: &mut ServeContext<'_>,
+    ) -> io::Result<()> {
+        self.flush_up_to(WRITE_TURN, scratch, context)
+    }
+
+    /// Writes as much of the unsent output as the socket takes, up to `limit` bytes.
+    fn flush_up_to(
+        &mut self,
+        limit: usize,
+        scratch: &mut Scratch,
+        context: &mut ServeContext<'_>,
+    ) -> io::Result<()> {
+        self.write_paused = false;
         if self.pending_output() == 0 {
             if let Some(tls) = self.tls.as_deref_mut() {
                 tls.flush(&mut self.stream)?;
             }
             return Ok(());
         }
-        let written = write_some(
+        let (written, paused) = write_turn(
             &mut self.stream,
             self.tls.as_deref_mut(),
             &self.output[self.output_sent..],
+            limit,
         )?;
+        self.write_paused = paused;
         context.executor.stats.bytes_written.add(written as u64);
         self.output_sent += written;
         if self.output_sent == self.output.len() {
-            // Free it now: when a writable event finishes the output, no serving turn may
+            // Give it back now: when a writable event finishes the output, no serving turn may
             // follow to release it, and an idle connection would keep a reply-sized buffer.
-            self.output = Vec::new();
+            scratch.recycle_output(std::mem::take(&mut self.output));
             self.output_sent = 0;
         }
         Ok(())
@@ -469,6 +576,20 @@ impl Drop for Connection {
             tls.close(&mut self.stream);
         }
     }
+}
+
+/// Writes at most `limit` of `bytes`. Returns what was written, and whether it stopped at the
+/// limit with more to write and the socket still taking bytes (so no writable edge will say
+/// when to go on).
+fn write_turn(
+    stream: &mut Stream,
+    tls: Option<&mut TlsSession>,
+    bytes: &[u8],
+    limit: usize,
+) -> io::Result<(usize, bool)> {
+    let offered = bytes.len().min(limit);
+    let written = write_some(stream, tls, &bytes[..offered])?;
+    Ok((written, written == offered && offered < bytes.len()))
 }
 
 /// Writes what the socket takes now, retrying on EINTR; WouldBlock ends it early. Through

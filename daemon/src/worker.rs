@@ -241,14 +241,24 @@ impl Worker {
         if readable {
             slot.connection.on_readable(hangup);
         }
-        if writable && slot.connection.has_unsent_output() {
+        if writable && slot.connection.has_unsent_output() && !slot.queued {
             let mut context = ServeContext::new(&self.shared, self.id, slot.info.fd);
-            if slot.connection.flush_pending(&mut context).is_err() {
+            if slot
+                .connection
+                .flush_pending(&mut self.scratch, &mut context)
+                .is_err()
+            {
                 self.close(key, CloseReason::Error);
                 return;
             }
             if slot.connection.finished() {
                 self.close(key, CloseReason::Normal);
+                return;
+            }
+            if slot.connection.write_paused() {
+                // It wrote its share of this turn: the rest after the others.
+                slot.queued = true;
+                self.ready.push_back(key);
                 return;
             }
         }
@@ -262,6 +272,12 @@ impl Worker {
             Some(Verdict::Idle) | None => {}
             Some(Verdict::Yielded) => {
                 self.shared.threads[self.id].conn_yields.incr();
+                if let Some(slot) = self.connections.get_mut(key) {
+                    slot.queued = true;
+                    self.ready.push_back(key);
+                }
+            }
+            Some(Verdict::Paused) => {
                 if let Some(slot) = self.connections.get_mut(key) {
                     slot.queued = true;
                     self.ready.push_back(key);
@@ -459,7 +475,9 @@ impl Worker {
             // grace period lasts.
             loop {
                 match self.serve_turn(key) {
-                    Some(Verdict::Yielded) if Instant::now() < deadline => continue,
+                    Some(Verdict::Yielded | Verdict::Paused) if Instant::now() < deadline => {
+                        continue;
+                    }
                     Some(Verdict::Close) => self.close(key, CloseReason::Normal),
                     _ => {}
                 }
@@ -473,16 +491,21 @@ impl Worker {
             }
         }
         while !self.connections.is_empty() && Instant::now() < deadline {
-            let _ = self.poll.poll(
-                events,
-                Some(deadline.saturating_duration_since(Instant::now())),
-            );
+            // A large reply paused at its per-turn bound goes on from the ready queue: no
+            // writable edge will come for it.
+            let wait = if self.ready.is_empty() {
+                deadline.saturating_duration_since(Instant::now())
+            } else {
+                Duration::ZERO
+            };
+            let _ = self.poll.poll(events, Some(wait));
             for event in events.iter() {
                 let Token(key) = event.token();
                 if event.token() != WAKER && event.is_writable() {
                     self.on_event(key, false, false, true);
                 }
             }
+            self.serve_ready();
         }
         let keys: Vec<usize> = self.connections.iter().map(|(key, _)| key).collect();
         for key in keys {

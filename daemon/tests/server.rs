@@ -371,3 +371,120 @@ fn a_pipelining_client_cannot_starve_another() {
     );
     assert!(stat(&mut polite, "conn_yields") > 0);
 }
+
+/// A value of `len` bytes that differs from every other of this test's values at every
+/// 64 KiB: a piece written twice, or skipped, or out of order, shows.
+fn patterned_value(seed: u8, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| b'a' + ((i / 1000 + usize::from(seed) * 7) % 26) as u8)
+        .collect()
+}
+
+fn value_reply(key: &str, value: &[u8]) -> Vec<u8> {
+    let mut reply = format!("VALUE {key} 0 {}\r\n", value.len()).into_bytes();
+    reply.extend_from_slice(value);
+    reply.extend_from_slice(b"\r\n");
+    reply
+}
+
+/// Replies larger than what one connection writes per turn go out in several turns: each
+/// arrives whole and in order, between and after small replies of the same pipeline, also when
+/// the client reads slowly (the socket fills and a writable edge resumes the rest).
+#[test]
+fn large_replies_arrive_whole_and_in_order_among_small_ones() {
+    let server = Server::start(&["-t", "2"]);
+    let mut c = server.connect();
+    let values: Vec<(String, Vec<u8>)> = [(1, 200_000), (2, 700_000), (3, 65_537), (4, 1_000_000)]
+        .into_iter()
+        .map(|(seed, len)| (format!("big{seed}"), patterned_value(seed, len)))
+        .collect();
+    for (key, value) in &values {
+        let mut set = format!("set {key} 0 0 {}\r\n", value.len()).into_bytes();
+        set.extend_from_slice(value);
+        set.extend_from_slice(b"\r\n");
+        assert_eq!(c.call(&set, b"\r\n"), "STORED\r\n");
+    }
+    assert_eq!(c.call(b"set small 0 0 2\r\nhi\r\n", b"\r\n"), "STORED\r\n");
+    let small = value_reply("small", b"hi");
+    let mut requests = Vec::new();
+    let mut expected = Vec::new();
+    for round in 0..3 {
+        for (key, value) in &values {
+            requests.extend_from_slice(format!("get {key}\r\nget small\r\n").as_bytes());
+            expected.extend_from_slice(&value_reply(key, value));
+            expected.extend_from_slice(b"END\r\n");
+            expected.extend_from_slice(&small);
+            expected.extend_from_slice(b"END\r\n");
+        }
+        // A multi-get of all of them, large and small mixed.
+        requests.extend_from_slice(b"get big4 small big1 big2\r\n");
+        for key in ["big4", "small", "big1", "big2"] {
+            let value = match key {
+                "small" => &b"hi"[..],
+                _ => &values.iter().find(|(k, _)| k == key).unwrap().1[..],
+            };
+            expected.extend_from_slice(&value_reply(key, value));
+        }
+        expected.extend_from_slice(b"END\r\n");
+        requests.extend_from_slice(format!("mg small v k O{round}\r\n").as_bytes());
+        expected.extend_from_slice(format!("VA 2 ksmall O{round}\r\nhi\r\n").as_bytes());
+    }
+    let mut writer = c.stream.try_clone().unwrap();
+    let sender = std::thread::spawn(move || writer.write_all(&requests).unwrap());
+    // Slowly at first: the server's socket fills and it must resume on the writable edge.
+    let mut received = Vec::with_capacity(expected.len());
+    let mut chunk = [0u8; 4096];
+    while received.len() < 256 * 1024 {
+        let n = c.stream.read(&mut chunk).unwrap();
+        assert!(n > 0, "server closed after {} bytes", received.len());
+        received.extend_from_slice(&chunk[..n]);
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    received.extend_from_slice(&c.read_exact(expected.len() - received.len()));
+    sender.join().unwrap();
+    assert_eq!(received.len(), expected.len());
+    let first_difference = received.iter().zip(&expected).position(|(a, b)| a != b);
+    assert_eq!(first_difference, None, "replies differ from the expected");
+    // Nothing more came, and the connection is still in step.
+    assert_eq!(
+        c.call(b"get small\r\n", b"END\r\n").as_bytes(),
+        [&small[..], b"END\r\n"].concat()
+    );
+}
+
+/// A large reply followed by `quit`, and large replies in flight at SIGTERM, are written whole
+/// before the connection closes, although each takes several turns.
+#[test]
+fn large_replies_are_written_whole_before_a_close() {
+    let server = Server::start(&["-t", "2"]);
+    let mut c = server.connect();
+    let value = patterned_value(9, 900_000);
+    let mut set = format!("set big 0 0 {}\r\n", value.len()).into_bytes();
+    set.extend_from_slice(&value);
+    set.extend_from_slice(b"\r\n");
+    assert_eq!(c.call(&set, b"\r\n"), "STORED\r\n");
+    let one = [value_reply("big", &value), b"END\r\n".to_vec()].concat();
+
+    let mut quitting = server.connect();
+    quitting.send(b"get big\r\nget big\r\nquit\r\n");
+    let all = quitting.read_to_close();
+    assert!(
+        all == [&one[..], &one[..]].concat(),
+        "got {} bytes",
+        all.len()
+    );
+
+    c.send(&b"get big\r\n".repeat(3));
+    // The server is answering (the first bytes are here): now stop it.
+    let first = c.read_exact(1000);
+    assert_eq!(first, one[..1000]);
+    signal(server.pid(), "TERM");
+    let rest = c.read_to_close();
+    assert!(
+        [&first[..], &rest[..]].concat() == one.repeat(3),
+        "got {} of {} bytes",
+        first.len() + rest.len(),
+        one.len() * 3
+    );
+    assert_eq!(server.wait_exit().code(), Some(0));
+}
