@@ -614,3 +614,30 @@ fn write_some(
     }
     Ok(written)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn large_reply_buffers_are_kept_for_the_next_large_reply_within_bounds() {
+        let mut scratch = Scratch::new();
+        // Scratch-sized and huge buffers are not kept: the one is cheap to make, the other
+        // would hold too much memory between large replies.
+        scratch.recycle_output(Vec::with_capacity(SCRATCH));
+        scratch.recycle_output(Vec::with_capacity(SPARE_OUTPUT_MAX + 1));
+        assert!(scratch.spare_outputs.is_empty());
+        for _ in 0..SPARE_OUTPUTS + 3 {
+            let mut written = Vec::with_capacity(512 << 10);
+            written.extend_from_slice(b"VALUE big 0 3\r\nabc\r\nEND\r\n");
+            scratch.recycle_output(written);
+        }
+        assert_eq!(scratch.spare_outputs.len(), SPARE_OUTPUTS);
+        let replacement = scratch.replacement_output();
+        assert!(replacement.is_empty(), "a kept buffer comes back empty");
+        assert!(replacement.capacity() >= 512 << 10);
+        // Once a second the worker trims: the spares go, and replacements are fresh again.
+        scratch.trim();
+        assert_eq!(scratch.replacement_output().capacity(), SCRATCH);
+    }
+}
