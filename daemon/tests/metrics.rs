@@ -890,6 +890,9 @@ fn our_stats_pass_the_exporter_and_our_metrics_are_what_it_would_export() {
             "connections",
             "items_age",
             "lru_crawler_items_checked",
+            // Maintenance passes, counted by every worker every 100 ms.
+            "lru_crawler_starts",
+            "lru_maintainer_juggles",
         ]
         .iter()
         .any(|moving| name.contains(moving))
