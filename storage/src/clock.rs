@@ -20,6 +20,9 @@ const START: u32 = 2;
 pub struct Clock {
     /// Unix time of internal second 0.
     epoch_unix: i64,
+    /// Internal second at which this process started: [`START`] for a fresh clock, later for
+    /// one that resumes a previous process's time scale (a warm restart).
+    base: u32,
     started: Instant,
     now: AtomicU32,
 }
@@ -38,16 +41,47 @@ impl Clock {
     pub fn starting_at_unix(unix_now: i64) -> Self {
         Clock {
             epoch_unix: unix_now.saturating_sub(i64::from(START)),
+            base: START,
             started: Instant::now(),
             now: AtomicU32::new(START),
         }
+    }
+
+    /// A clock that goes on with a previous process's scale (its `epoch_unix`), so that the
+    /// expiries and access times it wrote into memory keep their meaning after a restart: the
+    /// time spent down passes for its items too. Time never runs back below `saved_now`, the
+    /// internal second the previous process stopped at, even if the wall clock did. `None` if
+    /// the Unix time `unix_now` cannot be expressed on that scale.
+    pub fn resuming(epoch_unix: i64, saved_now: u32, unix_now: i64) -> Option<Self> {
+        let elapsed = unix_now.checked_sub(epoch_unix)?.max(0);
+        let now = u32::try_from(elapsed).ok()?.max(saved_now).max(START);
+        Some(Clock {
+            epoch_unix,
+            base: now,
+            started: Instant::now(),
+            now: AtomicU32::new(now),
+        })
+    }
+
+    /// A clock that resumes the previous process's scale at the real time now (see
+    /// [`Clock::resuming`]).
+    pub fn resuming_now(epoch_unix: i64, saved_now: u32) -> Option<Self> {
+        let unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        Self::resuming(epoch_unix, saved_now, unix)
+    }
+
+    /// Unix time of internal second 0 (kept across a warm restart).
+    pub fn epoch_unix(&self) -> i64 {
+        self.epoch_unix
     }
 
     /// Re-reads the monotonic clock. Time never goes backwards, even if the wall clock does.
     pub fn tick(&self) {
         let elapsed = u32::try_from(self.started.elapsed().as_secs()).unwrap_or(u32::MAX);
         self.now
-            .fetch_max(START.saturating_add(elapsed), Ordering::Relaxed);
+            .fetch_max(self.base.saturating_add(elapsed), Ordering::Relaxed);
     }
 
     /// Internal seconds now (>= 2).
@@ -58,7 +92,7 @@ impl Clock {
 
     /// Moves the clock to an internal time (tests only; the daemon uses [`Clock::tick`]).
     pub fn set_now(&self, now: u32) {
-        self.now.store(now.max(START), Ordering::Relaxed);
+        self.now.store(now.max(self.base), Ordering::Relaxed);
     }
 
     /// Moves the clock forward by `secs` (tests only).
@@ -71,9 +105,9 @@ impl Clock {
             });
     }
 
-    /// Seconds since the clock started (`stats uptime`).
+    /// Seconds since the clock started in this process (`stats uptime`).
     pub fn uptime(&self) -> u32 {
-        self.now() - START
+        self.now() - self.base
     }
 
     /// The Unix time of the current internal second (`stats time`).
@@ -176,6 +210,27 @@ mod tests {
             let _ = clock.unix_now();
         }
         assert_eq!(Clock::starting_at_unix(0).expiry_of(i64::MAX), u32::MAX);
+    }
+
+    #[test]
+    fn a_resumed_clock_keeps_the_old_scale_and_counts_the_time_down() {
+        let before = Clock::starting_at_unix(1_700_000_000);
+        before.advance(100);
+        let expiry = before.expiry_of(60);
+        let after = Clock::resuming(before.epoch_unix(), before.now(), 1_700_000_130).unwrap();
+        assert_eq!(after.uptime(), 0);
+        assert_eq!(after.unix_now(), 1_700_000_130);
+        assert_eq!(
+            after.ttl_of(expiry),
+            30,
+            "30 s of the TTL passed while down"
+        );
+        let wall_went_back = Clock::resuming(before.epoch_unix(), before.now(), 1_600_000_000);
+        assert_eq!(wall_went_back.unwrap().now(), before.now());
+        assert!(
+            Clock::resuming(0, 2, i64::MAX).is_none(),
+            "beyond the u32 scale"
+        );
     }
 
     #[test]

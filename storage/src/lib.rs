@@ -27,6 +27,7 @@ mod hasher;
 mod item;
 mod partition;
 mod pool;
+mod restart;
 mod slab;
 mod stats;
 mod table;
@@ -40,10 +41,14 @@ pub use error::{ConfigError, StoreError};
 pub use hasher::KeyHasher;
 pub use partition::{
     ArithMode, ArithOutcome, ArithRequest, ClassSet, DeleteOutcome, DeleteRequest, ItemRef,
-    MetaGetOptions, MetaGetOutcome, Partition, StoreMode, StoreOutcome, StoreRequest, ValueChunks,
-    WalkCursor,
+    MetaGetOptions, MetaGetOutcome, Partition, RestoreError, StoreMode, StoreOutcome, StoreRequest,
+    ValueChunks, WalkCursor,
 };
 pub use pool::PagePool;
+pub use restart::{
+    ColdReason, Engine, ImageHeader, MemoryImage, Region, RegionTooSmall, SaveError, StartReport,
+    region_len,
+};
 pub use stats::{ClassStats, PartitionStats};
 
 /// Largest key, in bytes, that the engine stores (memcached's `KEY_MAX_LENGTH`).

@@ -6,9 +6,56 @@
 //! Must not touch: what is inside a page; partitions cut pages into chunks and give whole pages
 //! back when they empty one, or when a starving partition asks and they hold more than their
 //! share.
+//!
+//! A page's memory comes from the heap, or, for a restartable cache (`-e`, or the daemon's
+//! memfd under systemd), from a slot of one mapped region that outlives the process
+//! ([`PageMemory`]); a region pool never allocates and never frees: its spare pages are the
+//! region's free slots, so that every page keeps its place for the next start.
 
 use parking_lot::Mutex;
+use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+/// The bytes of one slab page.
+#[derive(Debug)]
+pub(crate) enum PageMemory {
+    /// Allocated for this process; gone when it exits.
+    Heap(Box<[u8]>),
+    /// Slot `slot` of the mapped region: its bytes stay where they are across a restart.
+    Region { slot: u32, data: &'static mut [u8] },
+}
+
+impl PageMemory {
+    /// The region slot this page lives in, if it lives in a region.
+    pub(crate) fn slot(&self) -> Option<u32> {
+        match self {
+            PageMemory::Heap(_) => None,
+            PageMemory::Region { slot, .. } => Some(*slot),
+        }
+    }
+}
+
+impl Deref for PageMemory {
+    type Target = [u8];
+
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        match self {
+            PageMemory::Heap(data) => data,
+            PageMemory::Region { data, .. } => data,
+        }
+    }
+}
+
+impl DerefMut for PageMemory {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut [u8] {
+        match self {
+            PageMemory::Heap(data) => data,
+            PageMemory::Region { data, .. } => data,
+        }
+    }
+}
 
 /// Slab pages for all partitions, at most `limit` of them out at once.
 #[derive(Debug)]
@@ -16,8 +63,11 @@ pub struct PagePool {
     page_size: usize,
     limit_pages: AtomicUsize,
     in_use: AtomicUsize,
-    /// Pages given back, kept to be handed out again without a new allocation.
-    spare: Mutex<Vec<Box<[u8]>>>,
+    /// Pages given back, kept to be handed out again without a new allocation; in a region
+    /// pool, every free slot of the region.
+    spare: Mutex<Vec<PageMemory>>,
+    /// Slots of the region this pool hands out (0: pages come from the heap).
+    region_pages: usize,
     /// Partitions drawing from this pool.
     partitions: AtomicUsize,
     /// Partitions that needed a page and found none.
@@ -35,10 +85,41 @@ impl PagePool {
             limit_pages: AtomicUsize::new((memory_limit / page_size).max(1)),
             in_use: AtomicUsize::new(0),
             spare: Mutex::new(Vec::new()),
+            region_pages: 0,
             partitions: AtomicUsize::new(0),
             wanted: AtomicUsize::new(0),
             automove: AtomicBool::new(true),
         }
+    }
+
+    /// A pool over the slots of a mapped region: `free` are the slots no partition holds,
+    /// `held` how many slots partitions already hold (a restart hands them their pages). The
+    /// limit is the region's size: a region cannot grow.
+    pub(crate) fn over_region(
+        memory_limit: usize,
+        page_size: usize,
+        free: Vec<PageMemory>,
+        held: usize,
+    ) -> Self {
+        let slots = free.len() + held;
+        let pool = PagePool::new(memory_limit.min(slots * page_size), page_size);
+        pool.in_use.store(held, Ordering::Release);
+        *pool.spare.lock() = free;
+        PagePool {
+            region_pages: slots,
+            ..pool
+        }
+    }
+
+    /// Every spare page, taken out of the pool (a failed warm start takes its region's slots
+    /// back this way).
+    pub(crate) fn drain_spare(&self) -> Vec<PageMemory> {
+        std::mem::take(&mut *self.spare.lock())
+    }
+
+    /// Whether pages live in a mapped region that outlives the process.
+    pub fn is_region(&self) -> bool {
+        self.region_pages > 0
     }
 
     /// Bytes per page.
@@ -47,24 +128,35 @@ impl PagePool {
     }
 
     /// A page, if the budget allows one more. Its contents are unspecified.
-    pub fn try_take(&self) -> Option<Box<[u8]>> {
+    pub(crate) fn try_take(&self) -> Option<PageMemory> {
         self.in_use
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
                 (used < self.limit_pages.load(Ordering::Acquire)).then_some(used + 1)
             })
             .ok()?;
         let reused = self.spare.lock().pop();
+        if self.is_region() {
+            // The limit never exceeds the region, so a slot is free whenever the budget is.
+            return reused.or_else(|| {
+                self.in_use.fetch_sub(1, Ordering::AcqRel);
+                None
+            });
+        }
         // A zeroed allocation comes from calloc/mmap, so a page costs RSS only once written.
-        Some(reused.unwrap_or_else(|| vec![0u8; self.page_size].into_boxed_slice()))
+        Some(
+            reused
+                .unwrap_or_else(|| PageMemory::Heap(vec![0u8; self.page_size].into_boxed_slice())),
+        )
     }
 
     /// Returns a page to the pool.
-    pub fn give_back(&self, page: Box<[u8]>) {
+    pub(crate) fn give_back(&self, page: PageMemory) {
         debug_assert_eq!(page.len(), self.page_size);
         let used = self.in_use.fetch_sub(1, Ordering::AcqRel) - 1;
         let mut spare = self.spare.lock();
-        // Keep no more spares than could be handed out again under the current limit.
-        if used + spare.len() < self.limit_pages.load(Ordering::Acquire) {
+        // Keep no more spares than could be handed out again under the current limit; a
+        // region's slot is always kept, or the region would lose it for good.
+        if page.slot().is_some() || used + spare.len() < self.limit_pages.load(Ordering::Acquire) {
             spare.push(page);
         }
     }
@@ -72,8 +164,14 @@ impl PagePool {
     /// Changes the memory limit (`cache_memlimit`). Lowering it takes effect as partitions
     /// evict: pages already out stay out until given back.
     pub fn set_limit(&self, memory_limit: usize) {
-        self.limit_pages
-            .store((memory_limit / self.page_size).max(1), Ordering::Release);
+        let mut pages = (memory_limit / self.page_size).max(1);
+        if self.is_region() {
+            pages = pages.min(self.region_pages);
+        }
+        self.limit_pages.store(pages, Ordering::Release);
+        if self.is_region() {
+            return;
+        }
         let excess = {
             let mut spare = self.spare.lock();
             let room = self.limit_pages().saturating_sub(self.pages_in_use());
@@ -186,5 +284,35 @@ mod tests {
         assert!(pool.try_take().is_some());
         pool.give_back(second);
         assert_eq!(pool.limit_bytes(), 2 * 4096);
+    }
+
+    #[test]
+    fn a_region_pool_hands_out_its_slots_only_and_keeps_every_one() {
+        let region: &'static mut [u8] = Box::leak(vec![0u8; 4 * 4096].into_boxed_slice());
+        let free = region
+            .chunks_exact_mut(4096)
+            .enumerate()
+            .map(|(slot, data)| PageMemory::Region {
+                slot: slot as u32,
+                data,
+            })
+            .collect();
+        let pool = PagePool::over_region(64 * 4096, 4096, free, 0);
+        assert_eq!(pool.limit_pages(), 4, "a region cannot grow");
+        pool.set_limit(64 * 4096);
+        assert_eq!(pool.limit_pages(), 4);
+        let pages: Vec<_> = std::iter::from_fn(|| pool.try_take()).take(10).collect();
+        assert_eq!(pages.len(), 4);
+        pool.set_limit(4096);
+        for page in pages {
+            assert!(page.slot().is_some());
+            pool.give_back(page);
+        }
+        assert_eq!(
+            pool.spare_pages(),
+            4,
+            "slots are kept under a lowered limit"
+        );
+        assert_eq!(pool.drain_spare().len(), 4);
     }
 }

@@ -11,6 +11,7 @@
 //! smallest class's chunks per page; page ids are local to the partition and reused.
 
 use crate::item::{self, NO_HANDLE};
+use crate::pool::PageMemory;
 use crate::stats::ClassStats;
 use std::collections::{HashSet, VecDeque};
 
@@ -27,7 +28,7 @@ pub(crate) struct Queued {
 
 /// One page held by the partition.
 struct Page {
-    data: Box<[u8]>,
+    data: PageMemory,
     class: u8,
     chunk_size: u32,
     /// Chunks of this page that hold (part of) an item or are reserved for one.
@@ -283,7 +284,7 @@ impl Slabs {
     }
 
     /// Adds a page to `class`; its chunks are cut as they are needed.
-    pub fn add_page(&mut self, class: usize, mut data: Box<[u8]>) {
+    pub fn add_page(&mut self, class: usize, mut data: PageMemory) {
         let chunk_size = self.classes[class].chunk_size;
         let chunks = self.classes[class].chunks_per_page;
         // Pages are reused: every chunk must read as free before the CLOCK hand passes it.
@@ -321,7 +322,7 @@ impl Slabs {
     }
 
     /// Removes an empty page (no chunk in use) from its class and returns its memory.
-    pub fn remove_page(&mut self, id: u32) -> Box<[u8]> {
+    pub fn remove_page(&mut self, id: u32) -> PageMemory {
         let page = self.pages[id as usize]
             .take()
             .expect("only held pages are removed");
@@ -402,7 +403,7 @@ impl Slabs {
     }
 
     /// Every page held, for giving them all back.
-    pub fn drain_pages(&mut self) -> Vec<Box<[u8]>> {
+    pub fn drain_pages(&mut self) -> Vec<PageMemory> {
         for class in &mut self.classes {
             class.pages.clear();
             class.free.clear();
@@ -422,5 +423,97 @@ impl Slabs {
 
     pub fn is_valid(&self, handle: u32) -> bool {
         handle != NO_HANDLE && self.has_page(self.split(handle).0)
+    }
+
+    // ----- restart ----------------------------------------------------------------------
+
+    /// Every page held, as (local id, class, region slot), for the restart header; `None`
+    /// if a page lives on the heap (it cannot outlive the process).
+    pub fn region_pages(&self) -> Option<Vec<(u32, u8, u32)>> {
+        self.pages
+            .iter()
+            .enumerate()
+            .filter_map(|(id, page)| page.as_ref().map(|page| (id, page)))
+            .map(|(id, page)| Some((id as u32, page.class, page.data.slot()?)))
+            .collect()
+    }
+
+    /// The bytes of a held page.
+    pub fn page_bytes(&self, id: u32) -> &[u8] {
+        &self.page(id as usize).data
+    }
+
+    /// One more than the largest handle a held page's chunk can have (the size of a bitmap
+    /// over handles).
+    pub fn handle_space(&self) -> usize {
+        self.pages.len() << self.chunk_bits
+    }
+
+    /// Whether a handle names a chunk of a held page (a handle read back from memory at a
+    /// restart is checked with it before it is followed).
+    pub fn is_chunk(&self, handle: u32) -> bool {
+        if handle == NO_HANDLE {
+            return false;
+        }
+        let (page, chunk) = self.split(handle);
+        self.pages
+            .get(page)
+            .and_then(Option::as_ref)
+            .is_some_and(|page| chunk < self.classes[usize::from(page.class)].chunks_per_page)
+    }
+
+    /// Takes back a page this partition held before a restart, at its old id, with its chunks
+    /// as they are. Returns `false` (and gives the page back) if the id or class cannot be
+    /// this partition's or the id is taken. Call [`Slabs::settle_adopted`] once every page is
+    /// in.
+    pub fn adopt_page(
+        &mut self,
+        id: u32,
+        class: usize,
+        data: PageMemory,
+    ) -> Result<(), PageMemory> {
+        let at = id as usize;
+        if class >= self.classes.len() || at >= self.max_pages || self.has_page(at) {
+            return Err(data);
+        }
+        if self.pages.len() <= at {
+            self.pages.resize_with(at + 1, || None);
+        }
+        self.pages[at] = Some(Page {
+            data,
+            class: class as u8,
+            chunk_size: self.classes[class].chunk_size as u32,
+            used: 0,
+        });
+        let class = &mut self.classes[class];
+        class.pages.push(id);
+        class.ever_had_pages = true;
+        Ok(())
+    }
+
+    /// Finishes a restart: every chunk of the adopted pages for which `live` is false is
+    /// marked free and becomes a free chunk of its class; the others are counted used.
+    pub fn settle_adopted(&mut self, live: impl Fn(u32) -> bool) {
+        self.spare_ids = (0..self.pages.len() as u32)
+            .filter(|&id| !self.has_page(id as usize))
+            .collect();
+        for id in 0..self.pages.len() {
+            if !self.has_page(id) {
+                continue;
+            }
+            let handles: Vec<u32> = self.page_handles(id as u32).collect();
+            let class = usize::from(self.page(id).class);
+            let mut used = 0;
+            for handle in handles.into_iter().rev() {
+                if live(handle) {
+                    used += 1;
+                } else {
+                    item::mark_free(self.chunk_mut(handle));
+                    self.classes[class].free.push(handle);
+                }
+            }
+            self.page_mut(id).used = used;
+            self.classes[class].used_chunks += used as usize;
+        }
     }
 }

@@ -52,11 +52,14 @@ mod crawl;
 mod evict;
 mod index;
 mod pages;
+mod restore;
 mod walk;
 mod write;
 
 use evict::{Eviction, Policy};
 use index::{FlushState, IndexHasher, PendingFlush};
+pub use restore::RestoreError;
+pub(crate) use restore::{HeldPage, PartitionState};
 pub use walk::{ClassSet, WalkCursor};
 
 /// How a store treats an existing (or missing) item.
