@@ -5,7 +5,7 @@
 //! `ERROR Too many open connections`, backing off when file descriptors run out, ticking the
 //! shared clock, the systemd watchdog and status, SIGHUP's reload of certificates, the auth
 //! file and the cluster's node list (which is also re-read when its file changes), and starting
-//! a graceful shutdown on SIGTERM, SIGINT or the `shutdown` command. Must not touch: a
+//! a graceful shutdown on SIGTERM, SIGINT, SIGUSR1 or the `shutdown` command. Must not touch: a
 //! connection once handed over.
 //!
 //! Why one acceptor rather than a SO_REUSEPORT listener per worker: the kernel spreads
@@ -78,7 +78,12 @@ impl Acceptor {
             poll.registry()
                 .register(listener, Token(index), Interest::READABLE)?;
         }
-        let signals = signal_pipe(&[signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT])?;
+        // SIGUSR1 is memcached's graceful stop (the one after which `-e` restarts warm).
+        let signals = signal_pipe(&[
+            signal_hook::consts::SIGTERM,
+            signal_hook::consts::SIGINT,
+            signal_hook::consts::SIGUSR1,
+        ])?;
         let reload = signal_pipe(&[signal_hook::consts::SIGHUP])?;
         let mut acceptor = Acceptor {
             poll,

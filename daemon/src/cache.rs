@@ -2,12 +2,15 @@
 //! `cli::PARTITIONS_PER_THREAD`), each behind its own `parking_lot::Mutex`, and the
 //! key-to-partition routing.
 //!
-//! Owns: building the partitions over one shared page pool and clock, locating a key's
-//! partition, and operations that span every partition (flush, sums of counters). Must not
-//! touch: item semantics (the storage crate's) or sockets.
+//! Owns: building the partitions over one shared page pool and clock (or taking them back from
+//! a restartable memory region), locating a key's partition, and operations that span every
+//! partition (flush, sums of counters, saving for a restart). Must not touch: item semantics
+//! (the storage crate's) or sockets.
 
+use crate::restart::{MemorySource, StartInfo};
 use ferrocache_storage::{
-    ClassStats, Clock, KeyHasher, PagePool, Partition, PartitionStats, StorageConfig,
+    ClassStats, Clock, Engine, ImageHeader, KeyHasher, MemoryImage, PagePool, Partition,
+    PartitionStats, SaveError, StorageConfig,
 };
 use parking_lot::{Mutex, MutexGuard};
 use std::collections::BTreeMap;
@@ -26,6 +29,10 @@ pub struct Cache {
     pub config: Arc<StorageConfig>,
     hasher: KeyHasher,
     partitions: Box<[Padded<Mutex<Partition>>]>,
+    /// How the memory was found: warm, cold and why.
+    pub start: StartInfo,
+    /// The region's header, written at a clean shutdown; `None` on the heap.
+    restart: Option<Mutex<ImageHeader>>,
 }
 
 impl Cache {
@@ -57,7 +64,62 @@ impl Cache {
             config,
             hasher,
             partitions,
+            start: StartInfo {
+                source: MemorySource::Heap,
+                report: None,
+            },
+            restart: None,
         }
+    }
+
+    /// `partitions` partitions in a restartable memory region: its saved items when the image
+    /// allows a warm start, else empty. `clock` must come from the image
+    /// ([`MemoryImage::clock`]).
+    pub fn over_image(
+        config: StorageConfig,
+        partitions: usize,
+        clock: Arc<Clock>,
+        image: MemoryImage,
+        source: MemorySource,
+    ) -> Self {
+        let config = Arc::new(config.for_partitions(partitions));
+        let (engine, header) = image.start(Arc::clone(&config), Arc::clone(&clock));
+        let Engine {
+            pool,
+            hasher,
+            partitions,
+            report,
+        } = engine;
+        Cache {
+            clock,
+            pool,
+            config,
+            hasher,
+            partitions: partitions
+                .into_iter()
+                .map(|partition| Padded(Mutex::new(partition)))
+                .collect(),
+            start: StartInfo {
+                source,
+                report: Some(report),
+            },
+            restart: Some(Mutex::new(header)),
+        }
+    }
+
+    /// At a clean shutdown, once nothing serves any more: writes what the next process needs
+    /// to serve these items again. Returns the items saved; `None` when the memory is the
+    /// heap's. Every partition stays locked while the header is written.
+    pub fn save_for_restart(&self) -> Option<Result<usize, SaveError>> {
+        let mut header = self.restart.as_ref()?.lock();
+        let guards: Vec<_> = self.partitions.iter().map(|p| p.0.lock()).collect();
+        let partitions: Vec<&Partition> = guards.iter().map(|guard| &**guard).collect();
+        let items = partitions.iter().map(|p| p.len()).sum();
+        Some(
+            header
+                .save(&self.clock, &self.hasher, &partitions)
+                .map(|()| items),
+        )
     }
 
     /// The key's hash and its partition, locked.

@@ -45,9 +45,6 @@ const ITEM_SIZE_LIMIT: usize = 1 << 30;
 /// memcached warns above this many threads.
 const THREADS_WARN: u16 = 64;
 
-/// Why a flag or option that other parts of the project are still building is refused.
-const NOT_YET: &str = "is not available in this build of ferrocached yet";
-
 #[derive(Parser, Debug)]
 #[command(
     name = "ferrocached",
@@ -246,7 +243,9 @@ struct Cli {
     #[arg(short = 'Y', long = "auth-file", env = "FERROCACHED_AUTH_FILE")]
     auth_file: Option<PathBuf>,
 
-    /// mmap a file for item memory (restartable cache): not available in this build yet
+    /// mmap a file (on tmpfs, e.g. /dev/shm) for item memory: a clean shutdown (SIGTERM,
+    /// SIGUSR1, `shutdown`) saves the cache in it and the next start with the same settings
+    /// serves it again
     #[arg(short = 'e', long = "memory-file", env = "FERROCACHED_MEMORY_FILE")]
     memory_file: Option<PathBuf>,
 
@@ -399,6 +398,8 @@ pub struct Settings {
     pub auth_file: Option<PathBuf>,
     /// `-S`: SASL over the binary protocol.
     pub sasl: bool,
+    /// `-e`: the file the cache's memory is mapped from, to restart warm.
+    pub memory_file: Option<PathBuf>,
 }
 
 /// A command line that cannot work, with the message to print.
@@ -481,12 +482,7 @@ fn license() -> String {
 
 /// Flags ferrocached has no way to do, or that other parts of the project are building.
 fn refuse_unavailable(cli: &Cli) -> Result<(), String> {
-    let refusal = if let Some(path) = &cli.memory_file {
-        Some(format!(
-            "-e {} (restartable cache in a memory file) {NOT_YET}",
-            path.display()
-        ))
-    } else if cli.enable_largepages {
+    let refusal = if cli.enable_largepages {
         Some(
             "-L is not supported by ferrocached: slab pages are allocated one at a time, \
              which huge pages cannot back"
@@ -655,6 +651,7 @@ fn settings_from(cli: Cli) -> Result<Settings, String> {
             ..TlsSettings::default()
         },
         auth_file: cli.auth_file.clone(),
+        memory_file: cli.memory_file.clone(),
     };
     settings.storage.index_capacity = (DEFAULT_INDEX_SLOTS / partitions).max(1 << 10);
     let mut extended = Extended::default();
@@ -1410,9 +1407,8 @@ mod tests {
 
     #[test]
     fn flags_other_parts_build_are_refused_by_name_until_then() {
-        let message = usage_error(&["-e", "/dev/shm/x"]);
-        assert!(message.starts_with("error: -e /dev/shm/x"), "{message}");
-        assert!(message.contains(NOT_YET), "{message}");
+        let memory_file = parse(&["-e", "/dev/shm/x"]).unwrap().memory_file;
+        assert_eq!(memory_file, Some(PathBuf::from("/dev/shm/x")));
         assert!(usage_error(&["-L"]).contains("huge pages"));
         assert!(usage_error(&["-N", "2"]).contains("NAPI"));
     }

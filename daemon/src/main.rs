@@ -22,6 +22,7 @@ mod listener;
 mod logging;
 mod metrics;
 mod os;
+mod restart;
 mod session;
 mod shared;
 mod systemd;
@@ -74,7 +75,15 @@ fn main() -> ExitCode {
     for note in &settings.notes {
         log::log!(note.level, "{}", note.text);
     }
-    let clock = Arc::new(Clock::new());
+    // Before the clock: a cache that restarts warm goes on with its saved clock's scale.
+    let mut memory = match restart::open(&settings) {
+        Ok(memory) => memory,
+        Err(message) => {
+            log::error!("{message}");
+            return ExitCode::from(EXIT_CANNOT_START);
+        }
+    };
+    let clock = Arc::new(memory.clock());
     // Read while still root, as memcached does: keys are often readable by root alone. A node
     // list that cannot be served is a bad setting too, refused before anything starts.
     let security = match load_security(&settings, clock.now()) {
@@ -91,7 +100,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE as u8);
         }
     };
-    match run(settings, clock, security, cluster) {
+    match run(settings, clock, memory, security, cluster) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             log::error!("{message}");
@@ -130,6 +139,7 @@ fn load_security(settings: &Settings, now: u32) -> Result<Security, String> {
 fn run(
     settings: Settings,
     clock: Arc<Clock>,
+    memory: restart::Memory,
     (tls, auth, sasl): Security,
     cluster: Option<cluster::Cluster>,
 ) -> Result<(), String> {
@@ -190,7 +200,23 @@ fn run(
         .collect::<Vec<_>>()
         .join(", ");
     trace_start(&settings, &listener_info);
-    let cache = Cache::new(settings.storage.clone(), settings.partitions, clock);
+    let started = std::time::Instant::now();
+    let restart::Memory {
+        source,
+        image,
+        file: _memory_file,
+    } = memory;
+    let cache = match image {
+        Some(image) => Cache::over_image(
+            settings.storage.clone(),
+            settings.partitions,
+            clock,
+            image,
+            source,
+        ),
+        None => Cache::new(settings.storage.clone(), settings.partitions, clock),
+    };
+    restart::log_start(&cache.start, started.elapsed());
     let (poll, acceptor_waker) = Acceptor::poll_and_waker().map_err(|e| e.to_string())?;
     let shared = Arc::new(
         Shared::new(settings, cache, cluster, listener_info, acceptor_waker)
@@ -235,6 +261,17 @@ fn run(
     let _handles = acceptor.run();
     for thread in threads {
         let _ = thread.join();
+    }
+    // Every worker is gone: nothing changes the cache any more.
+    let saving = std::time::Instant::now();
+    match shared.cache.save_for_restart() {
+        None => {}
+        Some(Ok(items)) => log::info!(
+            "saved {items} items in {} for a warm restart ({} ms)",
+            shared.cache.start.source,
+            saving.elapsed().as_millis()
+        ),
+        Some(Err(e)) => log::error!("cannot save the cache for a warm restart: {e}"),
     }
     if let Some(path) = &shared.settings.pidfile {
         let _ = std::fs::remove_file(path);

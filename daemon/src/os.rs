@@ -2,13 +2,15 @@
 //!
 //! Owns: adopting the descriptors systemd passes (socket activation), umask around a UNIX-socket
 //! bind, dropping root privileges (`-u`), the open-files and
-//! core limits, `mlockall` (`-k`), detaching (`-d`) and resource usage for `stats` (request
-//! latency's clock is quanta's, in `latency`). Each call is plain FFI with no pointers
-//! kept past the call. Must not touch: sockets' data, threads.
+//! core limits, `mlockall` (`-k`), detaching (`-d`), resource usage for `stats` (request
+//! latency's clock is quanta's, in `latency`), and the shared mapping a warm restart
+//! keeps the cache's memory in (`restart`). Each call is plain FFI with no pointers kept past
+//! the call, except the mapping, which lives as long as the process. Must not touch: sockets'
+//! data, threads.
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 /// Takes ownership of a listening socket systemd passed. Call once per descriptor that
 /// `sd_notify::listen_fds` yields.
@@ -17,6 +19,37 @@ pub fn adopt_inherited_fd(fd: RawFd) -> OwnedFd {
     // passed to this very process (LISTEN_PID checked) exactly once; nothing else in the
     // process opened, owns or closes descriptors 3..3+LISTEN_FDS, so ownership is unique.
     unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// Maps the first `len` bytes of the file `fd` shared and writable, for the rest of the
+/// process's life (the memory of a restartable cache: what is written there stays in the file).
+/// The file must be at least `len` bytes long, and no one else may write it meanwhile (the
+/// caller holds a lock on it).
+pub fn map_shared(fd: BorrowedFd<'_>, len: usize) -> io::Result<&'static mut [u8]> {
+    if len == 0 {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty mapping"));
+    }
+    // SAFETY: mmap with a null hint creates a new mapping and touches no existing memory; the
+    // descriptor is valid for the call (borrowed), and the mapping stays valid after it closes.
+    let address = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            fd.as_raw_fd(),
+            0,
+        )
+    };
+    if address == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `address` starts a fresh, readable and writable mapping of `len` bytes that no
+    // other reference points into; it is never unmapped, so it lives for 'static; the file
+    // holds `len` bytes (the caller sized it), so no access faults. Only this one slice is ever
+    // made from it. Writes by another process would be outside Rust's view, which is why the
+    // file is locked against a second ferrocached and is documented as the daemon's alone.
+    Ok(unsafe { std::slice::from_raw_parts_mut(address.cast::<u8>(), len) })
 }
 
 /// Runs `f` with the process umask set so that new files get `mode` (no other thread may be
@@ -187,6 +220,25 @@ mod tests {
             used,
             "getrusage reported no CPU time after 5 s of spinning ({spin})"
         );
+    }
+
+    #[test]
+    fn a_shared_mapping_writes_through_to_its_file() {
+        let path = std::env::temp_dir().join(format!("ferrocache-map-{}", std::process::id()));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
+        std::fs::remove_file(&path).unwrap();
+        file.set_len(8192).unwrap();
+        let region = map_shared(std::os::fd::AsFd::as_fd(&file), 8192).unwrap();
+        region[8191] = 7;
+        let again = map_shared(std::os::fd::AsFd::as_fd(&file), 8192).unwrap();
+        assert_eq!(again[8191], 7, "two mappings of one file share its bytes");
+        assert!(map_shared(std::os::fd::AsFd::as_fd(&file), 0).is_err());
     }
 
     #[test]

@@ -832,7 +832,12 @@ fn our_stats_pass_the_exporter_and_our_metrics_are_what_it_would_export() {
         view.problems
     );
     // Stricter than the exporter, as memcached prints them: numbers, `sec.usec`, yes/no.
-    let textual = ["version", "ferrocache_version", "libevent"];
+    let textual = [
+        "version",
+        "ferrocache_version",
+        "libevent",
+        "restart_cold_reason",
+    ];
     for (key, value) in &stats.global {
         if key.starts_with("rusage_") {
             let (s, us) = value

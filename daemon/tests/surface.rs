@@ -260,7 +260,7 @@ fn flag_case(short: &str, dir: &Path) -> (Expect, Vec<String>) {
             std::fs::write(dir.join("auth"), "user:password\n").expect("write an auth file");
             (Expect::Starts, Some(path("auth")))
         }
-        "e" => (Expect::Refused, Some(path("memory"))),
+        "e" => (Expect::Starts, Some(path("memory"))),
         "N" => (Expect::Refused, Some("1".into())),
         "p" => (Expect::Starts, Some("0".into())),
         "U" => (Expect::Starts, Some("0".into())),
@@ -613,6 +613,22 @@ const STATS_EXTRAS: &[(&str, &str)] = &[
         "small_fifo_promotions",
         "the S3-FIFO eviction policy's small queue, which memcached does not have",
     ),
+    (
+        "restart_warm",
+        "how the process started (README: Restart and upgrade); memcached only logs it",
+    ),
+    (
+        "restart_cold",
+        "how the process started (README: Restart and upgrade); memcached only logs it",
+    ),
+    (
+        "restart_items_recovered",
+        "how the process started (README: Restart and upgrade); memcached only logs it",
+    ),
+    (
+        "restart_cold_reason",
+        "why a start was cold, one word (README: Restart and upgrade)",
+    ),
 ];
 
 /// Keys of memcached's that ferrocached leaves out, each with why (none today).
@@ -636,7 +652,12 @@ fn assert_exporter_can_parse(
     items: &[(String, String)],
     slabs: &[(String, String)],
 ) {
-    let text = ["version", "libevent", "ferrocache_version"];
+    let text = [
+        "version",
+        "libevent",
+        "ferrocache_version",
+        "restart_cold_reason",
+    ];
     for (name, value) in general {
         if name.starts_with("rusage_") {
             let (seconds, micros) = value.split_once('.').expect("sec.usec");

@@ -203,6 +203,22 @@ pub fn general(shared: &Shared) -> Stats {
     push(&mut stats, "time", Value::Signed(clock.unix_now()));
     push(&mut stats, "version", crate::VERSION);
     push(&mut stats, "ferrocache_version", env!("CARGO_PKG_VERSION"));
+    // How this process found the cache (memcached 1.6 has no such stats; README "Restart and
+    // upgrade"): warm from a saved memory, or cold and why.
+    let restart = &shared.cache.start.report;
+    let warm = restart.as_ref().is_some_and(|report| report.is_warm());
+    push(&mut stats, "restart_warm", u64::from(warm));
+    push(&mut stats, "restart_cold", u64::from(!warm));
+    push(
+        &mut stats,
+        "restart_items_recovered",
+        restart.as_ref().map_or(0, |report| report.items_recovered),
+    );
+    push(
+        &mut stats,
+        "restart_cold_reason",
+        shared.cache.start.cold_code(),
+    );
     // The event loops are mio's; there is no libevent to name.
     push(&mut stats, "libevent", "none");
     push(&mut stats, "pointer_size", (usize::BITS) as u64);
@@ -563,7 +579,11 @@ pub fn settings(shared: &Shared) -> Stats {
     push(&mut stats, "ext_drop_unread", "no");
     tls_settings(&settings.tls, &mut stats);
     push(&mut stats, "num_napi_ids", "(null)");
-    push(&mut stats, "memory_file", "(null)");
+    let memory_file = match &shared.cache.start.source {
+        crate::restart::MemorySource::File(path) => path.display().to_string(),
+        crate::restart::MemorySource::Heap => "(null)".to_string(),
+    };
+    push(&mut stats, "memory_file", memory_file);
     stats
 }
 

@@ -1,0 +1,133 @@
+//! Warm restarts: where the cache's memory lives when it must outlive the process, and the
+//! start and shutdown steps around it.
+//!
+//! Owns: choosing the memory (the `-e` file; otherwise the heap), sizing, locking and mapping
+//! it (through `os`), the clock a restart resumes, the one log line that says warm or cold and
+//! why, and saving the cache for the next process at a clean shutdown. Must not touch: what is
+//! in the memory (the storage crate's `MemoryImage` reads and writes it), signals (the
+//! acceptor decides when a shutdown is clean), or sockets.
+
+use crate::cli::Settings;
+use ferrocache_storage::{Clock, MemoryImage, StartReport, StorageConfig};
+use std::fs::File;
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+
+/// Where the cache's memory comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemorySource {
+    /// The heap: gone with the process.
+    Heap,
+    /// `-e PATH`.
+    File(PathBuf),
+}
+
+impl std::fmt::Display for MemorySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MemorySource::Heap => f.write_str("the heap"),
+            MemorySource::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// The memory, mapped and read, before the cache is built on it.
+#[derive(Debug)]
+pub struct Memory {
+    pub source: MemorySource,
+    /// The region's contents, when the memory is a region.
+    pub image: Option<MemoryImage>,
+    /// The open memory file: it holds the lock that keeps a second daemon off it.
+    pub file: Option<File>,
+}
+
+/// How the cache's memory was found, for `stats` and the log.
+#[derive(Debug, Clone)]
+pub struct StartInfo {
+    pub source: MemorySource,
+    /// `None` when the memory does not outlive the process (nothing to restart from).
+    pub report: Option<StartReport>,
+}
+
+impl StartInfo {
+    /// The short reason for `stats`' `restart_cold_reason` (`none` when warm).
+    pub fn cold_code(&self) -> &'static str {
+        match &self.report {
+            None => "no_memory_file",
+            Some(report) => report.cold.as_ref().map_or("none", |cold| cold.code()),
+        }
+    }
+}
+
+/// The engine's settings as the cache runs them (the page size depends on the partitions).
+pub fn engine_config(settings: &Settings) -> StorageConfig {
+    settings.storage.clone().for_partitions(settings.partitions)
+}
+
+/// Opens, sizes, locks and maps the memory file of `-e`; the heap without one.
+pub fn open(settings: &Settings) -> Result<Memory, String> {
+    let Some(path) = &settings.memory_file else {
+        return Ok(Memory {
+            source: MemorySource::Heap,
+            image: None,
+            file: None,
+        });
+    };
+    let config = engine_config(settings);
+    let len = ferrocache_storage::region_len(&config, settings.partitions);
+    let cannot = |what: &str, error: std::io::Error| {
+        format!("cannot {what} memory file {}: {error}", path.display())
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| cannot("open", e))?;
+    file.try_lock().map_err(|e| match e {
+        std::fs::TryLockError::WouldBlock => format!(
+            "memory file {} is in use by another process",
+            path.display()
+        ),
+        std::fs::TryLockError::Error(e) => cannot("lock", e),
+    })?;
+    // A file of another size was laid out for other settings: the header says so, and the
+    // start is cold. Growing or shrinking it keeps whatever header it had for that check.
+    file.set_len(len as u64).map_err(|e| cannot("size", e))?;
+    let region = crate::os::map_shared(file.as_fd(), len).map_err(|e| cannot("map", e))?;
+    let image = MemoryImage::open(region, &config, settings.partitions)
+        .map_err(|e| format!("memory file {}: {e}", path.display()))?;
+    Ok(Memory {
+        source: MemorySource::File(path.clone()),
+        image: Some(image),
+        file: Some(file),
+    })
+}
+
+impl Memory {
+    /// The clock to run: one that resumes the saved cache's time scale when it may start
+    /// warm.
+    pub fn clock(&mut self) -> Clock {
+        match &mut self.image {
+            Some(image) => image.clock(),
+            None => Clock::new(),
+        }
+    }
+}
+
+/// Logs how the cache started: warm with so many items, or cold and why.
+pub fn log_start(info: &StartInfo, took: std::time::Duration) {
+    let Some(report) = &info.report else {
+        return;
+    };
+    match &report.cold {
+        None => log::info!(
+            "warm restart from {}: {} items recovered in {} ms",
+            info.source,
+            report.items_recovered,
+            took.as_millis()
+        ),
+        Some(reason) => log::info!("cold start from {}: {reason}", info.source),
+    }
+}
