@@ -191,6 +191,10 @@ pub fn bind_all(
 pub fn inherited(tls: bool) -> io::Result<Vec<Listener>> {
     let mut listeners = Vec::new();
     for (fd, name) in sd_notify::listen_fds_with_names()? {
+        if name == crate::restart::MEMORY_FD_NAME {
+            // The cache's memory, back from systemd's store: `restart` adopts it.
+            continue;
+        }
         let socket = Socket::from(crate::os::adopt_inherited_fd(fd));
         if socket.r#type()? != Type::STREAM {
             log::warn!("ignoring inherited socket {fd} ({name}): not a stream socket");

@@ -3,7 +3,7 @@
 //! Owns: adopting the descriptors systemd passes (socket activation), umask around a UNIX-socket
 //! bind, dropping root privileges (`-u`), the open-files and
 //! core limits, `mlockall` (`-k`), detaching (`-d`), resource usage for `stats` (request
-//! latency's clock is quanta's, in `latency`), and the shared mapping a warm restart
+//! latency's clock is quanta's, in `latency`), and the shared mapping and memfd a warm restart
 //! keeps the cache's memory in (`restart`). Each call is plain FFI with no pointers kept past
 //! the call, except the mapping, which lives as long as the process. Must not touch: sockets'
 //! data, threads.
@@ -12,12 +12,14 @@ use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
-/// Takes ownership of a listening socket systemd passed. Call once per descriptor that
-/// `sd_notify::listen_fds` yields.
+/// Takes ownership of a descriptor systemd passed (a listening socket, or the cache's memory
+/// from its file descriptor store). Call once per descriptor that `sd_notify::listen_fds`
+/// yields: `listener` adopts the sockets, `restart` the one named `ferrocached-memory`.
 pub fn adopt_inherited_fd(fd: RawFd) -> OwnedFd {
     // SAFETY: `fd` comes from sd_notify::listen_fds, which yields each descriptor systemd
-    // passed to this very process (LISTEN_PID checked) exactly once; nothing else in the
-    // process opened, owns or closes descriptors 3..3+LISTEN_FDS, so ownership is unique.
+    // passed to this very process (LISTEN_PID checked); the two callers split them by name, so
+    // each is adopted once; nothing else in the process opened, owns or closes descriptors
+    // 3..3+LISTEN_FDS, so ownership is unique.
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
@@ -50,6 +52,19 @@ pub fn map_shared(fd: BorrowedFd<'_>, len: usize) -> io::Result<&'static mut [u8
     // made from it. Writes by another process would be outside Rust's view, which is why the
     // file is locked against a second ferrocached and is documented as the daemon's alone.
     Ok(unsafe { std::slice::from_raw_parts_mut(address.cast::<u8>(), len) })
+}
+
+/// A new anonymous memory file (`memfd_create`), close-on-exec.
+pub fn memfd(name: &str) -> io::Result<OwnedFd> {
+    let name = CString::new(name)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "memfd name contains NUL"))?;
+    // SAFETY: memfd_create reads the NUL-terminated name we own and returns a new descriptor.
+    let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the descriptor was just created by this call and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// Runs `f` with the process umask set so that new files get `mode` (no other thread may be
@@ -224,15 +239,7 @@ mod tests {
 
     #[test]
     fn a_shared_mapping_writes_through_to_its_file() {
-        let path = std::env::temp_dir().join(format!("ferrocache-map-{}", std::process::id()));
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .unwrap();
-        std::fs::remove_file(&path).unwrap();
+        let file = std::fs::File::from(memfd("ferrocache-test").unwrap());
         file.set_len(8192).unwrap();
         let region = map_shared(std::os::fd::AsFd::as_fd(&file), 8192).unwrap();
         region[8191] = 7;

@@ -1,17 +1,23 @@
 //! Warm restarts: where the cache's memory lives when it must outlive the process, and the
 //! start and shutdown steps around it.
 //!
-//! Owns: choosing the memory (the `-e` file; otherwise the heap), sizing, locking and mapping
-//! it (through `os`), the clock a restart resumes, the one log line that says warm or cold and
-//! why, and saving the cache for the next process at a clean shutdown. Must not touch: what is
-//! in the memory (the storage crate's `MemoryImage` reads and writes it), signals (the
-//! acceptor decides when a shutdown is clean), or sockets.
+//! Owns: choosing the memory (the `-e` file; under systemd, a memfd kept in systemd's file
+//! descriptor store; otherwise the heap), sizing, locking and mapping it (through `os`),
+//! handing a new memfd to systemd (`FDSTORE=1`), the clock a restart resumes, the one log line
+//! that says warm or cold and why, and saving the cache for the next process at a clean
+//! shutdown. Must not touch: what is in the memory (the storage crate's `MemoryImage` reads
+//! and writes it), signals (the acceptor decides when a shutdown is clean), or the listening
+//! sockets systemd passes beside the memory (`listener` adopts those).
 
 use crate::cli::Settings;
 use ferrocache_storage::{Clock, MemoryImage, StartReport, StorageConfig};
 use std::fs::File;
 use std::os::fd::AsFd;
 use std::path::PathBuf;
+
+/// The name (`FDNAME=`) of the cache's memory in systemd's file descriptor store; it comes
+/// back under that name in `LISTEN_FDNAMES`.
+pub const MEMORY_FD_NAME: &str = "ferrocached-memory";
 
 /// Where the cache's memory comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +26,9 @@ pub enum MemorySource {
     Heap,
     /// `-e PATH`.
     File(PathBuf),
+    /// A memfd in systemd's file descriptor store: `true` if this process got it back from
+    /// the store, `false` if it made it.
+    Systemd { inherited: bool },
 }
 
 impl std::fmt::Display for MemorySource {
@@ -27,6 +36,12 @@ impl std::fmt::Display for MemorySource {
         match self {
             MemorySource::Heap => f.write_str("the heap"),
             MemorySource::File(path) => write!(f, "{}", path.display()),
+            MemorySource::Systemd { inherited: true } => {
+                f.write_str("systemd's file descriptor store (the memfd it kept)")
+            }
+            MemorySource::Systemd { inherited: false } => {
+                f.write_str("systemd's file descriptor store (a new memfd)")
+            }
         }
     }
 }
@@ -64,9 +79,13 @@ pub fn engine_config(settings: &Settings) -> StorageConfig {
     settings.storage.clone().for_partitions(settings.partitions)
 }
 
-/// Opens, sizes, locks and maps the memory file of `-e`; the heap without one.
+/// Opens, sizes, locks and maps the memory file of `-e`; without one, under systemd
+/// (`NOTIFY_SOCKET` set), the memfd systemd kept for this service or a new one; else the heap.
 pub fn open(settings: &Settings) -> Result<Memory, String> {
     let Some(path) = &settings.memory_file else {
+        if std::env::var_os("NOTIFY_SOCKET").is_some() {
+            return from_systemd(settings);
+        }
         return Ok(Memory {
             source: MemorySource::Heap,
             image: None,
@@ -100,6 +119,51 @@ pub fn open(settings: &Settings) -> Result<Memory, String> {
         .map_err(|e| format!("memory file {}: {e}", path.display()))?;
     Ok(Memory {
         source: MemorySource::File(path.clone()),
+        image: Some(image),
+        file: Some(file),
+    })
+}
+
+/// The memory under systemd: the memfd named [`MEMORY_FD_NAME`] among the descriptors systemd
+/// passed (its file descriptor store gives back what an earlier process stored), else a new
+/// memfd, stored there at once so that it outlives this process. A systemd that keeps no
+/// descriptors (no `FileDescriptorStoreMax=`) refuses it: then every start is cold, as on the
+/// heap.
+fn from_systemd(settings: &Settings) -> Result<Memory, String> {
+    let config = engine_config(settings);
+    let len = ferrocache_storage::region_len(&config, settings.partitions);
+    // A LISTEN_FDNAMES that does not match LISTEN_FDS is reported by `listener`.
+    let stored = sd_notify::listen_fds_with_names()
+        .ok()
+        .and_then(|mut fds| fds.find(|(_, name)| name == MEMORY_FD_NAME));
+    let (file, inherited) = match stored {
+        Some((fd, _)) => (File::from(crate::os::adopt_inherited_fd(fd)), true),
+        None => {
+            let fd = crate::os::memfd(MEMORY_FD_NAME)
+                .map_err(|e| format!("cannot create the cache's memfd: {e}"))?;
+            (File::from(fd), false)
+        }
+    };
+    let source = MemorySource::Systemd { inherited };
+    let cannot = |what: &str, error: std::io::Error| format!("cannot {what} {source}: {error}");
+    file.set_len(len as u64).map_err(|e| cannot("size", e))?;
+    let region = crate::os::map_shared(file.as_fd(), len).map_err(|e| cannot("map", e))?;
+    let image = MemoryImage::open(region, &config, settings.partitions)
+        .map_err(|e| format!("{source}: {e}"))?;
+    if !inherited {
+        let stored = sd_notify::notify_with_fds(
+            &[
+                sd_notify::NotifyState::FdStore,
+                sd_notify::NotifyState::FdName(MEMORY_FD_NAME),
+            ],
+            &[file.as_fd()],
+        );
+        if let Err(e) = stored {
+            log::warn!("cannot hand the cache's memfd to systemd (the next start is cold): {e}");
+        }
+    }
+    Ok(Memory {
+        source,
         image: Some(image),
         file: Some(file),
     })

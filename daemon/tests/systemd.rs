@@ -1,7 +1,9 @@
 //! The systemd integration, tested with systemd's own tools: the units verify and are hardened
 //! (exposure <= 2.0), socket activation serves the socket `systemd-socket-activate` passes,
-//! the notify protocol says READY=1, STOPPING=1 and WATCHDOG=1, and `systemd/install.sh`
-//! stages a tree under DESTDIR/PREFIX.
+//! the notify protocol says READY=1, STOPPING=1 and WATCHDOG=1, the cache's memory goes to the
+//! file descriptor store (FDSTORE=1) and comes back warm after a restart (driven by
+//! `support/fake_systemd.py`, which speaks systemd's side of both protocols), and
+//! `systemd/install.sh` stages a tree under DESTDIR/PREFIX.
 //!
 //! The tools come from Debian's `systemd` package, which `scripts/install-test-deps.sh`
 //! installs; a missing tool fails the test loudly.
@@ -257,4 +259,169 @@ fn install_script_stages_binary_units_and_settings_under_destdir() {
             );
         }
     }
+}
+
+/// `support/fake_systemd.py` running the daemon: its stdout lines (`PORT`, `STORED`, `READY`)
+/// and its commands on stdin.
+struct FakeSystemd {
+    child: std::process::Child,
+    lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl FakeSystemd {
+    fn start(args: &[&str]) -> FakeSystemd {
+        let script = repo_root().join("daemon/tests/support/fake_systemd.py");
+        let mut child = tool("python3")
+            .arg(script)
+            .arg(env!("CARGO_BIN_EXE_ferrocached"))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run python3");
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let mut pipe = child.stderr.take().expect("piped");
+        let collected = std::sync::Arc::clone(&stderr);
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 4096];
+            while let Ok(n) = pipe.read(&mut buffer) {
+                if n == 0 {
+                    break;
+                }
+                collected
+                    .lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buffer[..n]));
+            }
+        });
+        let stdout = child.stdout.take().expect("piped");
+        FakeSystemd {
+            child,
+            lines: std::io::BufRead::lines(std::io::BufReader::new(stdout)),
+            stderr,
+        }
+    }
+
+    /// The next line the manager prints.
+    fn line(&mut self) -> String {
+        match self.lines.next() {
+            Some(Ok(line)) => line,
+            _ => panic!(
+                "fake systemd stopped; its stderr:\n{}",
+                self.stderr.lock().unwrap()
+            ),
+        }
+    }
+
+    /// Lines until one that starts with `prefix`, which is returned; the others too.
+    fn until(&mut self, prefix: &str) -> (String, Vec<String>) {
+        let mut before = Vec::new();
+        loop {
+            let line = self.line();
+            if line.starts_with(prefix) {
+                return (line, before);
+            }
+            before.push(line);
+        }
+    }
+
+    fn command(&mut self, command: &str) {
+        let stdin = self.child.stdin.as_mut().expect("piped");
+        writeln!(stdin, "{command}").expect("send a command");
+        stdin.flush().expect("send a command");
+    }
+}
+
+impl Drop for FakeSystemd {
+    fn drop(&mut self) {
+        // Closing stdin stops the daemon (SIGTERM) and the manager.
+        drop(self.child.stdin.take());
+        if wait_with_timeout(&mut self.child, Duration::from_secs(20)).is_none() {
+            eprintln!("fake systemd did not stop: killed");
+        }
+    }
+}
+
+/// One `stats` value.
+fn stat(stream: &mut TcpStream, name: &str) -> String {
+    stream.write_all(b"stats\r\n").unwrap();
+    let reply = String::from_utf8(read_until(stream, b"END\r\n")).unwrap();
+    reply
+        .lines()
+        .find_map(|line| line.strip_prefix(&format!("STAT {name} ")))
+        .unwrap_or_else(|| panic!("no {name} in {reply}"))
+        .to_string()
+}
+
+fn connect(port: u16) -> TcpStream {
+    let stream = TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port))).expect("connect");
+    stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    stream
+}
+
+#[test]
+fn the_fd_store_keeps_the_cache_warm_across_a_restart_but_not_a_kill() {
+    let mut systemd = FakeSystemd::start(&["-t", "2", "-U", "0", "-m", "64"]);
+    let port: u16 = systemd
+        .line()
+        .strip_prefix("PORT ")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let (_, before_ready) = systemd.until("READY 1");
+    assert!(
+        before_ready.contains(&"STORED ferrocached-memory".to_string()),
+        "the memfd goes to the store before READY=1: {before_ready:?}"
+    );
+    let mut client = connect(port);
+    assert_eq!(stat(&mut client, "restart_cold_reason"), "no_image");
+    let mut script = Vec::new();
+    for i in 0..1_000 {
+        write!(
+            script,
+            "set key:{i} {i} 0 {}\r\nvalue:{i}\r\n",
+            6 + i.to_string().len()
+        )
+        .unwrap();
+    }
+    client.write_all(&script).unwrap();
+    client.write_all(b"mn\r\n").unwrap();
+    read_until(&mut client, b"MN\r\n");
+    drop(client);
+
+    // `systemctl restart`: the socket stays open, so a client that connects meanwhile waits
+    // in its backlog and is served by the next process.
+    systemd.command("restart");
+    let mut during = connect(port);
+    during.write_all(b"get key:7\r\n").unwrap();
+    assert_eq!(
+        read_until(&mut during, b"END\r\n"),
+        b"VALUE key:7 7 7\r\nvalue:7\r\nEND\r\n"
+    );
+    let (_, restarted) = systemd.until("READY 2");
+    assert!(
+        !restarted.iter().any(|line| line.starts_with("STORED")),
+        "the memfd came back from the store; no new one: {restarted:?}"
+    );
+    let mut client = connect(port);
+    assert_eq!(stat(&mut client, "restart_warm"), "1");
+    assert_eq!(stat(&mut client, "restart_items_recovered"), "1000");
+    client.write_all(b"get key:0 key:999\r\n").unwrap();
+    assert_eq!(
+        read_until(&mut client, b"END\r\n"),
+        b"VALUE key:0 0 7\r\nvalue:0\r\nVALUE key:999 999 9\r\nvalue:999\r\nEND\r\n"
+    );
+    drop(client);
+
+    // A crash (Restart=on-failure starts it again with the same store): cold, and says why.
+    systemd.command("kill");
+    systemd.until("READY 3");
+    let mut client = connect(port);
+    assert_eq!(stat(&mut client, "restart_cold_reason"), "not_clean");
+    assert_eq!(stat(&mut client, "curr_items"), "0");
+    drop(client);
+    systemd.command("stop");
+    assert_eq!(systemd.until("EXITED").0, "EXITED 0");
 }

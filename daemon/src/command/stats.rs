@@ -579,9 +579,10 @@ pub fn settings(shared: &Shared) -> Stats {
     push(&mut stats, "ext_drop_unread", "no");
     tls_settings(&settings.tls, &mut stats);
     push(&mut stats, "num_napi_ids", "(null)");
+    // memcached's `-e`; the memfd systemd keeps is no file a user named.
     let memory_file = match &shared.cache.start.source {
         crate::restart::MemorySource::File(path) => path.display().to_string(),
-        crate::restart::MemorySource::Heap => "(null)".to_string(),
+        _ => "(null)".to_string(),
     };
     push(&mut stats, "memory_file", memory_file);
     stats
