@@ -899,6 +899,41 @@ mod tests {
     }
 
     #[test]
+    fn every_eviction_policy_takes_the_items_back_and_evicts_afterwards() {
+        for eviction in [
+            crate::EvictionPolicy::S3Fifo,
+            crate::EvictionPolicy::Clock,
+            crate::EvictionPolicy::Lru,
+        ] {
+            let config = StorageConfig {
+                eviction,
+                ..settings(4)
+            };
+            let mut running = start(fresh_region(&config), &config, UNIX);
+            let kept = fill(&mut running, 600);
+            let region = running.shut_down();
+            let mut running = start(region, &config, UNIX);
+            assert!(running.engine.report.is_warm(), "{eviction:?}");
+            assert_eq!(running.get(&kept[5].0), Some(kept[5].1.clone()));
+            // Far more than fits: the restored items are in the policy's order and go too.
+            for i in 0..20_000 {
+                running.set(&key(200_000 + i), &value(i), 0, 0);
+            }
+            let evicted: u64 = running
+                .engine
+                .partitions
+                .iter()
+                .map(|p| p.stats().evictions)
+                .sum();
+            assert!(evicted > 0, "{eviction:?}");
+            assert!(
+                kept.iter().any(|(key, _)| running.get(key).is_none()),
+                "{eviction:?}: restored items are evictable"
+            );
+        }
+    }
+
+    #[test]
     fn a_start_after_a_crash_is_cold_and_serves_nothing_old() {
         let config = settings(4);
         let mut running = start(fresh_region(&config), &config, UNIX);
