@@ -9,19 +9,15 @@
 //! them). Must not touch: other nodes (nodes never talk to each other: the list is what an
 //! operator or a deployment tool wrote), or the reply framing (the protocol front's).
 
+use ferrocache_protocol::client::encode_cluster_config as payload;
 use parking_lot::Mutex;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-/// One node as clients are told of it.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Node {
-    pub host: String,
-    /// Empty when the list gives no address (clients then resolve `host`).
-    pub ip: String,
-    pub port: u16,
-}
+/// One node as clients are told of it: the type the clients' parser gives them, so the two
+/// sides of the payload cannot drift (`ip` is empty when the list gives no address).
+pub use ferrocache_protocol::client::ClusterNode as Node;
 
 /// A node list that does not parse, with the line that is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -94,19 +90,6 @@ fn parse_node(entry: &str) -> Result<Node, String> {
         ip: ip.to_string(),
         port,
     })
-}
-
-/// `<version>\n<host>|<ip>|<port>[ <host>|<ip>|<port>]*\n`, what `config get cluster` carries.
-pub fn payload(version: u64, nodes: &[Node]) -> Vec<u8> {
-    let mut out = format!("{version}\n").into_bytes();
-    for (at, node) in nodes.iter().enumerate() {
-        if at > 0 {
-            out.push(b' ');
-        }
-        out.extend_from_slice(format!("{}|{}|{}", node.host, node.ip, node.port).as_bytes());
-    }
-    out.push(b'\n');
-    out
 }
 
 /// The payload of a `config set cluster`: a version line, then the nodes.

@@ -1119,8 +1119,9 @@ pub fn parse_config_reply(buf: &[u8]) -> Result<ParsedReply<ConfigReply<'_>>, Re
     })
 }
 
-/// One node of a cluster config: `host|ip|port`, `ip` empty for `host||port`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// One node of a cluster config: `host|ip|port`, `ip` empty for `host||port`. Ordered by
+/// host first, the order ElastiCache lists them in.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ClusterNode {
     pub host: String,
     pub ip: String,
@@ -1144,6 +1145,20 @@ pub struct ClusterConfig {
     pub version: u64,
     /// In the order the server gave them (ElastiCache: by host name).
     pub nodes: Vec<ClusterNode>,
+}
+
+/// A cluster config's data as a node sends it: `<version>\n<host>|<ip>|<port>[ ...]\n`, the
+/// inverse of [`parse_cluster_config`].
+pub fn encode_cluster_config(version: u64, nodes: &[ClusterNode]) -> Vec<u8> {
+    let mut out = format!("{version}\n").into_bytes();
+    for (at, node) in nodes.iter().enumerate() {
+        if at > 0 {
+            out.push(b' ');
+        }
+        out.extend_from_slice(format!("{}|{}|{}", node.host, node.ip, node.port).as_bytes());
+    }
+    out.push(b'\n');
+    out
 }
 
 /// Parses a cluster config's data. Line ends may be `\n` or `\r\n`; an empty node line is an
@@ -1193,6 +1208,31 @@ mod config_tests {
     const GOLDEN: &[u8] = b"CONFIG cluster 0 82\r\n12\n\
         cache-1.internal|10.0.0.1|11211 cache-2.internal|10.0.0.2|11212 cache-3||11213\n\
         \r\nEND\r\n";
+
+    #[test]
+    fn encoding_is_the_inverse_of_parsing() {
+        let config = ClusterConfig {
+            version: 12,
+            nodes: vec![
+                ClusterNode {
+                    host: "cache-1.internal".into(),
+                    ip: "10.0.0.1".into(),
+                    port: 11211,
+                },
+                ClusterNode {
+                    host: "cache-3".into(),
+                    ip: String::new(),
+                    port: 11213,
+                },
+            ],
+        };
+        let data = encode_cluster_config(config.version, &config.nodes);
+        assert_eq!(
+            data,
+            b"12\ncache-1.internal|10.0.0.1|11211 cache-3||11213\n"
+        );
+        assert_eq!(parse_cluster_config(&data).unwrap(), config);
+    }
 
     #[test]
     fn golden_reply_parses_with_its_byte_count() {
