@@ -31,6 +31,8 @@
 //! # Free chunk
 //! Bytes 0 and 1 are zero.
 
+use crate::bytes::{read_u32, write_u32};
+
 /// Low bit of the item's 2-bit access frequency (0..=3): reads raise it, the CLOCK hand lowers
 /// it and evicts an item it finds at 0.
 pub(crate) const FREQ_LOW: u8 = 0x01;
@@ -377,16 +379,6 @@ pub(crate) fn continuation_data(chunk: &[u8]) -> &[u8] {
 /// [`continuation_data`], to write.
 pub(crate) fn continuation_data_mut(chunk: &mut [u8]) -> &mut [u8] {
     &mut chunk[CONTINUATION_HEADER..]
-}
-
-#[inline]
-fn read_u32(bytes: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
-}
-
-#[inline]
-fn write_u32(bytes: &mut [u8], at: usize, value: u32) {
-    bytes[at..at + 4].copy_from_slice(&value.to_le_bytes());
 }
 
 #[inline]

@@ -20,6 +20,7 @@
 
 #![forbid(unsafe_code)]
 
+mod bytes;
 mod clock;
 mod config;
 mod error;

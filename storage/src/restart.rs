@@ -36,6 +36,7 @@
 //!                     class u32, padding u32, page checksum u64 (24 bytes)
 //! ```
 
+use crate::bytes::{read_u32, read_u64, write_u32, write_u64};
 use crate::clock::Clock;
 use crate::config::StorageConfig;
 use crate::hasher::KeyHasher;
@@ -434,7 +435,7 @@ impl MemoryImage {
             }
             let (id, class) = (read_u32(self.header, at + 4), read_u32(self.header, at + 8));
             if failure.is_none() {
-                if page_checksum(&memory) != read_u64(self.header, at + 16) {
+                if checksum(&memory) != read_u64(self.header, at + 16) {
                     failure = Some(ColdReason::PageChecksum { slot });
                 } else if owner as usize >= layout.partitions || class > u32::from(u8::MAX) {
                     failure = Some(ColdReason::PageTable);
@@ -659,7 +660,7 @@ impl ImageHeader {
                 write_u32(header, at, id as u32);
                 write_u32(header, at + 4, page);
                 write_u32(header, at + 8, u32::from(class));
-                write_u64(header, at + 16, page_checksum(partition.page_bytes(page)));
+                write_u64(header, at + 16, checksum(partition.page_bytes(page)));
             }
         }
         let covered = layout.covered();
@@ -669,11 +670,6 @@ impl ImageHeader {
         write_u32(header, AT_CLEAN, CLEAN_MARK);
         Ok(())
     }
-}
-
-/// A page's checksum (the same function as the header's).
-fn page_checksum(page: &[u8]) -> u64 {
-    checksum(page)
 }
 
 /// A 64-bit checksum of `bytes`, defined here (not by a hash library) so that it stays the
@@ -700,24 +696,6 @@ fn checksum(bytes: &[u8]) -> u64 {
         sum ^= sum >> 31;
     }
     sum
-}
-
-fn read_u32(bytes: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
-}
-
-fn read_u64(bytes: &[u8], at: usize) -> u64 {
-    let mut word = [0u8; 8];
-    word.copy_from_slice(&bytes[at..at + 8]);
-    u64::from_le_bytes(word)
-}
-
-fn write_u32(bytes: &mut [u8], at: usize, value: u32) {
-    bytes[at..at + 4].copy_from_slice(&value.to_le_bytes());
-}
-
-fn write_u64(bytes: &mut [u8], at: usize, value: u64) {
-    bytes[at..at + 8].copy_from_slice(&value.to_le_bytes());
 }
 
 #[cfg(test)]
