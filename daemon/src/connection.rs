@@ -8,10 +8,10 @@
 //! Must not touch: protocol or storage: the [`Session`] serves requests.
 //!
 //! Large writes go last: a turn whose replies come to more than [`WRITE_TURN`] bytes (a large
-//! value), or a writable event with more than that unsent, writes at most [`WRITE_TURN`] bytes
-//! in the turn its event gave it, and the rest once the connections with events in the same
-//! poll have had theirs ([`Verdict::Paused`], from the worker's ready queue), in one write as
-//! far as the socket takes it. So a few connections reading large values cannot make many
+//! value) writes nothing in the turn its event gave it, and a writable event with more than
+//! that unsent writes at most [`WRITE_TURN`] bytes; the rest goes once the connections with
+//! events in the same poll have had theirs ([`Verdict::Paused`], from the worker's ready
+//! queue), in one write as far as the socket takes it. So a few connections reading large values cannot make many
 //! small replies wait for the time it takes to copy theirs into the socket, and a large value
 //! still costs about one `write`. Large reply buffers are handed between the connections and
 //! the worker's [`Scratch`] rather than freed and grown again by doubling.

@@ -257,8 +257,7 @@ impl Worker {
             }
             if slot.connection.write_paused() {
                 // It wrote its share of this turn: the rest after the others.
-                slot.queued = true;
-                self.ready.push_back(key);
+                self.requeue(key);
                 return;
             }
         }
@@ -272,18 +271,19 @@ impl Worker {
             Some(Verdict::Idle) | None => {}
             Some(Verdict::Yielded) => {
                 self.shared.threads[self.id].conn_yields.incr();
-                if let Some(slot) = self.connections.get_mut(key) {
-                    slot.queued = true;
-                    self.ready.push_back(key);
-                }
+                self.requeue(key);
             }
-            Some(Verdict::Paused) => {
-                if let Some(slot) = self.connections.get_mut(key) {
-                    slot.queued = true;
-                    self.ready.push_back(key);
-                }
-            }
+            // Not a `-R` yield: `conn_yields` does not count it.
+            Some(Verdict::Paused) => self.requeue(key),
             Some(Verdict::Close) => self.close(key, CloseReason::Normal),
+        }
+    }
+
+    /// Puts a connection in the ready queue, to be served again after this poll's events.
+    fn requeue(&mut self, key: usize) {
+        if let Some(slot) = self.connections.get_mut(key) {
+            slot.queued = true;
+            self.ready.push_back(key);
         }
     }
 
