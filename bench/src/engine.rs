@@ -184,8 +184,9 @@ impl Tally {
 
     /// Records a measured latency that completed in interval `index` (with `--interval`).
     fn record_in_interval(&mut self, index: usize, latency_ns: u64) {
-        while self.intervals.len() <= index {
-            self.intervals.push(Self::interval_histogram());
+        if self.intervals.len() <= index {
+            self.intervals
+                .resize_with(index + 1, Self::interval_histogram);
         }
         self.intervals[index].saturating_record(latency_ns);
     }
@@ -210,10 +211,11 @@ impl Tally {
         self.warmup_requests += other.warmup_requests;
         self.elapsed = self.elapsed.max(other.elapsed);
         self.throughput += other.throughput;
+        if other.intervals.len() > self.intervals.len() {
+            self.intervals
+                .resize_with(other.intervals.len(), Self::interval_histogram);
+        }
         for (index, histogram) in other.intervals.iter().enumerate() {
-            if index == self.intervals.len() {
-                self.intervals.push(Self::interval_histogram());
-            }
             self.intervals[index]
                 .add(histogram)
                 .expect("histograms with equal bounds");
@@ -570,7 +572,6 @@ impl<'p> Worker<'p> {
             Limit::Time(d) => d.is_zero(),
             Limit::Requests(n) => warmup_quota == 0 || n == 0,
         };
-        let mut measure_start = started;
         self.context.measure_start = started;
         let mut measure_deadline = match plan.measure {
             Limit::Time(d) if measuring => Some(started + d),
@@ -591,7 +592,6 @@ impl<'p> Worker<'p> {
                     matches!(plan.warmup, Limit::Requests(_)) && issued_warmup >= warmup_quota;
                 if time_up || count_up {
                     measuring = true;
-                    measure_start = now;
                     self.context.measure_start = now;
                     if let Limit::Time(d) = plan.measure {
                         measure_deadline = Some(now + d);
@@ -698,7 +698,7 @@ impl<'p> Worker<'p> {
             }
         }
         let mut tally = self.context.tally;
-        tally.elapsed = last_measured_reply.saturating_duration_since(measure_start);
+        tally.elapsed = last_measured_reply.saturating_duration_since(self.context.measure_start);
         if tally.elapsed > Duration::ZERO {
             tally.throughput = tally.requests as f64 / tally.elapsed.as_secs_f64();
         }
