@@ -157,10 +157,7 @@ impl Partition {
         }) {
             Some(slot) => Some(std::mem::replace(slot, handle)),
             None => {
-                let hasher = &self.index_hasher;
-                self.index.insert_unique(index_hash, handle, |other| {
-                    hasher.hash_stored(item::key_of(slabs.chunk(other), cas_enabled))
-                });
+                self.index_new(index_hash, handle);
                 None
             }
         };
@@ -169,22 +166,45 @@ impl Partition {
             self.forget(old);
             bits
         });
+        let class = self.account_linked(handle, header, replaced_bits, index_hash);
+        self.counters.total_items += 1;
+        self.slabs.classes[class].counters.cmd_set += 1;
+    }
+
+    /// Adds a handle whose key the index does not hold yet.
+    pub(super) fn index_new(&mut self, index_hash: u64, handle: u32) {
+        let (slabs, cas_enabled, hasher) = (&self.slabs, self.cas_enabled, &self.index_hasher);
+        self.index.insert_unique(index_hash, handle, |other| {
+            hasher.hash_stored(item::key_of(slabs.chunk(other), cas_enabled))
+        });
+    }
+
+    /// What an item just put in the index changes beyond it: the eviction policy's marks and
+    /// the gauges (`bytes`, the class's items and requested bytes). `replaced` holds the `bits`
+    /// of the key's previous item. Returns the item's class.
+    pub(super) fn account_linked(
+        &mut self,
+        handle: u32,
+        header: &mut Header,
+        replaced: Option<u8>,
+        index_hash: u64,
+    ) -> usize {
+        let cas_enabled = self.cas_enabled;
         self.eviction.linked(
             &mut self.slabs,
             handle,
             header,
-            replaced_bits,
+            replaced,
             index_hash,
             cas_enabled,
         );
         let class = self.slabs.class_of(handle);
         let size = header.item_size(cas_enabled) as u64;
         self.bytes += size;
-        self.counters.total_items += 1;
-        let class = &mut self.slabs.classes[class];
-        class.items += 1;
-        class.mem_requested += size;
-        class.counters.cmd_set += 1;
+        let slab = &mut self.slabs.classes[class];
+        slab.items += 1;
+        slab.mem_requested += size;
+        class
     }
 
     /// Removes an item from the index and frees it, hashing its stored key to find its slot

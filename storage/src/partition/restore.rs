@@ -7,7 +7,6 @@
 //! other partitions. An item that does not check out fails the whole restore: a page that lies
 //! about one item may lie about others, so the caller starts cold instead of guessing.
 
-use super::evict::Policy;
 use super::{FlushState, IndexHasher, Partition, PendingFlush, valid_key};
 use crate::clock::Clock;
 use crate::config::StorageConfig;
@@ -112,8 +111,8 @@ impl Partition {
         state: PartitionState,
         pages: Vec<HeldPage>,
     ) -> Result<(Partition, usize), RestoreError> {
-        let mut partition = Partition::build(config, pool, clock, IndexHasher::Caller(hasher))
-            .with_cas_stripe(id, count);
+        let mut partition =
+            Partition::with_key_hasher(config, pool, clock, hasher).with_cas_stripe(id, count);
         // A counter from another stripe would hand out another partition's CAS uniques.
         if state.next_cas % partition.cas_step == partition.first_cas % partition.cas_step {
             partition.next_cas = state.next_cas.max(partition.first_cas);
@@ -208,22 +207,13 @@ impl Partition {
             {
                 return Err(RestoreError::DuplicateKey { partition: id });
             }
-            let hasher = &self.index_hasher;
-            self.index.insert_unique(hash, head, |other| {
-                hasher.hash_stored(item::key_of(slabs.chunk(other), cas_enabled))
-            });
+            self.index_new(hash, head);
             live.insert(head);
             for handle in chain {
                 live.insert(handle);
             }
-            self.eviction
-                .linked(&mut self.slabs, head, &mut header, None, hash, cas_enabled);
-            let size = header.item_size(cas_enabled) as u64;
-            self.bytes += size;
-            let class = self.slabs.class_of(head);
-            let slab = &mut self.slabs.classes[class];
-            slab.items += 1;
-            slab.mem_requested += size;
+            // A restored item is no new `cmd_set`: only the policy and the gauges learn of it.
+            self.account_linked(head, &mut header, None, hash);
         }
         Ok(live)
     }
