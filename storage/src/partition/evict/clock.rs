@@ -61,25 +61,21 @@ pub(super) fn sweep_hand(sweep: &mut Sweep<'_>, class: usize, total: usize) -> O
         let Some((handle, header)) = sweep.advance_hand(class, total) else {
             continue;
         };
-        if let Some(death) = sweep.death(&header) {
-            return Some(Victim {
-                handle,
-                header,
-                death: Some(death),
-            });
-        }
-        if header.probation {
-            continue;
-        }
-        let freq = item::freq(header.bits);
-        if freq > 0 {
-            item::set_freq(sweep.slabs.chunk_mut(handle), freq - 1);
-            continue;
+        let death = sweep.death(&header);
+        if death.is_none() {
+            if header.probation {
+                continue;
+            }
+            let freq = item::freq(header.bits);
+            if freq > 0 {
+                item::set_freq(sweep.slabs.chunk_mut(handle), freq - 1);
+                continue;
+            }
         }
         return Some(Victim {
             handle,
             header,
-            death: None,
+            death,
         });
     }
     None

@@ -215,26 +215,22 @@ fn from_probation(sweep: &mut Sweep<'_>, class: usize) -> Option<Victim> {
         }
         let handle = queued.handle;
         let header = Header::read(sweep.slabs.chunk(handle), sweep.cas_enabled);
-        if let Some(death) = sweep.death(&header) {
-            return Some(Victim {
-                handle,
-                header,
-                death: Some(death),
-            });
+        let death = sweep.death(&header);
+        if death.is_none() {
+            if item::freq(header.bits) > 0 {
+                let chunk = sweep.slabs.chunk_mut(handle);
+                item::set_probation(chunk, false);
+                item::set_freq(chunk, 1);
+                sweep.slabs.classes[class].probation_items -= 1;
+                sweep.counters.small_fifo_promotions += 1;
+                continue;
+            }
+            sweep.counters.small_fifo_evictions += 1;
         }
-        if item::freq(header.bits) > 0 {
-            let chunk = sweep.slabs.chunk_mut(handle);
-            item::set_probation(chunk, false);
-            item::set_freq(chunk, 1);
-            sweep.slabs.classes[class].probation_items -= 1;
-            sweep.counters.small_fifo_promotions += 1;
-            continue;
-        }
-        sweep.counters.small_fifo_evictions += 1;
         return Some(Victim {
             handle,
             header,
-            death: None,
+            death,
         });
     }
     None
