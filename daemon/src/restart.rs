@@ -92,11 +92,8 @@ pub fn open(settings: &Settings) -> Result<Memory, String> {
             file: None,
         });
     };
-    let config = engine_config(settings);
-    let len = ferrocache_storage::region_len(&config, settings.partitions);
-    let cannot = |what: &str, error: std::io::Error| {
-        format!("cannot {what} memory file {}: {error}", path.display())
-    };
+    let label = format!("memory file {}", path.display());
+    let cannot = |what: &str, error: std::io::Error| format!("cannot {what} {label}: {error}");
     let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -105,20 +102,31 @@ pub fn open(settings: &Settings) -> Result<Memory, String> {
         .open(path)
         .map_err(|e| cannot("open", e))?;
     file.try_lock().map_err(|e| match e {
-        std::fs::TryLockError::WouldBlock => format!(
-            "memory file {} is in use by another process",
-            path.display()
-        ),
+        std::fs::TryLockError::WouldBlock => format!("{label} is in use by another process"),
         std::fs::TryLockError::Error(e) => cannot("lock", e),
     })?;
     // A file of another size was laid out for other settings: the header says so, and the
     // start is cold. Growing or shrinking it keeps whatever header it had for that check.
+    map_image(file, MemorySource::File(path.clone()), &label, settings)
+}
+
+/// Sizes `file` for the settings, maps it and opens the image in it; `label` names the memory
+/// in errors.
+fn map_image(
+    file: File,
+    source: MemorySource,
+    label: &str,
+    settings: &Settings,
+) -> Result<Memory, String> {
+    let config = engine_config(settings);
+    let len = ferrocache_storage::region_len(&config, settings.partitions);
+    let cannot = |what: &str, error: std::io::Error| format!("cannot {what} {label}: {error}");
     file.set_len(len as u64).map_err(|e| cannot("size", e))?;
     let region = crate::os::map_shared(file.as_fd(), len).map_err(|e| cannot("map", e))?;
     let image = MemoryImage::open(region, &config, settings.partitions)
-        .map_err(|e| format!("memory file {}: {e}", path.display()))?;
+        .map_err(|e| format!("{label}: {e}"))?;
     Ok(Memory {
-        source: MemorySource::File(path.clone()),
+        source,
         image: Some(image),
         file: Some(file),
     })
@@ -130,8 +138,6 @@ pub fn open(settings: &Settings) -> Result<Memory, String> {
 /// descriptors (no `FileDescriptorStoreMax=`) refuses it: then every start is cold, as on the
 /// heap.
 fn from_systemd(settings: &Settings) -> Result<Memory, String> {
-    let config = engine_config(settings);
-    let len = ferrocache_storage::region_len(&config, settings.partitions);
     // A LISTEN_FDNAMES that does not match LISTEN_FDS is reported by `listener`.
     let stored = sd_notify::listen_fds_with_names()
         .ok()
@@ -145,12 +151,9 @@ fn from_systemd(settings: &Settings) -> Result<Memory, String> {
         }
     };
     let source = MemorySource::Systemd { inherited };
-    let cannot = |what: &str, error: std::io::Error| format!("cannot {what} {source}: {error}");
-    file.set_len(len as u64).map_err(|e| cannot("size", e))?;
-    let region = crate::os::map_shared(file.as_fd(), len).map_err(|e| cannot("map", e))?;
-    let image = MemoryImage::open(region, &config, settings.partitions)
-        .map_err(|e| format!("{source}: {e}"))?;
-    if !inherited {
+    let label = source.to_string();
+    let memory = map_image(file, source, &label, settings)?;
+    if let Some(file) = memory.file.as_ref().filter(|_| !inherited) {
         let stored = sd_notify::notify_with_fds(
             &[
                 sd_notify::NotifyState::FdStore,
@@ -162,11 +165,7 @@ fn from_systemd(settings: &Settings) -> Result<Memory, String> {
             log::warn!("cannot hand the cache's memfd to systemd (the next start is cold): {e}");
         }
     }
-    Ok(Memory {
-        source,
-        image: Some(image),
-        file: Some(file),
-    })
+    Ok(memory)
 }
 
 impl Memory {
