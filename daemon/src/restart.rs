@@ -92,6 +92,9 @@ pub fn open(settings: &Settings) -> Result<Memory, String> {
             file: None,
         });
     };
+    // An earlier start without -e under systemd left a memfd in its store, passed again now;
+    // -e does not use it, so this process does not hold it open either.
+    drop(stored_memory());
     let label = format!("memory file {}", path.display());
     let cannot = |what: &str, error: std::io::Error| format!("cannot {what} {label}: {error}");
     let file = std::fs::OpenOptions::new()
@@ -108,6 +111,15 @@ pub fn open(settings: &Settings) -> Result<Memory, String> {
     // A file of another size was laid out for other settings: the header says so, and the
     // start is cold. Growing or shrinking it keeps whatever header it had for that check.
     map_image(file, MemorySource::File(path.clone()), &label, settings)
+}
+
+/// The memfd named [`MEMORY_FD_NAME`] among the descriptors systemd passed, if any. A
+/// LISTEN_FDNAMES that does not match LISTEN_FDS is reported by `listener`.
+fn stored_memory() -> Option<File> {
+    let (fd, _) = sd_notify::listen_fds_with_names()
+        .ok()?
+        .find(|(_, name)| name == MEMORY_FD_NAME)?;
+    Some(File::from(crate::os::adopt_inherited_fd(fd)))
 }
 
 /// Sizes `file` for the settings, maps it and opens the image in it; `label` names the memory
@@ -138,12 +150,8 @@ fn map_image(
 /// descriptors (no `FileDescriptorStoreMax=`) refuses it: then every start is cold, as on the
 /// heap.
 fn from_systemd(settings: &Settings) -> Result<Memory, String> {
-    // A LISTEN_FDNAMES that does not match LISTEN_FDS is reported by `listener`.
-    let stored = sd_notify::listen_fds_with_names()
-        .ok()
-        .and_then(|mut fds| fds.find(|(_, name)| name == MEMORY_FD_NAME));
-    let (file, inherited) = match stored {
-        Some((fd, _)) => (File::from(crate::os::adopt_inherited_fd(fd)), true),
+    let (file, inherited) = match stored_memory() {
+        Some(file) => (file, true),
         None => {
             let fd = crate::os::memfd(MEMORY_FD_NAME)
                 .map_err(|e| format!("cannot create the cache's memfd: {e}"))?;
