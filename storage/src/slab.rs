@@ -386,7 +386,7 @@ impl Slabs {
     }
 
     /// Handles of every chunk of a page.
-    pub fn page_handles(&self, id: u32) -> impl Iterator<Item = u32> + use<> {
+    pub fn page_handles(&self, id: u32) -> impl DoubleEndedIterator<Item = u32> + use<> {
         let chunks = self.classes[usize::from(self.page(id as usize).class)].chunks_per_page;
         let base = id << self.chunk_bits;
         (0..chunks as u32).map(move |chunk| base | chunk)
@@ -501,10 +501,9 @@ impl Slabs {
             if !self.has_page(id) {
                 continue;
             }
-            let handles: Vec<u32> = self.page_handles(id as u32).collect();
             let class = usize::from(self.page(id).class);
             let mut used = 0;
-            for handle in handles.into_iter().rev() {
+            for handle in self.page_handles(id as u32).rev() {
                 if live(handle) {
                     used += 1;
                 } else {

@@ -13,7 +13,6 @@ use crate::config::StorageConfig;
 use crate::hasher::KeyHasher;
 use crate::item::{self, CONTINUATION_HEADER, Header, NO_HANDLE};
 use crate::pool::{PageMemory, PagePool};
-use std::collections::HashSet;
 use std::sync::Arc;
 
 /// One bit per chunk handle: the chunks that live items occupy.
@@ -237,7 +236,8 @@ impl Partition {
         };
         let mut room = head_room;
         let mut next = header.next;
-        let mut seen = HashSet::new();
+        // Every chunk taken adds room, and room reaching the value's length ends the walk, so a
+        // chain that loops back on itself is found without remembering the chunks seen.
         while next != NO_HANDLE {
             // Room enough already: a further chunk would be one no writer adds.
             if room >= header.value_len as usize || !self.slabs.is_chunk(next) {
@@ -246,7 +246,7 @@ impl Partition {
             let chunk = self.slabs.chunk(next);
             if !item::is_continuation(chunk)
                 || item::continuation_head(chunk) != head
-                || !seen.insert(next)
+                || chunk.len() <= CONTINUATION_HEADER
             {
                 return Err(broken);
             }
