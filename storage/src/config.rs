@@ -136,7 +136,11 @@ impl StorageConfig {
     /// Class `i` is `chunk_size_min * growth_factor^i` rounded up to 8 bytes, computed from the
     /// unrounded power rather than from the previous rounded size, so that rounding never
     /// compounds (48, 64, 80, 96, 120, 152, 184, 232, ... with the defaults). The ladder stops
-    /// below the largest chunk, which is `slab_chunk_max` itself (but at least
+    /// at a sixteenth of a page ([`TOP_CLASS_DIVISOR`]); above it the classes are the page cut
+    /// in 16, 15, ... parts, so that items of one large size (20 KB sessions, 100 KB documents)
+    /// leave nothing at a page's end and less in each chunk than a factor of 1.25 would (with
+    /// 256 KiB pages a 20 KB item took a 24 KiB chunk, ten to a page, now a twelfth of the
+    /// page). The ladder stops below the largest chunk, which is `slab_chunk_max` itself (but at least
     /// [`LARGEST_CHUNK_MIN`] so that a maximal key and header always fit, and at most a page).
     /// At most [`MAX_SLAB_CLASSES`] classes, so a class id fits a byte.
     pub fn slab_class_sizes(&self) -> Vec<usize> {
@@ -149,11 +153,13 @@ impl StorageConfig {
         } else {
             1.25
         };
+        let page = self.page_size.max(1);
+        let divided_from = page / TOP_CLASS_DIVISOR;
         let mut sizes: Vec<usize> = Vec::new();
         let mut power = self.chunk_size_min.max(16) as f64;
         while sizes.len() < MAX_SLAB_CLASSES - 1 {
             let size = (power.ceil() as usize).div_ceil(8) * 8;
-            if size >= largest {
+            if size >= largest || size > divided_from {
                 break;
             }
             if sizes.last() != Some(&size) {
@@ -161,10 +167,22 @@ impl StorageConfig {
             }
             power *= factor;
         }
+        for parts in (2..=TOP_CLASS_DIVISOR).rev() {
+            let size = page / parts / 8 * 8;
+            if sizes.len() >= MAX_SLAB_CLASSES - 1 || size >= largest {
+                break;
+            }
+            if sizes.last().is_none_or(|&last| size > last) {
+                sizes.push(size);
+            }
+        }
         sizes.push(largest);
         sizes
     }
 }
+
+/// Above a page divided by this, the ladder's classes are the page divided by a whole number.
+pub const TOP_CLASS_DIVISOR: usize = 16;
 
 /// Smallest page [`StorageConfig::for_partitions`] chooses.
 pub const PAGE_SIZE_MIN: usize = 16 << 10;
@@ -192,6 +210,37 @@ mod tests {
         assert_eq!(&sizes[..8], &[48, 64, 80, 96, 120, 152, 184, 232]);
         assert_eq!(*sizes.last().unwrap(), 1 << 19);
         assert!(sizes.windows(2).all(|pair| pair[0] < pair[1]));
+    }
+
+    #[test]
+    fn the_top_of_the_ladder_cuts_pages_evenly() {
+        let config = StorageConfig {
+            memory_limit: 64 << 20,
+            ..StorageConfig::default()
+        }
+        .for_partitions(1);
+        let page = config.page_size;
+        assert_eq!(page, 256 << 10);
+        let sizes = config.slab_class_sizes();
+        let top: Vec<usize> = sizes
+            .iter()
+            .copied()
+            .filter(|&size| size > page / TOP_CLASS_DIVISOR)
+            .collect();
+        // A twelfth of the page for 20 KB values: twelve to a page, nothing left at its end.
+        assert!(top.contains(&(page / 12 / 8 * 8)));
+        assert_eq!(*top.last().unwrap(), page / 4);
+        for size in top {
+            let parts = page / size;
+            assert!(
+                page - parts * size < 8 * parts,
+                "{size} wastes the page's end"
+            );
+        }
+        // Below, the geometric ladder is unchanged.
+        assert_eq!(&sizes[..8], &[48, 64, 80, 96, 120, 152, 184, 232]);
+        assert!(sizes.windows(2).all(|pair| pair[0] < pair[1]));
+        assert!(sizes.len() < MAX_SLAB_CLASSES);
     }
 
     #[test]
