@@ -9,6 +9,14 @@
 //!
 //! A handle is `page_id << chunk_bits | chunk_index`, where `chunk_bits` is enough for the
 //! smallest class's chunks per page; page ids are local to the partition and reused.
+//!
+//! The classes are the ladder of chunk sizes (memcached's slab classes, for items of one chunk)
+//! followed by [`CHAIN_CLASSES`] chain classes, whose chunks are as large as the ladder's
+//! largest: a chained item's head and middle chunks live in the chain class of its chunk
+//! count's power of two (2, 3-4, 5-8, ... chunks). memcached keeps every chained item's chunks
+//! in its largest class, where items of 20 KB and of 1 MB are one queue and one share of
+//! memory; apart, the page mover can give each band what its evictions per byte ask for, as it
+//! does for the ladder's classes (storage/README.md measures it).
 
 use crate::item::{self, NO_HANDLE};
 use crate::pool::PageMemory;
@@ -25,6 +33,9 @@ pub(crate) struct Queued {
     pub handle: u32,
     pub tag: u32,
 }
+
+/// Chain classes after the ladder: bands of 2, 3-4, 5-8, ... chunks, the last one open-ended.
+pub(crate) const CHAIN_CLASSES: usize = 10;
 
 /// One page held by the partition.
 struct Page {
@@ -88,6 +99,8 @@ impl SlabClass {
 /// The pages and slab classes of one partition.
 pub(crate) struct Slabs {
     pub classes: Vec<SlabClass>,
+    /// Classes of the ladder (those before the chain classes).
+    ladder: usize,
     /// Page slots by id; an empty slot's id is in `spare_ids`.
     pages: Vec<Option<Page>>,
     spare_ids: Vec<u32>,
@@ -111,9 +124,13 @@ impl Slabs {
         let chunk_bits = (usize::BITS - (max_chunks - 1).leading_zeros()).max(1);
         // The all-ones handle is NO_HANDLE, so the last page id is never used.
         let max_pages = (1usize << (32 - chunk_bits).min(31)) - 1;
+        let largest = class_sizes.last().copied().unwrap_or(page_size);
+        let chain_sizes = std::iter::repeat_n(largest, CHAIN_CLASSES);
         let classes = class_sizes
             .iter()
-            .map(|&chunk_size| SlabClass {
+            .copied()
+            .chain(chain_sizes)
+            .map(|chunk_size| SlabClass {
                 chunk_size,
                 chunks_per_page: (page_size / chunk_size).max(1),
                 pages: Vec::new(),
@@ -133,6 +150,7 @@ impl Slabs {
             .collect();
         Slabs {
             classes,
+            ladder: class_sizes.len(),
             pages: Vec::new(),
             spare_ids: Vec::new(),
             chunk_bits,
@@ -140,17 +158,26 @@ impl Slabs {
         }
     }
 
-    /// The smallest class whose chunks hold `size` bytes.
+    /// The smallest class of the ladder whose chunks hold `size` bytes.
     pub fn class_for(&self, size: usize) -> Option<usize> {
-        let at = self
-            .classes
-            .partition_point(|class| class.chunk_size < size);
-        (at < self.classes.len()).then_some(at)
+        let at = self.classes[..self.ladder].partition_point(|class| class.chunk_size < size);
+        (at < self.ladder).then_some(at)
     }
 
-    /// Index of the largest class (chained items live there).
+    /// Index of the ladder's largest class (the largest single-chunk items).
     pub fn largest_class(&self) -> usize {
-        self.classes.len() - 1
+        self.ladder - 1
+    }
+
+    /// The chain class of an item of `chunks` chunks (at least 2).
+    pub fn chain_class(&self, chunks: usize) -> usize {
+        let band = (usize::BITS - chunks.saturating_sub(1).leading_zeros()).saturating_sub(1);
+        self.ladder + (band as usize).min(CHAIN_CLASSES - 1)
+    }
+
+    /// Whether `class` is a chain class (holds chained items' heads and middle chunks).
+    pub fn is_chain_class(&self, class: usize) -> bool {
+        class >= self.ladder
     }
 
     pub fn page_count(&self) -> usize {
@@ -514,5 +541,36 @@ impl Slabs {
             self.page_mut(id).used = used;
             self.classes[class].used_chunks += used as usize;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chained_items_are_banded_by_their_chunk_count() {
+        let slabs = Slabs::new(&[64, 128, 256, 1024], 4096);
+        assert_eq!(slabs.classes.len(), 4 + CHAIN_CLASSES);
+        assert_eq!(slabs.largest_class(), 3);
+        assert_eq!(slabs.class_for(1024), Some(3));
+        assert_eq!(
+            slabs.class_for(1025),
+            None,
+            "no single chunk is a chain class"
+        );
+        let ladder = 4;
+        assert_eq!(slabs.chain_class(2), ladder);
+        assert_eq!(slabs.chain_class(3), ladder + 1);
+        assert_eq!(slabs.chain_class(4), ladder + 1);
+        assert_eq!(slabs.chain_class(5), ladder + 2);
+        assert_eq!(slabs.chain_class(8), ladder + 2);
+        assert_eq!(slabs.chain_class(9), ladder + 3);
+        assert_eq!(slabs.chain_class(1 << 20), ladder + CHAIN_CLASSES - 1);
+        for class in ladder..slabs.classes.len() {
+            assert!(slabs.is_chain_class(class));
+            assert_eq!(slabs.classes[class].chunk_size, 1024);
+        }
+        assert!(!slabs.is_chain_class(3));
     }
 }

@@ -153,7 +153,6 @@ impl Partition {
     fn relink(&mut self, id: usize) -> Result<ChunkSet, RestoreError> {
         let now = self.clock.now();
         let mut live = ChunkSet::new(self.slabs.handle_space());
-        let largest = self.slabs.largest_class();
         let heads: Vec<u32> = (0..self.slabs.page_slots() as u32)
             .filter(|&page| self.slabs.has_page(page as usize))
             .flat_map(|page| self.slabs.page_handles(page))
@@ -174,7 +173,7 @@ impl Partition {
             };
             let key_end = header.len(cas_enabled) + usize::from(header.key_len);
             let fits = if header.is_chained() {
-                key_end <= chunk.len() && self.slabs.class_of(head) == largest
+                key_end <= chunk.len() && self.slabs.is_chain_class(self.slabs.class_of(head))
             } else {
                 key_end + header.value_len as usize <= chunk.len()
             };
