@@ -5,9 +5,10 @@
 //! memcached's does (ferrocached held 2% of memcached's items at `-t 8` when each partition
 //! needed a 1 MiB page per slab class).
 //!
-//! Items held are compared at 0.85x memcached's, not 1x: for uniform value sizes ferrocached
-//! keeps more of the large values (82-87% of `-m` in payload against memcached's 80% at
-//! 1..5000 bytes) and so fewer items (0.90-0.95x); storage/README.md has the table.
+//! The page mover keeps small items longer than large ones (storage/README.md), so mixed fills
+//! hold more items than memcached's (1.09-1.17x at 1..5000 bytes, 1.30x at 100..1000); each
+//! check asks for a little less than measured, and never less than memcached's count, but
+//! for 4 KiB values at `-t 8` (one chunk each, seven to a 32 KiB page: 0.97x).
 
 mod support;
 
@@ -151,35 +152,38 @@ fn check(threads: usize, mib: usize, sizes: Sizes, min_ratio: f64) {
     );
     eprintln!("{context}");
     assert!(ratio >= min_ratio, "{context}");
-    assert!(payload >= 0.75, "{context}");
-    assert!(ours.newest_kept >= 0.97, "{context}");
+    assert!(payload >= 0.80, "{context}");
+    assert!(ours.newest_kept >= 0.99, "{context}");
 }
 
 #[test]
 fn uniform_1_to_5000_bytes_at_every_thread_count() {
     for threads in [1, 2, 4, 8, 16, 32] {
-        check(threads, 64, Sizes { lo: 1, hi: 5000 }, 0.85);
+        check(threads, 64, Sizes { lo: 1, hi: 5000 }, 1.05);
     }
 }
 
 #[test]
 fn other_value_sizes_at_two_and_eight_threads() {
     for threads in [2, 8] {
-        for (lo, hi) in [
-            (100, 1000),
-            (200, 400),
-            (1, 100_000),
-            (100, 100),
-            (4096, 4096),
+        for (lo, hi, min_ratio) in [
+            (100, 1000, 1.2),
+            (200, 400, 1.1),
+            (1, 100_000, 1.0),
+            (100, 100, 1.2),
+            (20_000, 20_000, 1.0),
+            (100_000, 100_000, 1.0),
         ] {
-            check(threads, 64, Sizes { lo, hi }, 0.85);
+            check(threads, 64, Sizes { lo, hi }, min_ratio);
         }
     }
+    check(2, 64, Sizes { lo: 4096, hi: 4096 }, 1.0);
+    check(8, 64, Sizes { lo: 4096, hi: 4096 }, 0.97);
 }
 
 #[test]
 fn a_gibibyte_at_two_and_thirty_two_threads() {
     for threads in [2, 32] {
-        check(threads, 1024, Sizes { lo: 1, hi: 5000 }, 0.85);
+        check(threads, 1024, Sizes { lo: 1, hi: 5000 }, 1.2);
     }
 }

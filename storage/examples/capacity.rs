@@ -5,7 +5,9 @@
 //! [sizes] [fill_factor]`, where `sizes` is `lo..hi` (uniform random value sizes) or a fixed
 //! size, and the fill writes `fill_factor` times the memory limit in values (default 3). The
 //! partitions are driven as the daemon drives them: one store at a time, routed by key hash,
-//! with a `maintain` slice every few hundred stores. Prints one line of figures.
+//! with a `maintain` slice every 64 stores of a partition. Prints one line of figures.
+//! `PAGE_KIB=N` cuts pages of N KiB, `FACTOR=F` sets the growth factor (`-f`), and `CLASSES=1`
+//! prints the first partition's slab classes, to compare choices.
 
 use ferrocache_storage::{
     Clock, KeyHasher, PagePool, Partition, StorageConfig, StoreMode, StoreRequest,
@@ -30,13 +32,18 @@ fn main() {
         ..StorageConfig::default()
     }
     .for_partitions(partition_count);
-    // PAGE_KIB=N cuts pages of N KiB instead, to compare page sizes.
     if let Some(page) = std::env::var("PAGE_KIB")
         .ok()
         .and_then(|v| v.parse::<usize>().ok())
     {
         config.page_size = page << 10;
         config.slab_chunk_max = (1 << 19).min(config.page_size / 4);
+    }
+    if let Some(factor) = std::env::var("FACTOR")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+    {
+        config.growth_factor = factor;
     }
     let config = Arc::new(config);
     config.validate().expect("a valid configuration");
@@ -50,6 +57,7 @@ fn main() {
     let value = vec![b'v'; hi];
     let budget = (config.memory_limit as f64 * fill_factor) as u64;
     let (mut written, mut keys, mut failed) = (0u64, 0u64, 0u64);
+    let mut stores = vec![0u64; partition_count];
     while written < budget {
         random ^= random << 13;
         random ^= random >> 7;
@@ -64,8 +72,11 @@ fn main() {
         }
         keys += 1;
         written += size as u64;
-        if keys % 256 == 0 {
-            partition.maintain(64);
+        // Each partition's worker maintains it on a timer; here, every 64 of its stores.
+        let index = hasher.partition_of(hash);
+        stores[index] += 1;
+        if stores[index].is_multiple_of(64) {
+            partitions[index].maintain(64);
         }
     }
     let newest = (keys / 20).max(1);
@@ -80,9 +91,18 @@ fn main() {
         .count();
     let items: u64 = partitions.iter().map(|p| p.stats().curr_items).sum();
     let bytes: u64 = partitions.iter().map(|p| p.stats().bytes).sum();
+    let moved: u64 = partitions.iter().map(|p| p.stats().slabs_moved).sum();
+    if std::env::var("CLASSES").is_ok() {
+        for (id, class) in partitions[0].class_stats() {
+            eprintln!(
+                "class {id}: chunk {} pages {} items {} chunks used {} evicted {}",
+                class.chunk_size, class.total_pages, class.items, class.used_chunks, class.evicted
+            );
+        }
+    }
     println!(
         "-m {memory_mib} -t {partition_count} sizes {sizes}: items {items} bytes {:.1}% of -m, \
-         newest 5% kept {:.2}%, failed stores {failed}, pages {}/{} of {} KiB",
+         newest 5% kept {:.2}%, failed stores {failed}, pages {}/{} of {} KiB, {moved} moved",
         bytes as f64 * 100.0 / config.memory_limit as f64,
         kept as f64 * 100.0 / newest as f64,
         pool.pages_in_use(),

@@ -7,12 +7,15 @@
 //! - **scan**: the same, but every third multi-get reads the next 100 keys of a sequential scan
 //!   over 5,000,000 other keys (a batch job walking a table), which never repeat within the
 //!   run. The hit ratio is the zipf lookups' own: what the scan costs the popular keys.
+//! - **mixed**: W5's keys and popularity with values of 1..5,000 bytes (uniform, fixed per
+//!   key), where memory must be shared between slab classes: what the page mover's choice
+//!   costs or wins.
 //!
 //! Each run warms the cache with as many lookups as it then measures. Prints one table row per
 //! trace and policy (storage/README.md keeps the figures).
 //!
 //! `cargo run --release -p ferrocache-storage --example lazy_loading [lookups_per_phase]
-//! [partitions] [policy: s3fifo|clock|lru|all] [trace: w5|scan|all]`
+//! [partitions] [policy: s3fifo|clock|lru|all] [trace: w5|scan|mixed|all]`
 
 use ferrocache_storage::{
     Clock, EvictionPolicy, KeyHasher, PagePool, Partition, StorageConfig, StoreMode, StoreRequest,
@@ -30,6 +33,16 @@ const SCAN_KEYS: u64 = 5_000_000;
 enum Trace {
     W5,
     Scan,
+    Mixed,
+}
+
+/// The value size of key `id` in the mixed trace: 1..=5000 bytes, the same every time.
+fn mixed_size(id: usize) -> usize {
+    let mut x = id as u64 ^ 0x9e37_79b9_7f4a_7c15;
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    1 + (x % 5000) as usize
 }
 
 struct Outcome {
@@ -53,16 +66,20 @@ fn main() {
     .into_iter()
     .filter(|(name, _)| args.get(3).is_none_or(|p| p == "all" || p == name))
     .collect();
-    let traces: Vec<(&str, Trace)> = [("W5", Trace::W5), ("scan", Trace::Scan)]
-        .into_iter()
-        .filter(|(name, _)| {
-            args.get(4)
-                .is_none_or(|t| t == "all" || t.eq_ignore_ascii_case(name))
-        })
-        .collect();
+    let traces: Vec<(&str, Trace)> = [
+        ("W5", Trace::W5),
+        ("scan", Trace::Scan),
+        ("mixed", Trace::Mixed),
+    ]
+    .into_iter()
+    .filter(|(name, _)| {
+        args.get(4)
+            .is_none_or(|t| t == "all" || t.eq_ignore_ascii_case(name))
+    })
+    .collect();
     if policies.is_empty() || traces.is_empty() {
         eprintln!(
-            "usage: lazy_loading [lookups_per_phase] [partitions] [s3fifo|clock|lru|all] [w5|scan|all]"
+            "usage: lazy_loading [lookups_per_phase] [partitions] [s3fifo|clock|lru|all] [w5|scan|mixed|all]"
         );
         std::process::exit(2);
     }
@@ -114,13 +131,13 @@ fn run(
         .collect();
     // The same keys for every policy.
     let mut rng = rand::rngs::StdRng::seed_from_u64(99);
-    let value = vec![b'v'; 1000];
+    let value = vec![b'v'; 5000];
     let mut outcome = Outcome {
         hits: 0,
         lookups: 0,
         items: 0,
     };
-    let mut batch: Vec<(String, u64)> = Vec::with_capacity(BATCH);
+    let mut batch: Vec<(String, u64, usize)> = Vec::with_capacity(BATCH);
     let mut misses: Vec<usize> = Vec::with_capacity(BATCH);
     let mut scanned = 0u64;
     let mut lookups = 0usize;
@@ -131,18 +148,24 @@ fn run(
         let scan = trace == Trace::Scan && round % 3 == 2;
         batch.clear();
         for _ in 0..BATCH {
-            let key = if scan {
+            let (key, size) = if scan {
                 scanned = (scanned + 1) % SCAN_KEYS;
-                format!("scan-{scanned}")
+                (format!("scan-{scanned}"), 1000)
             } else {
                 let target = rng.random::<f64>() * total;
-                format!("memtier-{}", cdf.partition_point(|&c| c < target))
+                let id = cdf.partition_point(|&c| c < target);
+                let size = if trace == Trace::Mixed {
+                    mixed_size(id)
+                } else {
+                    1000
+                };
+                (format!("memtier-{id}"), size)
             };
             let hash = hasher.hash(key.as_bytes());
-            batch.push((key, hash));
+            batch.push((key, hash, size));
         }
         misses.clear();
-        for (at, (key, hash)) in batch.iter().enumerate() {
+        for (at, (key, hash, _)) in batch.iter().enumerate() {
             let partition = &mut partitions[hasher.partition_of(*hash)];
             let hit = partition.get(*hash, key.as_bytes()).is_some();
             if !hit {
@@ -157,12 +180,12 @@ fn run(
             }
         }
         for &at in &misses {
-            let (key, hash) = &batch[at];
+            let (key, hash, size) = &batch[at];
             let partition = &mut partitions[hasher.partition_of(*hash)];
             let _ = partition.store(&StoreRequest::new(
                 *hash,
                 key.as_bytes(),
-                &value,
+                &value[..*size],
                 0,
                 0,
                 StoreMode::Set,

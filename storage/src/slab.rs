@@ -73,8 +73,8 @@ pub(crate) struct SlabClass {
     pub counters: ClassStats,
     /// `counters.evicted` when the rebalancer last looked.
     pub evicted_checkpoint: u64,
-    /// Seconds since last access of the most recently evicted item.
-    pub last_evicted_age: u32,
+    /// `items` when the rebalancer last looked.
+    pub items_checkpoint: usize,
     /// Whether the class ever held a page (it is reported from then on).
     pub ever_had_pages: bool,
 }
@@ -144,7 +144,7 @@ impl Slabs {
                 mem_requested: 0,
                 counters: ClassStats::default(),
                 evicted_checkpoint: 0,
-                last_evicted_age: 0,
+                items_checkpoint: 0,
                 ever_had_pages: false,
             })
             .collect();

@@ -426,6 +426,8 @@ pub struct Partition {
     /// Counters; gauges are filled in by [`Partition::stats`].
     counters: PartitionStats,
     bytes: u64,
+    /// Bytes of the items evicted since the page mover last decided (its window).
+    evicted_window_bytes: u64,
     /// Crawler position: page slot and chunk.
     crawl_page: usize,
     crawl_chunk: usize,
@@ -513,6 +515,7 @@ impl Partition {
             flush: FlushState::default(),
             counters: PartitionStats::default(),
             bytes: 0,
+            evicted_window_bytes: 0,
             crawl_page: 0,
             crawl_chunk: 0,
             starving: false,
@@ -640,7 +643,19 @@ impl Partition {
     }
 
     /// `set`/`add`/`replace`/`append`/`prepend`/`cas`/`ms`.
+    ///
+    /// A store whose evictions closed the page mover's window lets it decide at once (and
+    /// this store's caller waits for those few page moves): at the owner's maintenance ticks a
+    /// fast fill of mixed sizes was over before memory had followed it.
     pub fn store(&mut self, request: &StoreRequest<'_>) -> Result<StoreOutcome, StoreError> {
+        let outcome = self.store_item(request);
+        if self.rebalance_due() {
+            self.rebalance();
+        }
+        outcome
+    }
+
+    fn store_item(&mut self, request: &StoreRequest<'_>) -> Result<StoreOutcome, StoreError> {
         self.counters.cmd_set += 1;
         if !valid_key(request.key) {
             return Ok(StoreOutcome::NotStored);
@@ -931,7 +946,7 @@ impl Partition {
         self.release_empty_pages();
         self.give_pages_to_pool();
         // `slabs automove 0` stops the background moves; `slabs reassign` still moves pages.
-        if self.pool.automove() {
+        if self.rebalance_due() {
             self.rebalance();
         }
         examined

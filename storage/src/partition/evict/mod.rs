@@ -296,6 +296,7 @@ impl Partition {
     /// Returns the key's index hash.
     pub(super) fn evict(&mut self, handle: u32, header: &Header, now: u32) -> u64 {
         let age = now.saturating_sub(header.time);
+        self.evicted_window_bytes += header.item_size(self.cas_enabled) as u64;
         let unfetched = header.bits & item::FETCHED == 0;
         let active = item::freq(header.bits) > 0;
         self.counters.evictions += 1;
@@ -309,7 +310,6 @@ impl Partition {
         let slab = &mut self.slabs.classes[class];
         slab.counters.evicted += 1;
         slab.counters.evicted_time = u64::from(age);
-        slab.last_evicted_age = age;
         if header.expiry != 0 {
             slab.counters.evicted_nonzero += 1;
         }
