@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Side-by-side comparison of ferrocached with memcached 1.6.18 on the standard workloads of
-# shared/BENCHMARKS.md (W1-W7). Both servers get the same threads (-t 2) and memory (-m); each
+# shared/BENCHMARKS.md (W1-W7, W9). Both servers get the same threads (-t 2; W9 also 8 and 16)
+# and memory (-m); each
 # workload runs alternating A B A B (A = memcached, B = ferrocached); the table gives medians
 # and ratios (ferrocached / memcached). W1-W3 also give each server's CPU per request: user+sys
 # from /proc/PID/stat over the bench run (warm-up included), divided by the requests it sent;
@@ -11,7 +12,11 @@
 # (100,000 keys) and 4 getting 256 KiB values (200 keys), 1 in flight each; it reports the small
 # gets' p50/p99 and the big values' MB/s (10^6 bytes of values per second).
 #
-# Usage: bench/compare.sh [workload ...]          (default: W1 W2 W3 W4 W5 W6 W7)
+# W9 writes 200,000 keys once at -m 64 with values of 1..5000 bytes (uniform, seeded by the
+# round, the same for both servers), then counts curr_items and the newest 10,000 keys still
+# there, at -t 2, 8 and 16.
+#
+# Usage: bench/compare.sh [workload ...]          (default: W1 W2 W3 W4 W5 W6 W7 W9)
 # Environment:
 #   ROUNDS=2           A B pairs per workload
 #   RUN_SECONDS=5      measured seconds of W1-W3 and W7 (after WARMUP_SECONDS=1; W7's standard is 8)
@@ -41,7 +46,7 @@ MEMCACHED=${MEMCACHED:-memcached}
 FERROCACHED=${FERROCACHED:-target/release/ferrocached}
 BENCH=${BENCH:-target/release/ferrocache-bench}
 WORKLOADS=("$@")
-[ ${#WORKLOADS[@]} -gt 0 ] || WORKLOADS=(W1 W2 W3 W4 W5 W6 W7)
+[ ${#WORKLOADS[@]} -gt 0 ] || WORKLOADS=(W1 W2 W3 W4 W5 W6 W7 W9)
 
 if [ -z "${SKIP_BUILD:-}" ]; then
   cargo build --release -q -p ferrocached -p ferrocache-bench
@@ -72,14 +77,15 @@ free_port() {
 }
 
 # start_server memcached|ferrocached MEGABYTES [extra flags...]: sets SERVER_PID, SERVER_PORT.
+# THREADS (default 2) is both servers' -t.
 start_server() {
   local kind=$1 megabytes=$2
   shift 2
   SERVER_PORT=$(free_port)
   case $kind in
-    memcached) "$MEMCACHED" -u nobody -p "$SERVER_PORT" -U 0 -l 127.0.0.1 -t 2 -m "$megabytes" "$@" &
+    memcached) "$MEMCACHED" -u nobody -p "$SERVER_PORT" -U 0 -l 127.0.0.1 -t "${THREADS:-2}" -m "$megabytes" "$@" &
       ;;
-    ferrocached) "$FERROCACHED" -u nobody -p "$SERVER_PORT" -U 0 -l 127.0.0.1 -t 2 -m "$megabytes" "$@" 2>>"$JSON_DIR/ferrocached.log" &
+    ferrocached) "$FERROCACHED" -u nobody -p "$SERVER_PORT" -U 0 -l 127.0.0.1 -t "${THREADS:-2}" -m "$megabytes" "$@" 2>>"$JSON_DIR/ferrocached.log" &
       ;;
   esac
   SERVER_PID=$!
@@ -237,6 +243,19 @@ print(json.load(open(sys.argv[1]))["ops_per_sec"] * int(sys.argv[2]) / 1e6)' "$J
       stop_server
     done
   fi
+  if want W9; then
+    for threads in 2 8 16; do
+      for server in memcached ferrocached; do
+        THREADS=$threads start_server "$server" 64
+        name="W9-t$threads-$server-$round"
+        bench "$name" --mode fill --key-format 'k:{n}' --value-size 1-5000 --fill-keys 200000 \
+          --newest 10000 --fill-batch 500 --seed "$round"
+        record "W9-t$threads" "$server" items "$JSON_DIR/$name.json" curr_items
+        record "W9-t$threads" "$server" newest_kept "$JSON_DIR/$name.json" newest_kept
+        stop_server
+      done
+    done
+  fi
 done
 
 # Where and when, then medians and ratios as a markdown table.
@@ -268,6 +287,9 @@ labels = {
     ("W7", "big_mb_s"): ("W7 small gets beside big values", "big values MB/s", True),
     ("W7", "cpu_us"): ("W7 small gets beside big values", "server CPU us/request", False),
 }
+for t in (2, 8, 16):
+    labels[(f"W9-t{t}", "items")] = (f"W9 mixed-size capacity, -t {t}", "curr_items", True)
+    labels[(f"W9-t{t}", "newest_kept")] = (f"W9 mixed-size capacity, -t {t}", "newest 10,000 kept", True)
 print(f"{sys.argv[2]} rounds, A B alternating, {sys.argv[3]} s per W1-W3 and W7 run ({sys.argv[4]} protocol); medians; ratio = ferrocached / memcached\n")
 print("| workload | metric | memcached 1.6.18 | ferrocached | ratio | better |")
 print("|---|---|---|---|---|---|")

@@ -113,6 +113,15 @@ pub struct Args {
     #[arg(long, default_value_t = 2000)]
     pub fill_batch: usize,
 
+    /// Fill mode: write exactly this many keys once (value sizes drawn at random from
+    /// --value-size with --seed) instead of stopping at the first eviction (W9).
+    #[arg(long)]
+    pub fill_keys: Option<u64>,
+
+    /// Fill mode with --fill-keys: how many of the newest keys to look up afterwards.
+    #[arg(long, default_value_t = 10_000)]
+    pub newest: u64,
+
     /// Print the report as JSON on stdout.
     #[arg(long)]
     pub json: bool,

@@ -1,7 +1,11 @@
-//! Memory-fill mode (W4): store sequential keys until the server starts evicting, then report
-//! how many items it holds. Measures memory efficiency: items per megabyte of `-m`.
+//! Memory-fill mode. W4: store sequential keys until the server starts evicting, then report
+//! how many items it holds (items per megabyte of `-m`). W9 (`--fill-keys`): write a given
+//! number of sequential keys once, with value sizes drawn at random from the range, then
+//! report the items held and how many of the newest keys are still there (memory that
+//! follows mixed sizes, and recency under pressure).
 //!
-//! Owns: the fill loop and its stop rule. Must not touch: the load engine.
+//! Owns: the fill loop, its stop rule and the newest keys' check. Must not touch: the load
+//! engine.
 
 use crate::cli::{KeyFormat, SizeRange};
 use crate::engine::BenchError;
@@ -19,6 +23,51 @@ pub struct FillReport {
     pub bytes: u64,
     pub limit_maxbytes: u64,
     pub seconds: f64,
+    /// With `--fill-keys`: of the newest `newest_checked` keys, how many are still there.
+    pub newest_checked: u64,
+    pub newest_kept: u64,
+}
+
+/// How long a fill goes on.
+#[derive(Debug, Clone, Copy)]
+pub enum FillStop {
+    /// Until the first eviction (W4); value sizes cycle through the range.
+    FirstEviction,
+    /// After exactly `keys` keys (W9); value sizes drawn uniformly from the range with `seed`,
+    /// then the newest `newest` keys are looked up.
+    Keys { keys: u64, newest: u64, seed: u64 },
+}
+
+/// xorshift64: the value sizes of a `Keys` fill, the same for every server.
+fn next_random(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+/// Keys of the newest `count` of `written` still held, asked in multi-gets of 100.
+fn newest_kept(
+    client: &Client,
+    format: &KeyFormat,
+    written: u64,
+    count: u64,
+) -> Result<u64, BenchError> {
+    let mut kept = 0u64;
+    let mut first = written.saturating_sub(count);
+    while first < written {
+        let last = (first + 100).min(written);
+        let keys: Vec<Vec<u8>> = (first..last)
+            .map(|n| {
+                let mut key = Vec::with_capacity(64);
+                format.write(n, &mut key);
+                key
+            })
+            .collect();
+        kept += client.get_multi(&keys)?.len() as u64;
+        first = last;
+    }
+    Ok(kept)
 }
 
 /// Never fill more than this many keys (a server that never evicts is a bug worth a stop).
@@ -36,6 +85,7 @@ pub fn fill(
     format: &KeyFormat,
     sizes: SizeRange,
     batch: usize,
+    stop: FillStop,
 ) -> Result<FillReport, BenchError> {
     let timeouts = Timeouts {
         read: Some(Duration::from_secs(30)),
@@ -56,15 +106,25 @@ pub fn fill(
     let started = Instant::now();
     let mut next = 0u64;
     let batch = batch.max(1);
+    let span = (sizes.max - sizes.min + 1) as u64;
+    let (last_key, mut random) = match stop {
+        FillStop::FirstEviction => (MAX_KEYS, 0),
+        FillStop::Keys { keys, seed, .. } => (keys, seed | 1),
+    };
     loop {
-        for i in 0..batch {
+        let in_batch = batch.min((last_key - next) as usize).max(1);
+        for i in 0..in_batch {
             key.clear();
             format.write(next, &mut key);
-            let len = sizes.min + (next as usize % (sizes.max - sizes.min + 1));
+            let step = match stop {
+                FillStop::FirstEviction => next % span,
+                FillStop::Keys { .. } => next_random(&mut random) % span,
+            };
+            let len = sizes.min + step as usize;
             // All but the batch's last set go without a reply; the last one's STORED says the
             // server has processed the whole batch.
             let store = Store {
-                noreply: i + 1 < batch,
+                noreply: i + 1 < in_batch,
                 ..Store::set(&key, &value[..len])
             };
             encode_store(connection.write_buffer(), &store)
@@ -78,16 +138,36 @@ pub fn fill(
                 "the batch's last set was not stored".into(),
             ));
         }
+        // A W4 fill asks after every batch whether the server evicts; a W9 fill only once
+        // all its keys are written.
+        let newest = match stop {
+            FillStop::FirstEviction => 0,
+            FillStop::Keys { newest, .. } if next >= last_key => newest,
+            FillStop::Keys { .. } => continue,
+        };
         let stats = stats_client.server_stats(0, StatsGroup::General)?;
         let evictions = stat(&stats, "evictions");
-        if evictions > 0 || next >= MAX_KEYS {
+        let finished = match stop {
+            FillStop::FirstEviction => evictions > 0 || next >= last_key,
+            FillStop::Keys { .. } => true,
+        };
+        if finished {
+            let seconds = started.elapsed().as_secs_f64();
+            let newest_checked = newest.min(next);
+            let newest_kept = if newest_checked > 0 {
+                newest_kept(&stats_client, format, next, newest_checked)?
+            } else {
+                0
+            };
             return Ok(FillReport {
                 curr_items: stat(&stats, "curr_items"),
                 evictions,
                 sets_sent: next,
                 bytes: stat(&stats, "bytes"),
                 limit_maxbytes: stat(&stats, "limit_maxbytes"),
-                seconds: started.elapsed().as_secs_f64(),
+                seconds,
+                newest_checked,
+                newest_kept,
             });
         }
     }

@@ -93,11 +93,20 @@ fn run(args: &Args) -> Result<(), BenchError> {
             if args.targets.len() != 1 {
                 return Err(BenchError::Usage("fill mode takes one target".into()));
             }
+            let stop = match args.fill_keys {
+                None => fill::FillStop::FirstEviction,
+                Some(keys) => fill::FillStop::Keys {
+                    keys,
+                    newest: args.newest,
+                    seed: args.seed,
+                },
+            };
             let report = fill::fill(
                 &args.targets[0],
                 &args.key_format,
                 args.value_size,
                 args.fill_batch,
+                stop,
             )?;
             if args.json {
                 println!("{}", serde_json::to_string(&report).expect("serialisable"));
@@ -111,6 +120,10 @@ fn run(args: &Args) -> Result<(), BenchError> {
                         ("bytes", report.bytes.to_string()),
                         ("limit_maxbytes", report.limit_maxbytes.to_string()),
                         ("seconds", format!("{:.2}", report.seconds)),
+                        (
+                            "newest kept",
+                            format!("{} of {}", report.newest_kept, report.newest_checked),
+                        ),
                     ])
                 );
             }

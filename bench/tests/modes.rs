@@ -192,6 +192,38 @@ fn fill_stops_at_the_first_evictions() {
 }
 
 #[test]
+fn a_fill_of_given_keys_counts_the_newest_still_there() {
+    // W9's shape at 8 MiB: 20,000 keys of 1..5000 bytes (about 50 MB) written once.
+    let server = Memcached::start(8);
+    let target = server.target();
+    let report = bench(&[
+        "-s",
+        &target,
+        "--mode",
+        "fill",
+        "--key-format",
+        "k:{n}",
+        "--value-size",
+        "1-5000",
+        "--fill-keys",
+        "20000",
+        "--newest",
+        "1000",
+        "--fill-batch",
+        "500",
+        "--seed",
+        "3",
+    ]);
+    assert_eq!(report["sets_sent"].as_u64().unwrap(), 20_000, "{report}");
+    assert!(report["evictions"].as_u64().unwrap() > 0, "{report}");
+    assert_eq!(report["newest_checked"].as_u64().unwrap(), 1000, "{report}");
+    // memcached keeps the newest keys of a write-once fill.
+    assert_eq!(report["newest_kept"].as_u64().unwrap(), 1000, "{report}");
+    let items = report["curr_items"].as_u64().unwrap();
+    assert!((1000..20_000).contains(&items), "{report}");
+}
+
+#[test]
 fn several_targets_share_keys_by_weight() {
     let light = Memcached::start(64);
     let heavy = Memcached::start(64);
