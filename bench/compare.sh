@@ -30,6 +30,11 @@
 #                      servers' last round: p50/p99/p99.9 against time and the latency histogram
 #                      (default: JSON_DIR/plots)
 #   INTERVAL=0.25      seconds per point of the percentiles against time
+#   RATE=N             W1-W3 at a fixed total rate of N requests/s (latency from each request's
+#                      scheduled time) instead of as fast as the servers answer
+#   SERVER_CPUS=1 CLIENT_CPUS=0   pin the servers and the load generator to those CPUs
+#                      (taskset): on 2 shared cores the tail latency of a saturated run is
+#                      mostly the scheduler sharing them (README, Performance)
 #
 # Servers listen on ephemeral 127.0.0.1 ports, readiness is polled, each is stopped by its PID.
 set -euo pipefail
@@ -47,6 +52,14 @@ FERROCACHED=${FERROCACHED:-target/release/ferrocached}
 BENCH=${BENCH:-target/release/ferrocache-bench}
 WORKLOADS=("$@")
 [ ${#WORKLOADS[@]} -gt 0 ] || WORKLOADS=(W1 W2 W3 W4 W5 W6 W7 W9)
+
+# Optional CPU pinning: a prefix for the servers' and the load generator's commands.
+SERVER_PIN=()
+CLIENT_PIN=()
+[ -z "${SERVER_CPUS:-}" ] || SERVER_PIN=(taskset -c "$SERVER_CPUS")
+[ -z "${CLIENT_CPUS:-}" ] || CLIENT_PIN=(taskset -c "$CLIENT_CPUS")
+RATE_FLAGS=()
+[ -z "${RATE:-}" ] || RATE_FLAGS=(--rate "$RATE")
 
 if [ -z "${SKIP_BUILD:-}" ]; then
   cargo build --release -q -p ferrocached -p ferrocache-bench
@@ -83,9 +96,9 @@ start_server() {
   shift 2
   SERVER_PORT=$(free_port)
   case $kind in
-    memcached) "$MEMCACHED" -u nobody -p "$SERVER_PORT" -U 0 -l 127.0.0.1 -t "${THREADS:-2}" -m "$megabytes" "$@" &
+    memcached) ${SERVER_PIN[@]+"${SERVER_PIN[@]}"} "$MEMCACHED" -u nobody -p "$SERVER_PORT" -U 0 -l 127.0.0.1 -t "${THREADS:-2}" -m "$megabytes" "$@" &
       ;;
-    ferrocached) "$FERROCACHED" -u nobody -p "$SERVER_PORT" -U 0 -l 127.0.0.1 -t "${THREADS:-2}" -m "$megabytes" "$@" 2>>"$JSON_DIR/ferrocached.log" &
+    ferrocached) ${SERVER_PIN[@]+"${SERVER_PIN[@]}"} "$FERROCACHED" -u nobody -p "$SERVER_PORT" -U 0 -l 127.0.0.1 -t "${THREADS:-2}" -m "$megabytes" "$@" 2>>"$JSON_DIR/ferrocached.log" &
       ;;
   esac
   SERVER_PID=$!
@@ -110,7 +123,7 @@ stop_server() {
 bench() {
   local name=$1
   shift
-  if ! "$BENCH" -s "127.0.0.1:$SERVER_PORT" --no-progress --json "$@" >"$JSON_DIR/$name.json"; then
+  if ! ${CLIENT_PIN[@]+"${CLIENT_PIN[@]}"} "$BENCH" -s "127.0.0.1:$SERVER_PORT" --no-progress --json "$@" >"$JSON_DIR/$name.json"; then
     echo "  $name FAILED" >&2
     echo "$name" >>"$JSON_DIR/failed.txt"
     : >"$JSON_DIR/$name.json"
@@ -175,7 +188,8 @@ for round in $(seq 1 "$ROUNDS"); do
         name="$w-$server-$round"
         ticks_before=$(server_cpu_ticks)
         bench "$name" -c 50 "${flags[@]}" --keys 100000 --value-size 100 \
-          -d "$RUN_SECONDS" --warmup "$WARMUP_SECONDS" --protocol "$PROTOCOL" --interval "$INTERVAL"
+          -d "$RUN_SECONDS" --warmup "$WARMUP_SECONDS" --protocol "$PROTOCOL" --interval "$INTERVAL" \
+          ${RATE_FLAGS[@]+"${RATE_FLAGS[@]}"}
         ticks=$(($(server_cpu_ticks) - ticks_before))
         record "$w" "$server" ops "$JSON_DIR/$name.json" ops_per_sec
         record "$w" "$server" p99_ms "$JSON_DIR/$name.json" latency.p99_ms
@@ -263,7 +277,11 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
 echo "$started_at to $(date -u '+%H:%M UTC'); $(nproc) CPUs ($cpu); load average $load_before at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end"
 echo "$("$MEMCACHED" -V); $("$FERROCACHED" -V 2>&1 | head -1)"
 echo
-python3 - "$RESULTS" "$ROUNDS" "$RUN_SECONDS" "$PROTOCOL" <<'EOF'
+setup=""
+[ -z "${RATE:-}" ] || setup="$setup, W1-W3 at $RATE requests/s"
+[ -z "${SERVER_CPUS:-}" ] || setup="$setup, servers on CPU $SERVER_CPUS"
+[ -z "${CLIENT_CPUS:-}" ] || setup="$setup, load generator on CPU $CLIENT_CPUS"
+python3 - "$RESULTS" "$ROUNDS" "$RUN_SECONDS" "$PROTOCOL" "$setup" <<'EOF'
 import collections, statistics, sys
 rows = collections.defaultdict(list)
 for line in open(sys.argv[1]):
@@ -290,7 +308,8 @@ labels = {
 for t in (2, 8, 16):
     labels[(f"W9-t{t}", "items")] = (f"W9 mixed-size capacity, -t {t}", "curr_items", True)
     labels[(f"W9-t{t}", "newest_kept")] = (f"W9 mixed-size capacity, -t {t}", "newest 10,000 kept", True)
-print(f"{sys.argv[2]} rounds, A B alternating, {sys.argv[3]} s per W1-W3 and W7 run ({sys.argv[4]} protocol); medians; ratio = ferrocached / memcached\n")
+pinning = sys.argv[5]
+print(f"{sys.argv[2]} rounds, A B alternating, {sys.argv[3]} s per W1-W3 and W7 run ({sys.argv[4]} protocol{pinning}); medians; ratio = ferrocached / memcached\n")
 print("| workload | metric | memcached 1.6.18 | ferrocached | ratio | better |")
 print("|---|---|---|---|---|---|")
 def fmt(v):
