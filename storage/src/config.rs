@@ -129,11 +129,11 @@ impl StorageConfig {
             1 << (usize::BITS - 1 - per_partition.leading_zeros())
         };
         self.page_size = page.min(self.page_size);
-        self.slab_chunk_max = self
-            .slab_chunk_max
-            .min(self.page_size / CHUNKS_PER_PAGE_MIN)
-            .max(CHAINED_FROM_MIN.min(self.page_size / 4))
-            .max(LARGEST_CHUNK_MIN);
+        // The cap, not the setting, has the 4 KiB floor: a smaller `slab_chunk_max` asked for
+        // with `-o` stays as asked.
+        let cap =
+            (self.page_size / CHUNKS_PER_PAGE_MIN).max(CHAINED_FROM_MIN.min(self.page_size / 4));
+        self.slab_chunk_max = self.slab_chunk_max.min(cap).max(LARGEST_CHUNK_MIN);
         self
     }
 
@@ -269,6 +269,13 @@ mod tests {
         assert_eq!(config(1024, 2).slab_chunk_max, 1 << 17);
         assert_eq!(config(64, 8).slab_chunk_max, 4 << 10);
         assert_eq!(config(64, 16).slab_chunk_max, 4 << 10);
+        let asked_small = StorageConfig {
+            memory_limit: 64 << 20,
+            slab_chunk_max: 2048,
+            ..StorageConfig::default()
+        }
+        .for_partitions(8);
+        assert_eq!(asked_small.slab_chunk_max, 2048);
         for (mib, partitions) in [(64, 1), (64, 3), (64, 256), (8, 16), (100_000, 7)] {
             let c = config(mib, partitions);
             assert!(c.page_size.is_power_of_two(), "{mib} MiB, {partitions}");
