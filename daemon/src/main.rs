@@ -323,18 +323,46 @@ fn become_user(settings: &Settings) -> Result<(), String> {
     }
 }
 
+/// The chunk counts of chain band `band`: 2, 3-4, 5-8, ..., and the last one open-ended.
+fn chain_band_label(band: usize) -> String {
+    let low = (1usize << band) + 1;
+    let high = 1usize << (band + 1);
+    if band + 1 == ferrocache_storage::CHAIN_CLASSES {
+        format!("{low} or more")
+    } else if low == high {
+        low.to_string()
+    } else {
+        format!("{low}-{high}")
+    }
+}
+
 /// What memcached's `-vv` prints before it serves: the slab classes and each listener.
 fn trace_start(settings: &Settings, listeners: &[ListenerInfo]) {
     if !logging::protocol_trace() {
         return;
     }
-    let page = settings.storage.page_size;
-    for (index, size) in settings.storage.slab_class_sizes().iter().enumerate() {
+    // The classes as each partition cuts its pages, not memcached's 1 MiB ones.
+    let storage = settings.storage.clone().for_partitions(settings.partitions);
+    let page = storage.page_size;
+    let ladder = storage.slab_class_sizes();
+    for (index, size) in ladder.iter().enumerate() {
         logging::trace_text(&format!(
             "slab class {:3}: chunk size {size:9} perslab {:7}",
             index + 1,
             page / size
         ));
+    }
+    // After memcached's lines, the classes of chained items (by length band) that `stats
+    // slabs` shows once they hold pages.
+    if let Some(&largest) = ladder.last() {
+        for band in 0..ferrocache_storage::CHAIN_CLASSES {
+            logging::trace_text(&format!(
+                "slab class {:3}: chunk size {largest:9} perslab {:7} (chained items of {} chunks)",
+                ladder.len() + band + 1,
+                page / largest,
+                chain_band_label(band)
+            ));
+        }
     }
     for listener in listeners {
         logging::trace_event(

@@ -148,7 +148,7 @@ impl StorageConfig {
     /// 256 KiB pages a 20 KB item took a 24 KiB chunk, ten to a page, now a twelfth of the
     /// page). The ladder stops below the largest chunk, which is `slab_chunk_max` itself (but at least
     /// [`LARGEST_CHUNK_MIN`] so that a maximal key and header always fit, and at most a page).
-    /// At most [`MAX_SLAB_CLASSES`] classes, so a class id fits a byte.
+    /// At most [`MAX_SLAB_CLASSES`] classes, so that with the chain classes a class id fits a byte.
     pub fn slab_class_sizes(&self) -> Vec<usize> {
         let largest = self
             .slab_chunk_max
@@ -199,7 +199,8 @@ pub const PAGES_PER_PARTITION: usize = 256;
 /// The largest chunk is at most a page divided by this.
 pub const CHUNKS_PER_PAGE_MIN: usize = 8;
 
-/// Most slab classes a partition has.
+/// Most classes of the slab ladder (a partition adds the chain classes after them; the
+/// total still fits a byte).
 pub const MAX_SLAB_CLASSES: usize = 200;
 
 /// The largest chunk is at least this, or a quarter page if that is smaller.

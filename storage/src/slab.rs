@@ -35,7 +35,7 @@ pub(crate) struct Queued {
 }
 
 /// Chain classes after the ladder: bands of 2, 3-4, 5-8, ... chunks, the last one open-ended.
-pub(crate) const CHAIN_CLASSES: usize = 10;
+pub const CHAIN_CLASSES: usize = 10;
 
 /// One page held by the partition.
 struct Page {
@@ -169,7 +169,8 @@ impl Slabs {
         self.ladder - 1
     }
 
-    /// The chain class of an item of `chunks` chunks (at least 2).
+    /// The chain class of an item of `chunks` chunks (a chain has at least 2; fewer is the
+    /// first band).
     pub fn chain_class(&self, chunks: usize) -> usize {
         let band = (usize::BITS - chunks.saturating_sub(1).leading_zeros()).saturating_sub(1);
         self.ladder + (band as usize).min(CHAIN_CLASSES - 1)

@@ -428,6 +428,9 @@ pub struct Partition {
     bytes: u64,
     /// Bytes of the items evicted since the page mover last decided (its window).
     evicted_window_bytes: u64,
+    /// The page mover's window is counting (from the first eviction, and while automove is
+    /// on).
+    mover_window_open: bool,
     /// Crawler position: page slot and chunk.
     crawl_page: usize,
     crawl_chunk: usize,
@@ -516,6 +519,7 @@ impl Partition {
             counters: PartitionStats::default(),
             bytes: 0,
             evicted_window_bytes: 0,
+            mover_window_open: false,
             crawl_page: 0,
             crawl_chunk: 0,
             starving: false,
@@ -948,6 +952,9 @@ impl Partition {
         // `slabs automove 0` stops the background moves; `slabs reassign` still moves pages.
         if self.rebalance_due() {
             self.rebalance();
+        } else if !self.pool.automove() {
+            // Switched on again, the mover starts afresh at the next eviction.
+            self.mover_window_open = false;
         }
         examined
     }

@@ -19,8 +19,8 @@ const RESCUE_EVICTIONS: usize = 8;
 /// it holds (`1 / WINDOW_SHARE`).
 const WINDOW_SHARE: u64 = 4;
 
-/// Evictions a class needs in a window to be given a page.
-const MIN_EVICTIONS: u64 = 4;
+/// Demand (evictions plus growth) a class needs in a window to be given a page.
+const MIN_EVICTIONS: u64 = 2;
 
 /// Pages the mover may move per window.
 const MOVES_PER_WINDOW: usize = 8;
@@ -38,7 +38,21 @@ impl Partition {
             if let Some(handle) = self.slabs.take_free_chunk(class) {
                 return Ok(handle);
             }
-            if self.take_pool_page(class) || self.evict_in_class(class) || self.steal_page(class) {
+            if self.take_pool_page(class) {
+                continue;
+            }
+            // The chain classes and the ladder's largest class share one chunk size. With `-M`
+            // nothing is evicted and no page moves, so one of them out of chunks takes
+            // another's free one (else the free chunks of one band stay out of reach of the
+            // others). With evictions each evicts its own, so that its demand shows and the
+            // page mover can weigh it.
+            if !self.config.evictions
+                && class >= self.slabs.largest_class()
+                && let Some(handle) = self.take_free_largest_chunk()
+            {
+                return Ok(handle);
+            }
+            if self.evict_in_class(class) || self.steal_page(class) {
                 continue;
             }
             self.slabs.classes[class].counters.outofmemory += 1;
@@ -48,6 +62,12 @@ impl Partition {
             }
             return Err(StoreError::OutOfMemory);
         }
+    }
+
+    /// A free chunk of the largest size: of the ladder's largest class or a chain class.
+    fn take_free_largest_chunk(&mut self) -> Option<u32> {
+        let first = self.slabs.largest_class();
+        (first..self.slabs.classes.len()).find_map(|class| self.slabs.take_free_chunk(class))
     }
 
     fn take_pool_page(&mut self, class: usize) -> bool {
@@ -97,10 +117,14 @@ impl Partition {
     /// item's chunks move one by one, its links following. Items no room can be made for are
     /// evicted. Without evictions only an already empty page is given.
     pub(super) fn empty_a_page(&mut self, class: usize) -> Option<u32> {
-        let page = *self.slabs.classes[class]
+        // A page holding a chunk reserved by a chain being written cannot be emptied; it is
+        // passed over before anything on it is moved or evicted.
+        let page = self.slabs.classes[class]
             .pages
             .iter()
-            .min_by_key(|&&page| self.slabs.page_used(page))?;
+            .copied()
+            .filter(|&page| !self.holds_reserved_chunk(page))
+            .min_by_key(|&page| self.slabs.page_used(page))?;
         if self.slabs.page_used(page) == 0 {
             return Some(page);
         }
@@ -136,6 +160,19 @@ impl Partition {
             }
         }
         (self.slabs.page_used(page) == 0).then_some(page)
+    }
+
+    /// Whether a chunk of `page` is reserved for a chained item still being written (a
+    /// continuation whose head is not an item head yet).
+    fn holds_reserved_chunk(&self, page: u32) -> bool {
+        self.slabs.page_handles(page).any(|handle| {
+            let chunk = self.slabs.chunk(handle);
+            if !item::is_continuation(chunk) {
+                return false;
+            }
+            let head = item::continuation_head(chunk);
+            !self.slabs.is_valid(head) || !item::is_head(self.slabs.chunk(head))
+        })
     }
 
     /// Moves chunk `handle` of `class` (the head of item `head`, or one of its continuations)
@@ -278,15 +315,16 @@ impl Partition {
     /// and not written evicts nothing and gives its pages first.
     ///
     /// A class's demand in a window is what it evicted plus what it grew by (a class filling a
-    /// page it was just given evicts nothing yet, and must not look idle). A window closes when
-    /// the partition's evictions have freed a [`WINDOW_SHARE`] of its memory, counted in bytes
-    /// (counted in items, a window closed too soon when small items crowded a partition whose
-    /// demand had moved to large ones; smaller windows also measured worse), so how often the
-    /// owner calls `maintain` does not matter. Up to [`MOVES_PER_WINDOW`] pages move per
-    /// window, each weighed again against the window's demand. A class needs [`MIN_EVICTIONS`]
-    /// to take a page (fewer is noise), a donor keeps at least one page, and a class holding
-    /// mostly chains' last chunks is no donor: those chunks live as long as their chains' heads,
-    /// whose class counts the evictions, and take pages on demand.
+    /// page it was just given evicts nothing yet, and must not look idle). A window opens at a
+    /// decision (the first one at the first eviction: growth before memory ran out is not
+    /// demand) and closes when the partition's evictions have freed a [`WINDOW_SHARE`] of its memory,
+    /// counted in bytes (counted in items, a window closed too soon when small items crowded a
+    /// partition whose demand had moved to large ones; smaller windows also measured worse),
+    /// so how often the owner calls `maintain` does not matter. Up to [`MOVES_PER_WINDOW`]
+    /// pages move per window, each weighed again against the window's demand. A class needs
+    /// [`MIN_EVICTIONS`] of demand to take a page (less is noise), a donor keeps at least one
+    /// page, and a class holding mostly chains' last chunks is no donor: those chunks live as
+    /// long as their chains' heads, whose class counts the evictions, and take pages on demand.
     pub(super) fn rebalance(&mut self) {
         let recent = |slab: &crate::slab::SlabClass| {
             slab.counters
@@ -300,16 +338,27 @@ impl Partition {
         };
         let demand: Vec<u64> = self.slabs.classes.iter().map(demand).collect();
         self.move_pages_by_demand(&demand);
-        // After the moves: the donors' rescue evictions must not count as their demand.
+        // The next window starts after the moves, so that the donors' rescue evictions are
+        // not their demand (a class filling the pages it was just given grows in it).
+        self.start_mover_window();
+    }
+
+    /// Starts the page mover's window: each class's demand counts from here. The first one
+    /// opens at the first eviction (from `evict`), so that a class's growth while the memory
+    /// was not yet full (a fill, or the items a warm restart brought back) is not demand.
+    pub(super) fn start_mover_window(&mut self) {
         for slab in &mut self.slabs.classes {
             slab.evicted_checkpoint = slab.counters.evicted;
             slab.items_checkpoint = slab.items;
         }
         self.evicted_window_bytes = 0;
+        self.mover_window_open = true;
     }
 
     /// Whether the page mover's window is closed: automove is on and the items evicted since
     /// its last decision filled a [`WINDOW_SHARE`] of the partition's memory.
+    /// (With automove off the window is dropped in `maintain`, so that switching it on
+    /// starts a fresh one.)
     pub(super) fn rebalance_due(&self) -> bool {
         let held = (self.slabs.page_count() * self.pool.page_size()) as u64;
         self.evicted_window_bytes >= (held / WINDOW_SHARE).max(1) && self.pool.automove()
@@ -373,7 +422,7 @@ impl Partition {
 #[cfg(test)]
 mod tests {
     use super::super::tests::{fill_until_full, partition, set, two_and_a_half_pages};
-    use crate::partition::{DeleteRequest, Partition};
+    use crate::partition::{DeleteRequest, Partition, StoreMode, StoreRequest};
     use crate::{Clock, PagePool, StorageConfig};
     use std::sync::Arc;
 
@@ -415,15 +464,96 @@ mod tests {
 
     /// A partition of `memory_limit` cut as the daemon cuts one partition's share.
     fn cut_for_one(memory_limit: usize) -> Partition {
+        cut_for_one_with(memory_limit, true)
+    }
+
+    fn cut_for_one_with(memory_limit: usize, evictions: bool) -> Partition {
         let config = Arc::new(
             StorageConfig {
                 memory_limit,
+                evictions,
                 ..StorageConfig::default()
             }
             .for_partitions(1),
         );
         let pool = Arc::new(PagePool::new(config.memory_limit, config.page_size));
         Partition::new(config, pool, Arc::new(Clock::new()))
+    }
+
+    fn try_set(partition: &mut Partition, key: &[u8], value: &[u8]) -> bool {
+        partition
+            .store(&StoreRequest::new(0, key, value, 0, 0, StoreMode::Set))
+            .is_ok()
+    }
+
+    #[test]
+    fn without_evictions_chains_of_one_length_use_the_room_of_another() {
+        // -M: 10 KB values fill 1 MiB, half are deleted; 20 KB values (another chain band)
+        // must fit in the freed chunks, as they did when every chain shared one class.
+        let mut partition = cut_for_one_with(1 << 20, false);
+        let ten = [b't'; 10_000];
+        let mut stored = 0;
+        while try_set(&mut partition, format!("t{stored}").as_bytes(), &ten) {
+            stored += 1;
+        }
+        assert!(stored > 50, "{stored} values of 10 KB");
+        for odd in (1..stored).step_by(2) {
+            partition.delete(&DeleteRequest::new(0, format!("t{odd}").as_bytes()));
+        }
+        let twenty = [b'w'; 20_000];
+        let fitted = (0..20)
+            .filter(|i| try_set(&mut partition, format!("w{i}").as_bytes(), &twenty))
+            .count();
+        assert_eq!(fitted, 20);
+    }
+
+    #[test]
+    fn a_fill_before_memory_ran_out_is_no_demand() {
+        // 100-byte values fill part of 8 MiB; then only 3,000-byte values are written. The
+        // first window opens at the first eviction: the small class's earlier growth must not
+        // count as demand and pull pages away from the class that evicts.
+        let mut partition = cut_for_one(8 << 20);
+        for i in 0..30_000 {
+            set(&mut partition, format!("s{i}").as_bytes(), &[b's'; 100]);
+        }
+        let small = partition.slabs.class_for(19 + 6 + 100).unwrap();
+        let small_pages = partition.slabs.classes[small].pages.len();
+        let big = [b'b'; 3000];
+        for i in 0..6_000 {
+            set(&mut partition, format!("b{i}").as_bytes(), &big);
+        }
+        assert!(partition.stats().evictions > 0);
+        assert!(
+            partition.slabs.classes[small].pages.len() <= small_pages,
+            "the idle small class took pages: {} -> {}",
+            small_pages,
+            partition.slabs.classes[small].pages.len()
+        );
+    }
+
+    #[test]
+    fn a_page_holding_a_reserved_chunk_is_passed_over() {
+        // 1,900-byte values (eight to a 16 KiB page) until the memory is full, then two of
+        // the newest deleted: their page is the emptiest. A 5,966-byte value reserves its last
+        // chunk there first; the page taken for its head must be another one.
+        let mut partition = cut_for_one(1 << 20);
+        let value = [b'v'; 1900];
+        let mut written = 0;
+        while partition.stats().evictions == 0 {
+            set(&mut partition, format!("k{written}").as_bytes(), &value);
+            written += 1;
+        }
+        for back in [2, 3] {
+            let key = format!("k{}", written - back);
+            partition.delete(&DeleteRequest::new(0, key.as_bytes()));
+        }
+        for attempt in 0..5 {
+            let key = format!("chained{attempt}");
+            assert!(
+                try_set(&mut partition, key.as_bytes(), &[b'c'; 5966]),
+                "{key}"
+            );
+        }
     }
 
     #[test]

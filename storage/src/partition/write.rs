@@ -226,8 +226,9 @@ impl Partition {
         }
 
         // Chained: a head chunk and continuations of the largest chunk size, in the chain class
-        // of the item's chunk count, and the last continuation in the smallest class its bytes
-        // fit (as memcached chains), so a chained item wastes no more than a single-chunk item.
+        // of the item's chunk count, and the last continuation in a ladder class its bytes fit
+        // (`tail_class`; memcached takes the smallest), so a chained item wastes little more
+        // than a single-chunk item.
         header.bits |= item::CHAINED;
         let head_len = header.len(cas_enabled) + key.len();
         let continuation_room = largest_chunk.saturating_sub(CONTINUATION_HEADER);

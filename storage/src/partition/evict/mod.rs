@@ -296,6 +296,9 @@ impl Partition {
     /// Returns the key's index hash.
     pub(super) fn evict(&mut self, handle: u32, header: &Header, now: u32) -> u64 {
         let age = now.saturating_sub(header.time);
+        if !self.mover_window_open {
+            self.start_mover_window();
+        }
         self.evicted_window_bytes += header.item_size(self.cas_enabled) as u64;
         let unfetched = header.bits & item::FETCHED == 0;
         let active = item::freq(header.bits) > 0;
