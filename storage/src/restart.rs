@@ -966,6 +966,27 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn an_image_of_another_format_version_starts_cold_and_says_so() {
+        // Version 1 kept every chained item in the ladder's largest class; this build's chain
+        // classes would misread it, so the version alone makes the start cold.
+        let config = settings(4);
+        let mut running = start(fresh_region(&config), &config, UNIX);
+        fill(&mut running, 100);
+        let mut region = running.shut_down();
+        write_u32(region.header_mut(), AT_VERSION, FORMAT_VERSION - 1);
+        let running = start(region, &config, UNIX);
+        let cold = running.engine.report.cold.clone().unwrap();
+        assert_eq!(
+            cold,
+            ColdReason::Version {
+                found: FORMAT_VERSION - 1
+            }
+        );
+        assert_eq!(cold.code(), "version");
+        assert_eq!(running.items(), 0);
+    }
+
     /// The first slot a partition holds, and the byte offset of its entry in the header.
     fn held_slot(region: &mut Region) -> (usize, usize) {
         let layout = Layout::new(&settings(4), PARTITIONS);
