@@ -1,7 +1,9 @@
 //! ferrocache-storage: the cache engine that `ferrocached` runs on.
 //!
 //! Owns: items (key, value, client flags, expiry, CAS, last access) packed inline in slab chunks;
-//! the slab allocator (1 MiB pages cut into size classes); the one page pool capped by the memory
+//! the slab allocator (pages of 16 KiB to 1 MiB, sized to the partition count, cut into size
+//! classes and chain classes, moved between classes by evictions per byte); the one page pool
+//! capped by the memory
 //! limit and shared by every partition; per-partition hash indexes; S3-FIFO eviction (CLOCK and
 //! LRU selectable, to compare them); expiry and `flush_all`; the counters behind memcached's
 //! `stats`, `stats items` and `stats slabs`.
@@ -35,8 +37,8 @@ mod table;
 
 pub use clock::{Clock, MAX_RELATIVE_EXPTIME};
 pub use config::{
-    EvictionPolicy, LARGEST_CHUNK_MIN, MAX_SLAB_CLASSES, PAGE_SIZE_MIN, PAGES_PER_PARTITION,
-    StorageConfig,
+    CHAINED_FROM_MIN, CHUNKS_PER_PAGE_MIN, EvictionPolicy, LARGEST_CHUNK_MIN, MAX_SLAB_CLASSES,
+    PAGE_SIZE_MIN, PAGES_PER_PARTITION, StorageConfig, TOP_CLASS_DIVISOR,
 };
 pub use error::{ConfigError, StoreError};
 pub use hasher::KeyHasher;

@@ -22,8 +22,9 @@
 //!   a scan-heavy trace; storage/README.md has the figures).
 //! - Memory: a class with no free chunk first takes a page from the shared pool, then runs its
 //!   hand, then empties a page of the class with the most pages. `maintain` gives empty pages
-//!   back, gives a page to a starving partition when over its fair share, and moves a page from
-//!   a cold class to one that evicts young items (memcached's slab_automove).
+//!   back and gives a page to a starving partition when over its fair share; the page mover
+//!   (memcached's slab_automove, run by the store that closes its window and by `maintain`)
+//!   moves pages from the class that evicts fewest items per byte to the one that evicts most.
 //! - Expiry and `flush_all`: checked on every lookup against the item's expiry and last-access
 //!   time; dead items are reclaimed when found, by the allocating hand, or by the crawler in
 //!   `maintain`.

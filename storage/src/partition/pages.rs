@@ -4,7 +4,8 @@
 //! page taken from another class), emptying a page by rescuing its live items to other pages
 //! of the class (memcached's slab_reassign), moving a chunk and relinking its item, and the
 //! background page moves of `maintain`: empty pages back to the pool, pages for starving
-//! partitions or a lowered limit, and slab_automove between classes. Must not touch: which
+//! partitions or a lowered limit, and the page mover between classes (evictions per byte,
+//! see [`Partition::rebalance`]). Must not touch: which
 //! item is a class's next victim (`evict.rs`) or how items are written.
 
 use super::Partition;
