@@ -3,7 +3,7 @@
 //!
 //! `cargo run --release -p ferrocache-storage --example capacity -- [memory_mib] [partitions]
 //! [sizes] [fill_factor]`, where `sizes` is `lo..hi` (uniform random value sizes) or a fixed
-//! size, and the fill writes `fill_factor` times the memory limit in values (default 3). The
+//! size, or `A>B` (fixed A for the first two thirds of the fill, then fixed B), and the fill writes `fill_factor` times the memory limit in values (default 3). The
 //! partitions are driven as the daemon drives them: one store at a time, routed by key hash,
 //! with a `maintain` slice every 64 stores of a partition. Prints one line of figures.
 //! `PAGE_KIB=N` cuts pages of N KiB, `FACTOR=F` sets the growth factor (`-f`), and `CLASSES=1`
@@ -20,10 +20,16 @@ fn main() {
     let partition_count: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(2);
     let sizes = args.next().unwrap_or_else(|| "1..5000".to_string());
     let fill_factor: f64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(3.0);
-    let (lo, hi) = match sizes.split_once("..") {
+    // `A>B`: fixed size A for the first two thirds of the fill, then B (the values an
+    // application stores change size, and memory must follow to the new size's class).
+    let (sizes_first, shifted) = match sizes.split_once('>') {
+        Some((first, then)) => (first.to_string(), then.parse::<usize>().ok()),
+        None => (sizes.clone(), None),
+    };
+    let (lo, hi) = match sizes_first.split_once("..") {
         Some((lo, hi)) => (lo.parse().unwrap(), hi.parse().unwrap()),
         None => {
-            let size: usize = sizes.parse().unwrap();
+            let size: usize = sizes_first.parse().unwrap();
             (size, size)
         }
     };
@@ -54,7 +60,7 @@ fn main() {
         .map(|_| Partition::new(config.clone(), pool.clone(), clock.clone()))
         .collect();
     let mut random = 0x9e37_79b9_7f4a_7c15_u64;
-    let value = vec![b'v'; hi];
+    let value = vec![b'v'; hi.max(shifted.unwrap_or(0))];
     let budget = (config.memory_limit as f64 * fill_factor) as u64;
     let (mut written, mut keys, mut failed) = (0u64, 0u64, 0u64);
     let mut stores = vec![0u64; partition_count];
@@ -62,7 +68,10 @@ fn main() {
         random ^= random << 13;
         random ^= random >> 7;
         random ^= random << 17;
-        let size = lo + (random % (hi - lo + 1) as u64) as usize;
+        let mut size = lo + (random % (hi - lo + 1) as u64) as usize;
+        if let Some(then) = shifted.filter(|_| written * 3 >= budget * 2) {
+            size = then;
+        }
         let key = format!("k:{keys}");
         let hash = hasher.hash(key.as_bytes());
         let partition = &mut partitions[hasher.partition_of(hash)];

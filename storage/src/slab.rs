@@ -77,6 +77,11 @@ pub(crate) struct SlabClass {
     pub items_checkpoint: usize,
     /// Whether the class ever held a page (it is reported from then on).
     pub ever_had_pages: bool,
+    /// Pages the class may still take, when it would evict, from a class that had no demand
+    /// in the page mover's last window (set at each of the mover's decisions).
+    pub page_credit: u64,
+    /// The class had no demand in the page mover's last window (it can give pages on credit).
+    pub idle: bool,
 }
 
 impl SlabClass {
@@ -146,6 +151,8 @@ impl Slabs {
                 evicted_checkpoint: 0,
                 items_checkpoint: 0,
                 ever_had_pages: false,
+                page_credit: 0,
+                idle: false,
             })
             .collect();
         Slabs {

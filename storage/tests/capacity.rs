@@ -18,7 +18,8 @@ struct Fill {
 
 /// Writes three times the limit in values of `lo..=hi` bytes, routed by key hash with a
 /// maintenance slice every 256 stores (the page mover also runs from the stores themselves).
-fn fill(partition_count: usize, lo: usize, hi: usize) -> Fill {
+/// With `then`, the last third of the fill writes values of that size instead.
+fn fill(partition_count: usize, lo: usize, hi: usize, then: Option<usize>) -> Fill {
     let config = Arc::new(
         StorageConfig {
             memory_limit: 64 << 20,
@@ -32,14 +33,17 @@ fn fill(partition_count: usize, lo: usize, hi: usize) -> Fill {
     let mut partitions: Vec<Partition> = (0..partition_count)
         .map(|_| Partition::new(config.clone(), pool.clone(), clock.clone()))
         .collect();
-    let value = vec![b'v'; hi];
+    let value = vec![b'v'; hi.max(then.unwrap_or(0))];
     let mut random = 0x9e37_79b9_7f4a_7c15_u64;
     let (mut written, mut keys) = (0usize, 0u64);
     while written < 3 * config.memory_limit {
         random ^= random << 13;
         random ^= random >> 7;
         random ^= random << 17;
-        let size = lo + (random % (hi - lo + 1) as u64) as usize;
+        let mut size = lo + (random % (hi - lo + 1) as u64) as usize;
+        if let Some(then) = then.filter(|_| written >= 2 * config.memory_limit) {
+            size = then;
+        }
         let key = format!("k:{keys}");
         let hash = hasher.hash(key.as_bytes());
         let partition = &mut partitions[hasher.partition_of(hash)];
@@ -96,7 +100,7 @@ fn memcached_items(lo: usize, hi: usize) -> u64 {
 /// Fills and checks: at least `min_ratio` times memcached's items, `min_payload` of the limit
 /// in item bytes, and 99% of the newest 5% of keys still there.
 fn check(partitions: usize, (lo, hi): (usize, usize), min_ratio: f64, min_payload: f64) {
-    let this = fill(partitions, lo, hi);
+    let this = fill(partitions, lo, hi, None);
     let ratio = this.items as f64 / memcached_items(lo, hi) as f64;
     let context = format!(
         "{lo}..{hi}, {partitions} partitions: {} items ({ratio:.3}x memcached's), \
@@ -142,5 +146,23 @@ fn fixed_sizes_hold_at_least_memcacheds_items() {
     // 8 partitions; as a 4 KiB head and a small last chunk they hold 1.10x.
     for partitions in [1, 2, 8, 16, 32] {
         check(partitions, (4096, 4096), 1.0, 0.90);
+    }
+}
+
+#[test]
+fn memory_follows_the_values_when_their_size_changes() {
+    // Two thirds of the fill in one class, the last third in a larger one: the newer class
+    // needs most of the memory, and the pages of the class no longer written must come to it
+    // as fast as it evicts. With 8 pages moved per window, 16-64% of the newest keys were
+    // evicted while the old values stayed.
+    for partitions in [1, 2, 8, 32] {
+        for ((lo, hi), then) in [((100, 100), 140), ((200, 400), 1000), ((4096, 4096), 100)] {
+            let this = fill(partitions, lo, hi, Some(then));
+            assert!(
+                this.newest_kept_share >= 0.99,
+                "{lo}..{hi} then {then}, {partitions} partitions: {:.2}% of the newest kept",
+                this.newest_kept_share * 100.0
+            );
+        }
     }
 }

@@ -954,8 +954,12 @@ impl Partition {
         if self.rebalance_due() {
             self.rebalance();
         } else if !self.pool.automove() {
-            // Switched on again, the mover starts afresh at the next eviction.
+            // Switched on again, the mover starts afresh at the next eviction; until then no
+            // page moves on its credit either.
             self.mover_window_open = false;
+            for slab in &mut self.slabs.classes {
+                slab.page_credit = 0;
+            }
         }
         examined
     }

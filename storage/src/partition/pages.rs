@@ -5,7 +5,8 @@
 //! of the class (memcached's slab_reassign), moving a chunk and relinking its item, and the
 //! background page moves of `maintain`: empty pages back to the pool, pages for starving
 //! partitions or a lowered limit, and the page mover between classes (evictions per byte,
-//! see [`Partition::rebalance`]). Must not touch: which
+//! see [`Partition::rebalance`], and the pages a class takes on credit from idle classes as
+//! it fills them, see `grant_page_credit`). Must not touch: which
 //! item is a class's next victim (`evict.rs`) or how items are written.
 
 use super::Partition;
@@ -25,6 +26,10 @@ const MIN_EVICTIONS: u64 = 2;
 
 /// Pages the mover may move per window.
 const MOVES_PER_WINDOW: usize = 8;
+
+/// Demand a class needs in a window to be given page credit (`grant_page_credit`): fewer
+/// evictions than this say little in a small partition, where a window is a few large items.
+const FOLLOW_DEMAND_MIN: u64 = 64;
 
 /// A page moves only if the taker, with it, still evicts more per byte than the donor without
 /// it, by this ratio (5/4), so that pages do not swing between two nearly balanced classes.
@@ -53,7 +58,10 @@ impl Partition {
             {
                 return Ok(handle);
             }
-            if self.evict_in_class(class) || self.steal_page(class) {
+            if self.take_page_on_credit(class)
+                || self.evict_in_class(class)
+                || self.steal_page(class)
+            {
                 continue;
             }
             self.slabs.classes[class].counters.outofmemory += 1;
@@ -91,6 +99,39 @@ impl Partition {
         true
     }
 
+    /// A page for `class` from a class that was idle in the page mover's last window, if the
+    /// mover gave `class` credit for it: rather than evicting one of its own items, which are
+    /// newer than anything an idle class holds. The pages move one by one as the class fills
+    /// them, so memory follows a change of value sizes without emptying pages ahead of need.
+    fn take_page_on_credit(&mut self, class: usize) -> bool {
+        if self.slabs.classes[class].page_credit == 0 {
+            return false;
+        }
+        let slabs = &self.slabs;
+        let donor = (0..slabs.classes.len())
+            .filter(|&other| other != class && slabs.classes[other].idle)
+            .filter(|&other| self.can_donate(other))
+            .max_by_key(|&other| slabs.classes[other].pages.len());
+        let Some(page) = donor.and_then(|donor| self.empty_a_page(donor)) else {
+            self.slabs.classes[class].page_credit = 0;
+            return false;
+        };
+        let data = self.slabs.remove_page(page);
+        self.slabs.add_page(class, data);
+        self.slabs.classes[class].page_credit -= 1;
+        self.counters.slabs_moved += 1;
+        true
+    }
+
+    /// Whether a class may give a page to the page mover: it keeps one, and a class holding
+    /// mostly chains' last chunks gives none (they live as long as their heads, whose class
+    /// counts the evictions).
+    fn can_donate(&self, class: usize) -> bool {
+        let slab = &self.slabs.classes[class];
+        let mostly_tails = !self.slabs.is_chain_class(class) && slab.items * 2 < slab.used_chunks;
+        slab.pages.len() >= 2 && !mostly_tails
+    }
+
     /// Empties one page of another class and gives it to `class` (the class has no page or
     /// nothing its hand can free). Prefers the class holding the most pages.
     fn steal_page(&mut self, class: usize) -> bool {
@@ -118,6 +159,23 @@ impl Partition {
     /// item's chunks move one by one, its links following. Items no room can be made for are
     /// evicted. Without evictions only an already empty page is given.
     pub(super) fn empty_a_page(&mut self, class: usize) -> Option<u32> {
+        // What emptying the page evicts is not demand of the classes it evicts from: the page
+        // mover would otherwise see a class that gives pages (to another class, or to the pool
+        // for another partition) as one that needs them.
+        let evicted_before: Vec<u64> = self
+            .slabs
+            .classes
+            .iter()
+            .map(|slab| slab.counters.evicted)
+            .collect();
+        let emptied = self.empty_a_page_evicting(class);
+        for (slab, before) in self.slabs.classes.iter_mut().zip(evicted_before) {
+            slab.evicted_checkpoint += slab.counters.evicted - before;
+        }
+        emptied
+    }
+
+    fn empty_a_page_evicting(&mut self, class: usize) -> Option<u32> {
         // A page holding a chunk reserved by a chain being written cannot be emptied; it is
         // passed over before anything on it is moved or evicted.
         let page = self.slabs.classes[class]
@@ -365,6 +423,29 @@ impl Partition {
         self.evicted_window_bytes >= (held / WINDOW_SHARE).max(1) && self.pool.automove()
     }
 
+    /// Credit for the next window: a class whose demand was at least [`FOLLOW_DEMAND_MIN`]
+    /// may take as many pages as its demand filled (its evictions and growth, in bytes of its
+    /// average item) from classes that had no demand at all, each when it would otherwise
+    /// evict (`take_page_on_credit`). Every one of those evictions could have been an idle
+    /// class's instead, and no more: when the values written change size, the new size's class
+    /// gets the memory as fast as it fills it, where the decisions' [`MOVES_PER_WINDOW`]
+    /// pages left it evicting its newest items while the old size's kept theirs.
+    fn grant_page_credit(&mut self, demand: &[u64]) {
+        let page = self.pool.page_size() as u64;
+        for (slab, &demand) in self.slabs.classes.iter_mut().zip(demand) {
+            slab.idle = demand == 0 && !slab.pages.is_empty();
+            slab.page_credit = if demand >= FOLLOW_DEMAND_MIN {
+                let item = match slab.items {
+                    0 => slab.chunk_size as u64,
+                    items => slab.mem_requested / items as u64,
+                };
+                (demand * item).div_ceil(page)
+            } else {
+                0
+            };
+        }
+    }
+
     /// Up to [`MOVES_PER_WINDOW`] moves by `rebalance`'s rule, given each class's demand in
     /// the window.
     fn move_pages_by_demand(&mut self, demand: &[u64]) {
@@ -380,6 +461,7 @@ impl Partition {
         let per_byte = |a: (u64, u64), b: (u64, u64)| {
             (u128::from(a.0) * u128::from(b.1)).cmp(&(u128::from(b.0) * u128::from(a.1)))
         };
+        self.grant_page_credit(demand);
         for _ in 0..MOVES_PER_WINDOW {
             let slabs = &self.slabs;
             let classes = 0..slabs.classes.len();
@@ -392,12 +474,7 @@ impl Partition {
             };
             let Some(donor) = classes
                 .filter(|&class| class != needy)
-                .filter(|&class| {
-                    let slab = &slabs.classes[class];
-                    let mostly_tails =
-                        !slabs.is_chain_class(class) && slab.items * 2 < slab.used_chunks;
-                    slab.pages.len() >= 2 && !mostly_tails
-                })
+                .filter(|&class| self.can_donate(class))
                 .min_by(|&a, &b| per_byte(load(slabs, a), load(slabs, b)))
             else {
                 return;
