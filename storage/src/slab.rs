@@ -82,6 +82,8 @@ pub(crate) struct SlabClass {
     pub page_credit: u64,
     /// The class had no demand in the page mover's last window (it can give pages on credit).
     pub idle: bool,
+    /// Evictions in the mover's window made to empty a page (not demand for page credit).
+    pub emptying_evictions: u64,
 }
 
 impl SlabClass {
@@ -153,6 +155,7 @@ impl Slabs {
                 ever_had_pages: false,
                 page_credit: 0,
                 idle: false,
+                emptying_evictions: 0,
             })
             .collect();
         Slabs {
