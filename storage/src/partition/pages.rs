@@ -640,6 +640,44 @@ mod tests {
     }
 
     #[test]
+    fn a_class_no_longer_written_gives_its_pages_to_the_new_size_as_it_fills_them() {
+        // Two memories' worth of 100-byte values, then one of 1,000-byte ones. The old class is
+        // written no more, so the new one takes its pages on credit as it would evict, not only
+        // the 8 a window of the mover's weighing: with those alone it kept 841 of the newest
+        // 2,796 here.
+        let memory = 8 << 20;
+        let mut partition = cut_for_one(memory);
+        let mut written = 0;
+        while written < 2 * memory {
+            set(
+                &mut partition,
+                format!("s{written}").as_bytes(),
+                &[b's'; 100],
+            );
+            written += 100;
+        }
+        let big_class = partition.slabs.class_for(19 + 5 + 1000).unwrap();
+        let mut big = 0;
+        while big * 1000 < memory {
+            set(&mut partition, format!("b{big}").as_bytes(), &[b'b'; 1000]);
+            big += 1;
+        }
+        let newest = big - big / 3;
+        let kept = (newest..big)
+            .filter(|n| partition.peek(0, format!("b{n}").as_bytes()).is_some())
+            .count();
+        assert_eq!(kept, big - newest, "the newest third of the large values");
+        let pages =
+            |partition: &Partition, class: usize| partition.slabs.classes[class].pages.len();
+        assert!(
+            pages(&partition, big_class) * 2 > partition.slabs.page_count(),
+            "{} of {} pages",
+            pages(&partition, big_class),
+            partition.slabs.page_count()
+        );
+    }
+
+    #[test]
     fn pages_go_where_evictions_per_byte_are_highest() {
         // As many 100-byte values as 4,000-byte ones, written once, three times the memory,
         // and no `maintain`: the stores that close each window move the pages. With even
