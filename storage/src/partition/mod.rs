@@ -20,11 +20,13 @@
 //!   in the class's ghost table) goes straight to the main CLOCK. CLOCK and LRU can be chosen instead ([`StorageConfig::eviction`]) to
 //!   compare them in one build: `examples/lazy_loading.rs` measures their hit ratios (W5 and
 //!   a scan-heavy trace; storage/README.md has the figures).
-//! - Memory: a class with no free chunk first takes a page from the shared pool, then runs its
-//!   hand, then empties a page of the class with the most pages. `maintain` gives empty pages
-//!   back and gives a page to a starving partition when over its fair share; the page mover
-//!   (memcached's slab_automove, run by the store that closes its window and by `maintain`)
-//!   moves pages from the class that evicts fewest items per byte to the one that evicts most.
+//! - Memory: a class with no free chunk first takes a page from the shared pool, then a page
+//!   of a class that was idle in the page mover's last window if the mover gave it credit,
+//!   then runs its hand, then empties a page of the class with the most pages. `maintain`
+//!   gives empty pages back and gives a page to a starving partition when over its fair
+//!   share; the page mover (memcached's slab_automove, run by the store that closes its
+//!   window and by `maintain`) moves pages from the class that evicts fewest items per byte to
+//!   the one that evicts most, and grants the credit (`partition/pages.rs`).
 //! - Expiry and `flush_all`: checked on every lookup against the item's expiry and last-access
 //!   time; dead items are reclaimed when found, by the allocating hand, or by the crawler in
 //!   `maintain`.
@@ -1017,6 +1019,7 @@ impl Partition {
         for class in &mut self.slabs.classes {
             class.counters = ClassStats::default();
             class.evicted_checkpoint = 0;
+            class.emptying_evictions = 0;
         }
     }
 

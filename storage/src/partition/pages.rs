@@ -27,8 +27,9 @@ const MIN_EVICTIONS: u64 = 2;
 /// Pages the mover may move per window.
 const MOVES_PER_WINDOW: usize = 8;
 
-/// Demand a class needs in a window to be given page credit (`grant_page_credit`): fewer
-/// evictions than this say little in a small partition, where a window is a few large items.
+/// Demand (evictions and growth) a class needs in a window to be given page credit
+/// (`grant_page_credit`): less says little in a small partition, where a window is a few
+/// large items.
 const FOLLOW_DEMAND_MIN: u64 = 64;
 
 /// A page moves only if the taker, with it, still evicts more per byte than the donor without
@@ -100,11 +101,13 @@ impl Partition {
     }
 
     /// A page for `class` from a class that was idle in the page mover's last window, if the
-    /// mover gave `class` credit for it: rather than evicting one of its own items, which are
-    /// newer than anything an idle class holds. The pages move one by one as the class fills
-    /// them, so memory follows a change of value sizes without emptying pages ahead of need.
+    /// mover gave `class` credit for it: rather than evicting one of its own items, which were
+    /// written in the last window, where the idle class was not written at all (its items
+    /// are older, or read: its page goes through the rescue, which keeps its hottest items
+    /// and evicts its coldest). The pages move one by one as the class fills them, so memory
+    /// follows a change of value sizes without emptying pages ahead of need.
     fn take_page_on_credit(&mut self, class: usize) -> bool {
-        if self.slabs.classes[class].page_credit == 0 {
+        if self.slabs.classes[class].page_credit == 0 || !self.pool.automove() {
             return false;
         }
         let slabs = &self.slabs;
@@ -434,10 +437,20 @@ impl Partition {
     /// class's instead, and no more: when the values written change size, the new size's class
     /// gets the memory as fast as it fills it, where the decisions' [`MOVES_PER_WINDOW`]
     /// pages left it evicting its newest items while the old size's kept theirs.
-    fn grant_page_credit(&mut self, demand: &[u64]) {
+    fn grant_page_credit(&mut self) {
         let page = self.pool.page_size() as u64;
-        for (slab, &demand) in self.slabs.classes.iter_mut().zip(demand) {
-            let demand = demand.saturating_sub(slab.emptying_evictions);
+        for slab in self.slabs.classes.iter_mut() {
+            // The window's demand without what emptying pages did to the class: an eviction
+            // that emptied a page is neither its own eviction nor a lost item of its growth.
+            let emptying = slab.emptying_evictions;
+            let evicted = slab
+                .counters
+                .evicted
+                .saturating_sub(slab.evicted_checkpoint);
+            let own_evictions = evicted.saturating_sub(emptying);
+            let growth =
+                (slab.items as u64 + emptying).saturating_sub(slab.items_checkpoint as u64);
+            let demand = own_evictions + growth;
             slab.idle = demand == 0 && !slab.pages.is_empty();
             slab.page_credit = if demand >= FOLLOW_DEMAND_MIN {
                 let item = match slab.items {
@@ -466,7 +479,7 @@ impl Partition {
         let per_byte = |a: (u64, u64), b: (u64, u64)| {
             (u128::from(a.0) * u128::from(b.1)).cmp(&(u128::from(b.0) * u128::from(a.1)))
         };
-        self.grant_page_credit(demand);
+        self.grant_page_credit();
         for _ in 0..MOVES_PER_WINDOW {
             let slabs = &self.slabs;
             let classes = 0..slabs.classes.len();
@@ -639,12 +652,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_class_no_longer_written_gives_its_pages_to_the_new_size_as_it_fills_them() {
-        // Two memories' worth of 100-byte values, then one of 1,000-byte ones. The old class is
-        // written no more, so the new one takes its pages on credit as it would evict, not only
-        // the 8 a window of the mover's weighing: with those alone it kept 841 of the newest
-        // 2,796 here.
+    /// A one-partition cache of 8 MiB after twice its memory in 100-byte values (the old size
+    /// of a change of value sizes), and its memory.
+    fn written_twice_over_in_100_byte_values() -> (Partition, usize) {
         let memory = 8 << 20;
         let mut partition = cut_for_one(memory);
         let mut written = 0;
@@ -656,6 +666,16 @@ mod tests {
             );
             written += 100;
         }
+        (partition, memory)
+    }
+
+    #[test]
+    fn a_class_no_longer_written_gives_its_pages_to_the_new_size_as_it_fills_them() {
+        // Two memories' worth of 100-byte values, then one of 1,000-byte ones. The old class is
+        // written no more, so the new one takes its pages on credit as it would evict, not only
+        // the 8 a window of the mover's weighing: with those alone it kept 841 of the newest
+        // 2,796 here.
+        let (mut partition, memory) = written_twice_over_in_100_byte_values();
         let big_class = partition.slabs.class_for(19 + 5 + 1000).unwrap();
         let mut big = 0;
         while big * 1000 < memory {
@@ -674,6 +694,35 @@ mod tests {
             "{} of {} pages",
             pages(&partition, big_class),
             partition.slabs.page_count()
+        );
+    }
+
+    #[test]
+    fn no_page_moves_on_credit_once_automove_is_off() {
+        // `slabs automove 0` stops the moves at once, also those the last decision granted.
+        let (mut partition, _) = written_twice_over_in_100_byte_values();
+        let credit_and_donor = |partition: &Partition| {
+            let classes = &partition.slabs.classes;
+            classes.iter().any(|slab| slab.page_credit > 0) && classes.iter().any(|slab| slab.idle)
+        };
+        let mut big = 0;
+        while !credit_and_donor(&partition) {
+            set(&mut partition, format!("b{big}").as_bytes(), &[b'b'; 1000]);
+            big += 1;
+        }
+        partition.pool.set_automove(false);
+        let moved = partition.stats().slabs_moved;
+        for more in 0..1000 {
+            set(&mut partition, format!("c{more}").as_bytes(), &[b'c'; 1000]);
+        }
+        assert_eq!(partition.stats().slabs_moved, moved);
+        partition.maintain(64);
+        assert!(
+            partition
+                .slabs
+                .classes
+                .iter()
+                .all(|slab| slab.page_credit == 0)
         );
     }
 
