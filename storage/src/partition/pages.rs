@@ -115,14 +115,11 @@ impl Partition {
             .filter(|&other| other != class && slabs.classes[other].idle)
             .filter(|&other| self.can_donate(other))
             .max_by_key(|&other| slabs.classes[other].pages.len());
-        let Some(page) = donor.and_then(|donor| self.empty_a_page(donor)) else {
+        if !donor.is_some_and(|donor| self.move_page(donor, class)) {
             self.slabs.classes[class].page_credit = 0;
             return false;
-        };
-        let data = self.slabs.remove_page(page);
-        self.slabs.add_page(class, data);
+        }
         self.slabs.classes[class].page_credit -= 1;
-        self.counters.slabs_moved += 1;
         true
     }
 
@@ -144,11 +141,17 @@ impl Partition {
         else {
             return false;
         };
+        self.move_page(donor, class)
+    }
+
+    /// Empties a page of `donor` ([`Partition::empty_a_page`]) and gives it to `taker`; false
+    /// when no page of the donor could be emptied.
+    fn move_page(&mut self, donor: usize, taker: usize) -> bool {
         let Some(page) = self.empty_a_page(donor) else {
             return false;
         };
         let data = self.slabs.remove_page(page);
-        self.slabs.add_page(class, data);
+        self.slabs.add_page(taker, data);
         self.counters.slabs_moved += 1;
         true
     }
@@ -505,12 +508,9 @@ impl Partition {
             if per_byte(needy_after, donor_after).is_le() {
                 return;
             }
-            let Some(moved) = self.empty_a_page(donor) else {
+            if !self.move_page(donor, needy) {
                 return;
-            };
-            let data = self.slabs.remove_page(moved);
-            self.slabs.add_page(needy, data);
-            self.counters.slabs_moved += 1;
+            }
         }
     }
 }
