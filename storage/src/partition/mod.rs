@@ -434,6 +434,8 @@ pub struct Partition {
     /// The page mover's window is counting (from the first eviction, and while automove is
     /// on).
     mover_window_open: bool,
+    /// A page is being emptied: its evictions are counted apart (`emptying_evictions`).
+    emptying_page: bool,
     /// Crawler position: page slot and chunk.
     crawl_page: usize,
     crawl_chunk: usize,
@@ -523,6 +525,7 @@ impl Partition {
             bytes: 0,
             evicted_window_bytes: 0,
             mover_window_open: false,
+            emptying_page: false,
             crawl_page: 0,
             crawl_chunk: 0,
             starving: false,

@@ -167,19 +167,12 @@ impl Partition {
     pub(super) fn empty_a_page(&mut self, class: usize) -> Option<u32> {
         // What emptying the page evicts does not make the classes it evicts from look busy to
         // `grant_page_credit`: a class that gives pages (to another class, or to the pool for
-        // another partition) and is not written is idle. (The mover's own weighing still counts
-        // them: taken out of it, a partition of few large items at `-t 32` lost more of its
-        // newest keys.)
-        let evicted_before: Vec<u64> = self
-            .slabs
-            .classes
-            .iter()
-            .map(|slab| slab.counters.evicted)
-            .collect();
+        // another partition) and is not written is idle. `evict` counts those evictions apart
+        // while this is set. (The mover's own weighing still counts them: taken out of it, a
+        // partition of few large items at `-t 32` lost more of its newest keys.)
+        self.emptying_page = true;
         let emptied = self.empty_a_page_evicting(class);
-        for (slab, before) in self.slabs.classes.iter_mut().zip(evicted_before) {
-            slab.emptying_evictions += slab.counters.evicted - before;
-        }
+        self.emptying_page = false;
         emptied
     }
 

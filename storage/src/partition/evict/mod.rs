@@ -312,6 +312,9 @@ impl Partition {
         let class = self.slabs.class_of(handle);
         let slab = &mut self.slabs.classes[class];
         slab.counters.evicted += 1;
+        if self.emptying_page {
+            slab.emptying_evictions += 1;
+        }
         slab.counters.evicted_time = u64::from(age);
         if header.expiry != 0 {
             slab.counters.evicted_nonzero += 1;
