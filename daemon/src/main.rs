@@ -325,14 +325,10 @@ fn become_user(settings: &Settings) -> Result<(), String> {
 
 /// The chunk counts of chain band `band`: 2, 3-4, 5-8, ..., and the last one open-ended.
 fn chain_band_label(band: usize) -> String {
-    let low = (1usize << band) + 1;
-    let high = 1usize << (band + 1);
-    if band + 1 == ferrocache_storage::CHAIN_CLASSES {
-        format!("{low} or more")
-    } else if low == high {
-        low.to_string()
-    } else {
-        format!("{low}-{high}")
+    match ferrocache_storage::chain_band_chunks(band) {
+        (fewest, None) => format!("{fewest} or more"),
+        (fewest, Some(most)) if fewest == most => fewest.to_string(),
+        (fewest, Some(most)) => format!("{fewest}-{most}"),
     }
 }
 

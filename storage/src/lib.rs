@@ -52,7 +52,7 @@ pub use restart::{
     ColdReason, Engine, ImageHeader, MemoryImage, Region, RegionTooSmall, SaveError, StartReport,
     region_len,
 };
-pub use slab::CHAIN_CLASSES;
+pub use slab::{CHAIN_CLASSES, chain_band_chunks};
 pub use stats::{ClassStats, PartitionStats};
 
 /// Largest key, in bytes, that the engine stores (memcached's `KEY_MAX_LENGTH`).

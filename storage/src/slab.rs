@@ -37,6 +37,14 @@ pub(crate) struct Queued {
 /// Chain classes after the ladder: bands of 2, 3-4, 5-8, ... chunks, the last one open-ended.
 pub const CHAIN_CLASSES: usize = 10;
 
+/// The chunk counts of chain band `band` (0-based): the fewest, and the most (`None` for the
+/// last, open-ended band). [`Slabs::chain_class`] is its inverse.
+pub fn chain_band_chunks(band: usize) -> (usize, Option<usize>) {
+    let fewest = (1usize << band) + 1;
+    let most = (band + 1 < CHAIN_CLASSES).then(|| 1usize << (band + 1));
+    (fewest, most)
+}
+
 /// One page held by the partition.
 struct Page {
     data: PageMemory,
@@ -558,6 +566,16 @@ impl Slabs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chain_bands_and_chain_classes_agree() {
+        let slabs = Slabs::new(&[64, 128], 1024);
+        for band in 0..CHAIN_CLASSES {
+            let (fewest, most) = chain_band_chunks(band);
+            assert_eq!(slabs.chain_class(fewest), 2 + band);
+            assert_eq!(slabs.chain_class(most.unwrap_or(1 << 20)), 2 + band);
+        }
+    }
 
     #[test]
     fn chained_items_are_banded_by_their_chunk_count() {
