@@ -12,6 +12,8 @@ use crate::engine::BenchError;
 use ferrocache_client::{Client, ClientConfig, Connection, ServerSpec, Timeouts};
 use ferrocache_protocol::StatsGroup;
 use ferrocache_protocol::client::{Reply, Store, encode_store};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
 use std::time::{Duration, Instant};
 
 /// What a fill found.
@@ -36,14 +38,6 @@ pub enum FillStop {
     /// After exactly `keys` keys (W9); value sizes drawn uniformly from the range with `seed`,
     /// then the newest `newest` keys are looked up.
     Keys { keys: u64, newest: u64, seed: u64 },
-}
-
-/// xorshift64: the value sizes of a `Keys` fill, the same for every server.
-fn next_random(state: &mut u64) -> u64 {
-    *state ^= *state << 13;
-    *state ^= *state >> 7;
-    *state ^= *state << 17;
-    *state
 }
 
 /// Keys of the newest `count` of `written` still held, asked in multi-gets of 100.
@@ -107,20 +101,20 @@ pub fn fill(
     let mut next = 0u64;
     let batch = batch.max(1);
     let span = (sizes.max - sizes.min + 1) as u64;
-    let (last_key, mut random) = match stop {
-        FillStop::FirstEviction => (MAX_KEYS, 0),
-        FillStop::Keys { keys, seed, .. } => (keys, seed | 1),
+    // The value sizes of a `Keys` fill: seeded, so the same for every server.
+    let (last_key, mut rng) = match stop {
+        FillStop::FirstEviction => (MAX_KEYS, SmallRng::seed_from_u64(0)),
+        FillStop::Keys { keys, seed, .. } => (keys, SmallRng::seed_from_u64(seed)),
     };
     loop {
         let in_batch = batch.min((last_key - next) as usize).max(1);
         for i in 0..in_batch {
             key.clear();
             format.write(next, &mut key);
-            let step = match stop {
-                FillStop::FirstEviction => next % span,
-                FillStop::Keys { .. } => next_random(&mut random) % span,
+            let len = match stop {
+                FillStop::FirstEviction => sizes.min + (next % span) as usize,
+                FillStop::Keys { .. } => rng.random_range(sizes.min..=sizes.max),
             };
-            let len = sizes.min + step as usize;
             // All but the batch's last set go without a reply; the last one's STORED says the
             // server has processed the whole batch.
             let store = Store {
