@@ -32,7 +32,14 @@ fn answer(opcode: u8, status: u16, body: &[u8]) -> Vec<u8> {
 }
 
 fn server() -> Harness {
-    let dir = std::env::temp_dir().join(format!("ferrocache-sasl-harness-{}", std::process::id()));
+    // A database of its own for each server: the tests run in parallel, and a check reads
+    // the file at each login, so one test rewriting a shared file made another's login fail.
+    static SERVERS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let serial = SERVERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!(
+        "ferrocache-sasl-harness-{}-{serial}",
+        std::process::id()
+    ));
     std::fs::create_dir_all(&dir).expect("a temp dir");
     let path = dir.join("pwdb");
     std::fs::write(&path, "alice:secret\n").expect("the pwdb");
