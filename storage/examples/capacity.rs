@@ -7,7 +7,11 @@
 //! partitions are driven as the daemon drives them: one store at a time, routed by key hash,
 //! with a `maintain` slice every 64 stores of a partition. Prints one line of figures.
 //! `PAGE_KIB=N` cuts pages of N KiB, `FACTOR=F` sets the growth factor (`-f`), and `CLASSES=1`
-//! prints the first partition's slab classes, to compare choices.
+//! prints the first partition's slab classes, to compare choices. `SEED=N` changes the key
+//! hash seed and the value sizes drawn: the daemon seeds its hash at random at each start,
+//! so one seed is one of many runs (the newest keys kept differ from seed to seed). `SEED=N` changes the key
+//! hash seed and the sizes drawn (the daemon seeds its hash at random each start, so one seed
+//! is one of many runs).
 
 use ferrocache_storage::{
     Clock, KeyHasher, PagePool, Partition, StorageConfig, StoreMode, StoreRequest,
@@ -55,11 +59,15 @@ fn main() {
     config.validate().expect("a valid configuration");
     let pool = Arc::new(PagePool::new(config.memory_limit, config.page_size));
     let clock = Arc::new(Clock::new());
-    let hasher = KeyHasher::with_seed(7, partition_count);
+    let seed: u64 = std::env::var("SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(7);
+    let hasher = KeyHasher::with_seed(seed, partition_count);
     let mut partitions: Vec<Partition> = (0..partition_count)
         .map(|_| Partition::new(config.clone(), pool.clone(), clock.clone()))
         .collect();
-    let mut random = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut random = 0x9e37_79b9_7f4a_7c15_u64 ^ seed.wrapping_mul(0x2545_f491_4f6c_dd1d);
     let value = vec![b'v'; hi.max(shifted.unwrap_or(0))];
     let budget = (config.memory_limit as f64 * fill_factor) as u64;
     let (mut written, mut keys, mut failed) = (0u64, 0u64, 0u64);
