@@ -37,6 +37,10 @@ pub(crate) struct Queued {
 /// Chain classes after the ladder: bands of 2, 3-4, 5-8, ... chunks, the last one open-ended.
 pub const CHAIN_CLASSES: usize = 10;
 
+/// [`SlabClass::demand_average`] counts in these fractions of an eviction, so that halving
+/// it window by window keeps a class's last few evictions.
+pub(crate) const DEMAND_SCALE: u64 = 4;
+
 /// The chunk counts of chain band `band` (0-based): the fewest, and the most (`None` for the
 /// last, open-ended band). [`Slabs::chain_class`] is its inverse.
 pub fn chain_band_chunks(band: usize) -> (usize, Option<usize>) {
@@ -83,6 +87,9 @@ pub(crate) struct SlabClass {
     pub evicted_checkpoint: u64,
     /// `items` when the rebalancer last looked.
     pub items_checkpoint: usize,
+    /// The page mover's demand for the class (evictions plus growth per window) averaged over
+    /// its recent windows, in [`DEMAND_SCALE`]ths.
+    pub demand_average: u64,
     /// Whether the class ever held a page (it is reported from then on).
     pub ever_had_pages: bool,
     /// Pages the class may still take, when it would evict, from a class that had no demand
@@ -160,6 +167,7 @@ impl Slabs {
                 counters: ClassStats::default(),
                 evicted_checkpoint: 0,
                 items_checkpoint: 0,
+                demand_average: 0,
                 ever_had_pages: false,
                 page_credit: 0,
                 idle: false,
