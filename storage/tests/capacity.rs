@@ -117,21 +117,22 @@ fn check(partitions: usize, (lo, hi): (usize, usize), min_ratio: f64, min_payloa
 #[test]
 fn mixed_sizes_hold_more_items_than_memcached_at_every_partition_count() {
     // The page mover keeps small items longer than large ones (evictions per byte even out),
-    // so a mixed fill holds 1.08-1.17x memcached's items; 1.05x leaves room for a changed
-    // generator. 100..1000 holds 1.30x.
+    // so a mixed fill holds 1.13-1.18x memcached's items (1..5000, 200..400) and 1.30x
+    // (100..1000); 1.1x is the goal at every partition count.
     for partitions in [1, 2, 4, 8, 16, 32] {
-        check(partitions, (1, 5000), 1.05, 0.80);
+        check(partitions, (1, 5000), 1.1, 0.80);
         check(partitions, (100, 1000), 1.2, 0.85);
         check(partitions, (200, 400), 1.1, 0.85);
     }
 }
 
 #[test]
-fn values_up_to_100_kb_hold_as_many_items_as_memcached() {
-    // Chained items are weighed by length (chain classes), and last chunks fill pages that
-    // exist before taking new ones: 1.05-1.21x memcached's items.
+fn values_up_to_100_kb_hold_more_items_than_memcached() {
+    // Chained items are weighed by length (chain classes), last chunks fill pages that exist
+    // before taking new ones, and a class's room for its own items is its pages less the
+    // last chunks they hold: 1.18-1.26x memcached's items.
     for partitions in [1, 2, 8, 16, 32] {
-        check(partitions, (1, 100_000), 1.0, 0.80);
+        check(partitions, (1, 100_000), 1.1, 0.80);
     }
 }
 
