@@ -9,9 +9,7 @@
 //! `PAGE_KIB=N` cuts pages of N KiB, `FACTOR=F` sets the growth factor (`-f`), and `CLASSES=1`
 //! prints the first partition's slab classes, to compare choices. `SEED=N` changes the key
 //! hash seed and the value sizes drawn: the daemon seeds its hash at random at each start,
-//! so one seed is one of many runs (the newest keys kept differ from seed to seed). `SEED=N` changes the key
-//! hash seed and the sizes drawn (the daemon seeds its hash at random each start, so one seed
-//! is one of many runs).
+//! so one seed is one of many runs (the newest keys kept differ from seed to seed).
 
 use ferrocache_storage::{
     Clock, KeyHasher, PagePool, Partition, StorageConfig, StoreMode, StoreRequest,

@@ -97,6 +97,9 @@ pub(crate) struct SlabClass {
     pub page_credit: u64,
     /// The class had no demand in the page mover's last window (it can give pages on credit).
     pub idle: bool,
+    /// The page mover's windows in a row in which the class stored nothing (no eviction of
+    /// its own, no growth): a donor written more lately keeps room for some of its items.
+    pub idle_windows: u8,
     /// Evictions in the mover's window made to empty a page (not demand for page credit).
     pub emptying_evictions: u64,
 }
@@ -171,6 +174,7 @@ impl Slabs {
                 ever_had_pages: false,
                 page_credit: 0,
                 idle: false,
+                idle_windows: 0,
                 emptying_evictions: 0,
             })
             .collect();

@@ -964,6 +964,7 @@ impl Partition {
             self.mover_window_open = false;
             for slab in &mut self.slabs.classes {
                 slab.page_credit = 0;
+                slab.demand_average = 0;
             }
         }
         examined
