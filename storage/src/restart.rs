@@ -877,6 +877,71 @@ mod tests {
     }
 
     #[test]
+    fn without_evictions_chains_in_another_bands_chunks_come_back() {
+        // -M: chained values of one length fill the memory, every other one is deleted, and
+        // values of another length (another chain band) are stored in the freed chunks, so a
+        // chain's head lives in a class that is not its own band's. A restart must take
+        // those items back as they are, not call them bad and start cold.
+        let config = StorageConfig {
+            evictions: false,
+            ..settings(4)
+        };
+        let mut running = start(fresh_region(&config), &config, UNIX);
+        let try_set = |running: &mut Running, key: &[u8], value: &[u8]| {
+            let hash = running.engine.hasher.hash(key);
+            let partition =
+                &mut running.engine.partitions[running.engine.hasher.partition_of(hash)];
+            partition
+                .store(&StoreRequest::new(hash, key, value, 0, 0, StoreMode::Set))
+                .is_ok()
+        };
+        // Free chunks in the ladder's largest class, which shares the chain classes' chunk
+        // size: single-chunk values stored and deleted.
+        let four = vec![b'f'; 4_000];
+        for i in 0..64 {
+            assert!(try_set(&mut running, format!("f{i}").as_bytes(), &four));
+        }
+        for i in 0..64 {
+            let key = format!("f{i}").into_bytes();
+            let hash = running.engine.hasher.hash(&key);
+            let partition =
+                &mut running.engine.partitions[running.engine.hasher.partition_of(hash)];
+            partition.delete(&crate::DeleteRequest::new(hash, &key));
+        }
+        let ten = vec![b't'; 10_000];
+        let mut stored = 0;
+        while try_set(&mut running, &key(stored), &ten) {
+            stored += 1;
+        }
+        for odd in (1..stored).step_by(2) {
+            let key = key(odd);
+            let hash = running.engine.hasher.hash(&key);
+            let partition =
+                &mut running.engine.partitions[running.engine.hasher.partition_of(hash)];
+            partition.delete(&crate::DeleteRequest::new(hash, &key));
+        }
+        let twenty = vec![b'w'; 20_000];
+        let fitted: Vec<Vec<u8>> = (0..stored / 4)
+            .map(|i| format!("w{i}").into_bytes())
+            .filter(|key| try_set(&mut running, key, &twenty))
+            .collect();
+        assert!(fitted.len() > 10, "{} values of 20 KB fitted", fitted.len());
+        let count = running.items();
+
+        let region = running.shut_down();
+        let mut running = start(region, &config, UNIX + 10);
+        assert!(
+            running.engine.report.is_warm(),
+            "{:?}",
+            running.engine.report
+        );
+        assert_eq!(running.items(), count);
+        for key in &fitted {
+            assert_eq!(running.get(key).expect("recovered").0, twenty);
+        }
+    }
+
+    #[test]
     fn every_eviction_policy_takes_the_items_back_and_evicts_afterwards() {
         for eviction in [
             crate::EvictionPolicy::S3Fifo,

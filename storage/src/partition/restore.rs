@@ -172,8 +172,12 @@ impl Partition {
                 handle: head,
             };
             let key_end = header.len(cas_enabled) + usize::from(header.key_len);
+            // A chained item's head is a chunk of the largest size: in its chain class, or
+            // (with `-M`, where the chain classes and the ladder's largest class lend each
+            // other free chunks) in another of them.
+            let largest_chunk = self.slabs.classes[self.slabs.largest_class()].chunk_size;
             let fits = if header.is_chained() {
-                key_end <= chunk.len() && self.slabs.is_chain_class(self.slabs.class_of(head))
+                key_end <= chunk.len() && chunk.len() == largest_chunk
             } else {
                 key_end + header.value_len as usize <= chunk.len()
             };
