@@ -741,25 +741,31 @@ mod tests {
     }
 
     impl Running {
-        fn set(&mut self, key: &[u8], value: &[u8], flags: u32, exptime: i64) {
+        /// The key's hash and the partition it routes to.
+        fn route(&mut self, key: &[u8]) -> (u64, &mut Partition) {
             let hash = self.engine.hasher.hash(key);
             let partition = &mut self.engine.partitions[self.engine.hasher.partition_of(hash)];
-            partition
-                .store(&StoreRequest::new(
-                    hash,
-                    key,
-                    value,
-                    flags,
-                    exptime,
-                    StoreMode::Set,
-                ))
-                .unwrap();
+            (hash, partition)
+        }
+
+        fn set(&mut self, key: &[u8], value: &[u8], flags: u32, exptime: i64) {
+            assert!(self.try_set(key, value, flags, exptime), "stored");
+        }
+
+        fn try_set(&mut self, key: &[u8], value: &[u8], flags: u32, exptime: i64) -> bool {
+            let (hash, partition) = self.route(key);
+            let request = StoreRequest::new(hash, key, value, flags, exptime, StoreMode::Set);
+            partition.store(&request).is_ok()
+        }
+
+        fn delete(&mut self, key: &[u8]) {
+            let (hash, partition) = self.route(key);
+            partition.delete(&crate::DeleteRequest::new(hash, key));
         }
 
         /// Value, flags, CAS and TTL of a live item.
         fn get(&mut self, key: &[u8]) -> Option<Seen> {
-            let hash = self.engine.hasher.hash(key);
-            let partition = &mut self.engine.partitions[self.engine.hasher.partition_of(hash)];
+            let (hash, partition) = self.route(key);
             let item = partition.peek(hash, key)?;
             Some((
                 item.value().flatten().copied().collect(),
@@ -887,43 +893,27 @@ mod tests {
             ..settings(4)
         };
         let mut running = start(fresh_region(&config), &config, UNIX);
-        let try_set = |running: &mut Running, key: &[u8], value: &[u8]| {
-            let hash = running.engine.hasher.hash(key);
-            let partition =
-                &mut running.engine.partitions[running.engine.hasher.partition_of(hash)];
-            partition
-                .store(&StoreRequest::new(hash, key, value, 0, 0, StoreMode::Set))
-                .is_ok()
-        };
         // Free chunks in the ladder's largest class, which shares the chain classes' chunk
         // size: single-chunk values stored and deleted.
         let four = vec![b'f'; 4_000];
         for i in 0..64 {
-            assert!(try_set(&mut running, format!("f{i}").as_bytes(), &four));
+            running.set(format!("f{i}").as_bytes(), &four, 0, 0);
         }
         for i in 0..64 {
-            let key = format!("f{i}").into_bytes();
-            let hash = running.engine.hasher.hash(&key);
-            let partition =
-                &mut running.engine.partitions[running.engine.hasher.partition_of(hash)];
-            partition.delete(&crate::DeleteRequest::new(hash, &key));
+            running.delete(format!("f{i}").as_bytes());
         }
         let ten = vec![b't'; 10_000];
         let mut stored = 0;
-        while try_set(&mut running, &key(stored), &ten) {
+        while running.try_set(&key(stored), &ten, 0, 0) {
             stored += 1;
         }
         for odd in (1..stored).step_by(2) {
-            let key = key(odd);
-            let hash = running.engine.hasher.hash(&key);
-            let partition =
-                &mut running.engine.partitions[running.engine.hasher.partition_of(hash)];
-            partition.delete(&crate::DeleteRequest::new(hash, &key));
+            running.delete(&key(odd));
         }
         let twenty = vec![b'w'; 20_000];
         let fitted: Vec<Vec<u8>> = (0..stored / 4)
             .map(|i| format!("w{i}").into_bytes())
-            .filter(|key| try_set(&mut running, key, &twenty))
+            .filter(|key| running.try_set(key, &twenty, 0, 0))
             .collect();
         assert!(fitted.len() > 10, "{} values of 20 KB fitted", fitted.len());
         let count = running.items();

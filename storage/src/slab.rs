@@ -105,6 +105,11 @@ pub(crate) struct SlabClass {
 }
 
 impl SlabClass {
+    /// Bytes its items asked for, on average (None while it holds none).
+    pub fn average_item(&self) -> Option<u64> {
+        (self.items > 0).then(|| self.mem_requested / self.items as u64)
+    }
+
     /// Free chunks: recycled ones plus the uncut tail of the fresh page.
     pub fn free_chunks(&self) -> usize {
         self.free.len() + self.fresh_chunks()

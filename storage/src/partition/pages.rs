@@ -160,11 +160,7 @@ impl Partition {
         } else {
             0
         };
-        let average_item = match slab.items {
-            0 => 0,
-            items => slab.mem_requested / items as u64,
-        };
-        let kept_pages = (kept_items * average_item)
+        let kept_pages = (kept_items * slab.average_item().unwrap_or(0))
             .div_ceil(self.pool.page_size() as u64)
             .min((self.slabs.page_count() / KEPT_SHARE) as u64)
             .max(1);
@@ -517,10 +513,7 @@ impl Partition {
                 0
             };
             slab.page_credit = if demand >= FOLLOW_DEMAND_MIN {
-                let item = match slab.items {
-                    0 => slab.chunk_size as u64,
-                    items => slab.mem_requested / items as u64,
-                };
+                let item = slab.average_item().unwrap_or(slab.chunk_size as u64);
                 (demand * item).div_ceil(page)
             } else {
                 0
