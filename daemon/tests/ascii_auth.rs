@@ -200,17 +200,16 @@ fn logins_are_counted_and_the_file_reloads_on_sighup() {
     // A malformed file at reload keeps the entries in use.
     std::fs::write(&path, "bob:hunter2\n\nnocolon\n").unwrap();
     signal(server.pid(), "HUP");
-    std::thread::sleep(Duration::from_millis(300));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server.stderr().contains("keeping the auth entries in use") {
+        assert!(Instant::now() < deadline, "{}", server.stderr());
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert_eq!(
         server
             .connect()
             .call(b"set x 0 0 11\r\nbob hunter2\r\n", b"\r\n"),
         "STORED\r\n"
-    );
-    assert!(
-        server.stderr().contains("keeping the auth entries in use"),
-        "{}",
-        server.stderr()
     );
 }
 

@@ -27,13 +27,15 @@ fn masked(bytes: &[u8]) -> Vec<u8> {
 }
 
 /// Reads what the server sends for one step: until `expected` bytes have come and then a short
-/// quiet spell (so extra bytes are noticed), or until it closes.
-fn read_response(stream: &mut TcpStream, expected: usize) -> (Vec<u8>, bool) {
+/// quiet spell (so extra bytes are noticed), or until it closes. When memcached closed after
+/// this step (`closes`), the close is waited for up to the deadline rather than the quiet
+/// spell, so a busy machine's late FIN is not read as an open connection; a reset is a close.
+fn read_response(stream: &mut TcpStream, expected: usize, closes: bool) -> (Vec<u8>, bool) {
     let mut got = Vec::new();
     let mut chunk = [0u8; 65536];
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let quiet = if got.len() >= expected {
+        let quiet = if got.len() >= expected && !closes {
             Duration::from_millis(30)
         } else {
             Duration::from_millis(500)
@@ -42,7 +44,9 @@ fn read_response(stream: &mut TcpStream, expected: usize) -> (Vec<u8>, bool) {
         match stream.read(&mut chunk) {
             Ok(0) => return (got, true),
             Ok(n) => got.extend_from_slice(&chunk[..n]),
-            Err(_) if got.len() >= expected || Instant::now() > deadline => return (got, false),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return (got, true),
+            Err(_) if Instant::now() > deadline => return (got, false),
+            Err(_) if got.len() >= expected && !closes => return (got, false),
             Err(_) => {}
         }
     }
@@ -69,7 +73,7 @@ fn run(addr: SocketAddr, exchange: &BinaryExchange) -> Vec<(Vec<u8>, bool)> {
             results.push((Vec::new(), true));
             break;
         }
-        let (response, closed) = read_response(&mut stream, step.response.len());
+        let (response, closed) = read_response(&mut stream, step.response.len(), step.closed);
         previous = response.clone();
         results.push((response, closed));
         if closed {

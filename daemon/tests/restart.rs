@@ -232,7 +232,9 @@ fn a_million_items_come_back_after_sigterm_byte_for_byte() {
     for &i in &ttl_sample {
         let reply = connection.ask(&format!("mg {} t\r\n", key(i)));
         let ttl: i64 = reply.trim_start_matches("HD t").parse().expect(&reply);
-        assert!((3_590..=3_600).contains(&ttl), "{reply}");
+        // An hour less the time the fill and the reading back took (slow on a busy machine).
+        let least = 3_600 - fill_started.elapsed().as_secs() as i64 - 1;
+        assert!((least..=3_600).contains(&ttl), "{reply}");
     }
     let filled_in = fill_started.elapsed();
     drop(connection);

@@ -81,8 +81,9 @@ fn launch(args: &[String]) -> Launch {
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 if let Ok(Some(status)) = child.try_wait() {
-                    // Whatever it printed before exiting is in the channel by now.
-                    seen.extend(lines_rx.try_iter());
+                    // Whatever it printed before exiting: the reader thread sends it and then
+                    // drops its sender at the end of stderr (waited for, not assumed done).
+                    seen.extend(lines_rx.iter());
                     return Launch::Exited(status.code(), seen.join("\n"));
                 }
                 if Instant::now() > deadline {
