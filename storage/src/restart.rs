@@ -788,6 +788,17 @@ mod tests {
             self.engine.into_region(self.header)
         }
 
+        /// A clean shutdown and a start `unix` seconds (wall clock) later, which must be warm.
+        fn restart_warm(self, config: &StorageConfig, unix: i64) -> Running {
+            let running = start(self.shut_down(), config, unix);
+            assert!(
+                running.engine.report.is_warm(),
+                "{:?}",
+                running.engine.report
+            );
+            running
+        }
+
         /// A crash: the region as the process left it, no header written.
         fn crash(self) -> Region {
             self.engine.into_region(self.header)
@@ -842,13 +853,7 @@ mod tests {
         assert!(running.items() > kept.len(), "the 10 s items live too");
 
         // Down for 30 s: the 10 s items expire meanwhile; the others lose 30 s of TTL.
-        let region = running.shut_down();
-        let mut running = start(region, &config, UNIX + 30);
-        assert!(
-            running.engine.report.is_warm(),
-            "{:?}",
-            running.engine.report
-        );
+        let mut running = running.restart_warm(&config, UNIX + 30);
         assert_eq!(running.engine.report.items_recovered, kept.len() as u64);
         assert_eq!(running.items(), kept.len());
         for (key, (value, flags, cas, ttl)) in &kept {
@@ -876,9 +881,7 @@ mod tests {
             running.set(&key(100_000 + i), &value(i), 0, 0);
         }
         let count = running.items();
-        let region = running.shut_down();
-        let running = start(region, &config, UNIX + 40);
-        assert!(running.engine.report.is_warm());
+        let running = running.restart_warm(&config, UNIX + 40);
         assert_eq!(running.items(), count);
     }
 
@@ -918,13 +921,7 @@ mod tests {
         assert!(fitted.len() > 10, "{} values of 20 KB fitted", fitted.len());
         let count = running.items();
 
-        let region = running.shut_down();
-        let mut running = start(region, &config, UNIX + 10);
-        assert!(
-            running.engine.report.is_warm(),
-            "{:?}",
-            running.engine.report
-        );
+        let mut running = running.restart_warm(&config, UNIX + 10);
         assert_eq!(running.items(), count);
         for key in &fitted {
             assert_eq!(running.get(key).expect("recovered").0, twenty);
@@ -944,9 +941,7 @@ mod tests {
             };
             let mut running = start(fresh_region(&config), &config, UNIX);
             let kept = fill(&mut running, 600);
-            let region = running.shut_down();
-            let mut running = start(region, &config, UNIX);
-            assert!(running.engine.report.is_warm(), "{eviction:?}");
+            let mut running = running.restart_warm(&config, UNIX);
             assert_eq!(running.get(&kept[5].0), Some(kept[5].1.clone()));
             // Far more than fits: the restored items are in the policy's order and go too.
             for i in 0..20_000 {
@@ -971,10 +966,8 @@ mod tests {
         let config = settings(4);
         let mut running = start(fresh_region(&config), &config, UNIX);
         fill(&mut running, 300);
-        let region = running.shut_down();
         // Warm once: the start clears the mark, so dying now leaves none.
-        let mut running = start(region, &config, UNIX);
-        assert!(running.engine.report.is_warm());
+        let mut running = running.restart_warm(&config, UNIX);
         running.set(b"during", b"the crash", 0, 0);
         let region = running.crash();
         let mut running = start(region, &config, UNIX);

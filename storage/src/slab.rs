@@ -216,6 +216,16 @@ impl Slabs {
         class >= self.ladder
     }
 
+    /// Chunks of a ladder class that hold chains' last chunks (its chunks in use beyond its
+    /// own items, one chunk each); 0 for a chain class, whose items span several chunks.
+    pub fn tail_chunks(&self, class: usize) -> usize {
+        if self.is_chain_class(class) {
+            return 0;
+        }
+        let slab = &self.classes[class];
+        slab.used_chunks.saturating_sub(slab.items)
+    }
+
     pub fn page_count(&self) -> usize {
         self.pages.len() - self.spare_ids.len()
     }

@@ -150,7 +150,7 @@ impl Partition {
     /// evictions).
     fn can_donate(&self, class: usize) -> bool {
         let slab = &self.slabs.classes[class];
-        let mostly_tails = !self.slabs.is_chain_class(class) && slab.items * 2 < slab.used_chunks;
+        let mostly_tails = self.slabs.tail_chunks(class) > slab.items;
         // Written lately: room for KEEP_ITEMS items, however few it holds now (a class short
         // of pages holds few). Written no more: one page, so that memory follows the values
         // to their new size (kept room there held a third of -m 64 -t 32 in 100 KB values
@@ -531,11 +531,7 @@ impl Partition {
         // room while each item it stored evicted the one stored before.
         let load = |slabs: &crate::slab::Slabs, class: usize| {
             let slab = &slabs.classes[class];
-            let tails = if slabs.is_chain_class(class) {
-                0
-            } else {
-                slab.used_chunks.saturating_sub(slab.items) as u64
-            };
+            let tails = slabs.tail_chunks(class) as u64;
             let own = (slab.pages.len() as u64 * page)
                 .saturating_sub(tails * slab.chunk_size as u64)
                 .max(slab.chunk_size as u64);

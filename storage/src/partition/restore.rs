@@ -164,6 +164,7 @@ impl Partition {
         self.index.reserve(heads.len(), |other| {
             hasher.hash_stored(item::key_of(slabs.chunk(other), cas_enabled))
         });
+        let largest_chunk = self.slabs.classes[self.slabs.largest_class()].chunk_size;
         for head in heads {
             let chunk = self.slabs.chunk(head);
             let mut header = Header::read(chunk, cas_enabled);
@@ -175,7 +176,6 @@ impl Partition {
             // A chained item's head is a chunk of the largest size: in its chain class, or
             // (with `-M`, where the chain classes and the ladder's largest class lend each
             // other free chunks) in another of them.
-            let largest_chunk = self.slabs.classes[self.slabs.largest_class()].chunk_size;
             let fits = if header.is_chained() {
                 key_end <= chunk.len() && chunk.len() == largest_chunk
             } else {
