@@ -124,7 +124,8 @@ struct Cli {
 
     /// Chunk size growth factor
     #[arg(short = 'f', long = "slab-growth-factor", env = "FERROCACHED_SLAB_GROWTH_FACTOR",
-          default_value_t = 1.25, allow_negative_numbers = true, value_parser = number::<f64>)]
+          default_value_t = ferrocache_storage::DEFAULT_GROWTH_FACTOR, allow_negative_numbers = true,
+          value_parser = number::<f64>)]
     slab_growth_factor: f64,
 
     /// Minimum chunk size in bytes (header, key and value)

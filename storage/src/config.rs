@@ -14,7 +14,8 @@ pub struct StorageConfig {
     pub page_size: usize,
     /// Smallest chunk, header included (`-n`, default 48).
     pub chunk_size_min: usize,
-    /// Each slab class's chunk is this much larger than the previous one (`-f`, default 1.25).
+    /// Each slab class's chunk is this much larger than the previous one (`-f`, default
+    /// [`DEFAULT_GROWTH_FACTOR`]).
     pub growth_factor: f64,
     /// Largest chunk of a slab class; larger items are chained over several chunks
     /// (`-o slab_chunk_max`, default half a page).
@@ -51,7 +52,7 @@ impl Default for StorageConfig {
             memory_limit: 64 << 20,
             page_size: 1 << 20,
             chunk_size_min: 48,
-            growth_factor: 1.25,
+            growth_factor: DEFAULT_GROWTH_FACTOR,
             slab_chunk_max: 1 << 19,
             item_size_max: 1 << 20,
             evictions: true,
@@ -101,9 +102,9 @@ impl StorageConfig {
     /// These settings for an engine of `partitions` partitions: the page, the unit in which
     /// memory moves between partitions and slab classes, becomes the largest power of two
     /// from [`PAGE_SIZE_MIN`] to 1 MiB that gives each partition about
-    /// [`PAGES_PER_PARTITION`] pages, and the largest chunk is capped at an eighth of a page
-    /// ([`CHUNKS_PER_PAGE_MIN`]) but not below 4 KiB while a page holds four
-    /// ([`CHAINED_FROM_MIN`]), larger items being chained.
+    /// [`PAGES_PER_PARTITION`] pages, and the largest chunk is capped at
+    /// [`LARGEST_CHUNK_CAP`] (or a quarter page, if pages are smaller than 16 KiB; or more for
+    /// a `-I` above 1 MiB, see [`CHAIN_CHUNKS_MAX`]), larger items being chained.
     ///
     /// Every partition holds whole pages of each slab class it stores, so with 1 MiB pages
     /// `partitions x classes` pages had to exist before memory could follow the items: 64 MiB
@@ -114,13 +115,13 @@ impl StorageConfig {
     /// `-I` and `slab_chunk_max` are checked against) is unchanged: this is how the engine
     /// cuts the memory, not a setting a client sees.
     ///
-    /// The largest chunk is capped because a class of chunks nearly a page large fits one
-    /// chunk a page and wastes the rest: 20 KB values in 32 KiB pages filled 61% of the limit,
-    /// and 94.9% with 8 KiB chunks (a chain's last chunk takes the class its bytes fit). An
-    /// eighth rather than a quarter: a 4 KiB value (4,125 bytes with its header and key) took
-    /// a seventh of a 32 KiB page, 88% of it used, and holds 99.6% as a 4 KiB head and a small
-    /// last chunk; the 4 KiB floor keeps 16 KiB pages (`-t 16` and more at `-m 64`) from
-    /// chaining values of 2 to 4 KiB, which held 3-6% fewer items of 1..5000 bytes.
+    /// The largest chunk is capped because an item rounded up to a class wastes a share of
+    /// its whole size, and a chained one only of its last chunk: with the cap at an eighth of
+    /// a page (32 KiB chunks in the 256 KiB pages of `-m 64 -t 1`), values of 1..5000 bytes
+    /// filled 84% of `-m` with items and of 1..100,000 bytes 88% (90% at `-m 1024`, 128 KiB
+    /// chunks); with 4 KiB chunks 87-89% and 91-97%, and as many items or more. Below 4 KiB
+    /// chunks hold fewer items (values of 2 to 4 KiB chained: 3-6% fewer items of 1..5000
+    /// bytes with 16 KiB pages). A chain costs 10 bytes a chunk and a copy per chunk on reads.
     pub fn for_partitions(mut self, partitions: usize) -> Self {
         let per_partition = self.memory_limit / (partitions.max(1) * PAGES_PER_PARTITION);
         let page = if per_partition < PAGE_SIZE_MIN {
@@ -129,10 +130,14 @@ impl StorageConfig {
             1 << (usize::BITS - 1 - per_partition.leading_zeros())
         };
         self.page_size = page.min(self.page_size);
-        // The cap, not the setting, has the 4 KiB floor: a smaller `slab_chunk_max` asked for
-        // with `-o` stays as asked.
-        let cap =
-            (self.page_size / CHUNKS_PER_PAGE_MIN).max(CHAINED_FROM_MIN.min(self.page_size / 4));
+        // A smaller `slab_chunk_max` asked for with `-o` stays as asked. A large `-I` raises
+        // the cap (up to an eighth of a page) so that no item is a chain of much more than
+        // CHAIN_CHUNKS_MAX chunks: moving a page walks each chain it holds a chunk of, and
+        // the hands look a bounded way for an item's head.
+        let for_largest_item = (self.item_size_max / CHAIN_CHUNKS_MAX).min(self.page_size / 8);
+        let cap = LARGEST_CHUNK_CAP
+            .min(self.page_size / 4)
+            .max(for_largest_item);
         self.slab_chunk_max = self.slab_chunk_max.min(cap).max(LARGEST_CHUNK_MIN);
         self
     }
@@ -141,14 +146,15 @@ impl StorageConfig {
     ///
     /// Class `i` is `chunk_size_min * growth_factor^i` rounded up to 8 bytes, computed from the
     /// unrounded power rather than from the previous rounded size, so that rounding never
-    /// compounds (48, 64, 80, 96, 120, 152, 184, 232, ... with the defaults). The ladder stops
-    /// at a sixteenth of a page ([`TOP_CLASS_DIVISOR`]); above it the classes are the page cut
-    /// in 16, 15, ... parts, so that items of one large size (20 KB sessions, 100 KB documents)
-    /// leave nothing at a page's end and less in each chunk than a factor of 1.25 would (with
-    /// 256 KiB pages a 20 KB item took a 24 KiB chunk, ten to a page, now a twelfth of the
-    /// page). The ladder stops below the largest chunk, which is `slab_chunk_max` itself (but at least
-    /// [`LARGEST_CHUNK_MIN`] so that a maximal key and header always fit, and at most a page).
-    /// At most [`MAX_SLAB_CLASSES`] classes, so that with the chain classes a class id fits a byte.
+    /// compounds (48, 56, 64, 80, 88, 104, 112, 128, 152, ... with the defaults; memcached's
+    /// 1.25 gives 48, 64, 80, 96, 120, 152, ...). The ladder stops at a sixteenth of a page
+    /// ([`TOP_CLASS_DIVISOR`]); above it the classes are the page cut in 16, 15, ... parts, so
+    /// that items of one large size leave nothing at a page's end (with 256 KiB pages and
+    /// chunks up to a page, a 20 KB item took a 24 KiB chunk, ten to a page; a twelfth of the
+    /// page instead). The ladder stops below the largest chunk, which is `slab_chunk_max`
+    /// itself (but at least [`LARGEST_CHUNK_MIN`] so that a maximal key and header always fit,
+    /// and at most a page). At most [`MAX_SLAB_CLASSES`] classes, so that with the chain
+    /// classes a class id fits a byte.
     pub fn slab_class_sizes(&self) -> Vec<usize> {
         let largest = self
             .slab_chunk_max
@@ -157,7 +163,7 @@ impl StorageConfig {
         let factor = if self.growth_factor.is_finite() && self.growth_factor > 1.0 {
             self.growth_factor
         } else {
-            1.25
+            DEFAULT_GROWTH_FACTOR
         };
         let page = self.page_size.max(1);
         let divided_from = page / TOP_CLASS_DIVISOR;
@@ -196,15 +202,27 @@ pub const PAGE_SIZE_MIN: usize = 16 << 10;
 /// Pages each partition should have for memory to follow its items across slab classes.
 pub const PAGES_PER_PARTITION: usize = 256;
 
-/// The largest chunk is at most a page divided by this.
-pub const CHUNKS_PER_PAGE_MIN: usize = 8;
+/// `-f`'s default: finer than memcached's 1.25, since pages move between classes here and a
+/// class costs a page only while it holds items. An item wastes what its chunk has beyond it,
+/// up to the factor less one: with 4 KiB chunks (see [`StorageConfig::for_partitions`]),
+/// 1.15 filled 88-93% of `-m 64` with items at `-t 1`, `-t 2` and `-m 1024` for every mixed
+/// fill of `examples/capacity.rs`, against 84-90% at 1.25, and 1-5% more items (100 B values
+/// +19%: a 128-byte chunk fits them). At `-t 32` of `-m 64`, 2 MiB partitions of 16 KiB
+/// pages, the classes of few small items each keep a mostly empty page: 1..5000 bytes holds
+/// 3% fewer items there (storage/README.md).
+pub const DEFAULT_GROWTH_FACTOR: f64 = 1.15;
 
 /// Most classes of the slab ladder (a partition adds the chain classes after them; the
 /// total still fits a byte).
 pub const MAX_SLAB_CLASSES: usize = 200;
 
-/// The largest chunk is at least this, or a quarter page if that is smaller.
-pub const CHAINED_FROM_MIN: usize = 4096;
+/// The largest chunk is at most this (or a quarter page, if that is smaller), unless `-I`
+/// needs larger chunks (see [`CHAIN_CHUNKS_MAX`]).
+pub const LARGEST_CHUNK_CAP: usize = 4096;
+
+/// The largest chunk is raised for a large `-I` so that the largest item is a chain of about
+/// this many chunks (256 chunks of 4 KiB for memcached's default 1 MiB).
+pub const CHAIN_CHUNKS_MAX: usize = 256;
 
 /// Smallest size of the largest chunk: a chained item's head must hold its header and a
 /// 250-byte key.
@@ -217,9 +235,18 @@ mod tests {
     #[test]
     fn default_ladder_rounds_each_power_not_the_previous_size() {
         let sizes = StorageConfig::default().slab_class_sizes();
-        assert_eq!(&sizes[..8], &[48, 64, 80, 96, 120, 152, 184, 232]);
+        // 48 * 1.15^i rounded up to 8: 48, 55.2, 63.5, 73.0, 84.0, 96.5, 111.0, 127.7, 146.8.
+        assert_eq!(&sizes[..9], &[48, 56, 64, 80, 88, 104, 112, 128, 152]);
         assert_eq!(*sizes.last().unwrap(), 1 << 19);
         assert!(sizes.windows(2).all(|pair| pair[0] < pair[1]));
+        let memcached = StorageConfig {
+            growth_factor: 1.25,
+            ..StorageConfig::default()
+        };
+        assert_eq!(
+            &memcached.slab_class_sizes()[..8],
+            &[48, 64, 80, 96, 120, 152, 184, 232]
+        );
     }
 
     #[test]
@@ -228,18 +255,19 @@ mod tests {
             memory_limit: 64 << 20,
             ..StorageConfig::default()
         }
-        .for_partitions(1);
+        .for_partitions(8);
         let page = config.page_size;
-        assert_eq!(page, 256 << 10);
+        assert_eq!(page, 32 << 10);
         let sizes = config.slab_class_sizes();
         let top: Vec<usize> = sizes
             .iter()
             .copied()
             .filter(|&size| size > page / TOP_CLASS_DIVISOR)
             .collect();
-        // A twelfth of the page for 20 KB values: twelve to a page, nothing left at its end.
+        // Fifteen to eight parts of the page, the last being the largest chunk.
         assert!(top.contains(&(page / 12 / 8 * 8)));
-        assert_eq!(*top.last().unwrap(), page / CHUNKS_PER_PAGE_MIN);
+        assert_eq!(top.len(), 8);
+        assert_eq!(*top.last().unwrap(), LARGEST_CHUNK_CAP);
         for size in top {
             let parts = page / size;
             assert!(
@@ -248,7 +276,7 @@ mod tests {
             );
         }
         // Below, the geometric ladder is unchanged.
-        assert_eq!(&sizes[..8], &[48, 64, 80, 96, 120, 152, 184, 232]);
+        assert_eq!(&sizes[..9], &[48, 56, 64, 80, 88, 104, 112, 128, 152]);
         assert!(sizes.windows(2).all(|pair| pair[0] < pair[1]));
         assert!(sizes.len() < MAX_SLAB_CLASSES);
     }
@@ -267,7 +295,7 @@ mod tests {
         assert_eq!(config(64, 8).page_size, 32 << 10);
         assert_eq!(config(64, 32).page_size, PAGE_SIZE_MIN);
         assert_eq!(config(64, 32).slab_chunk_max, PAGE_SIZE_MIN / 4);
-        assert_eq!(config(1024, 2).slab_chunk_max, 1 << 17);
+        assert_eq!(config(1024, 2).slab_chunk_max, LARGEST_CHUNK_CAP);
         assert_eq!(config(64, 8).slab_chunk_max, 4 << 10);
         assert_eq!(config(64, 16).slab_chunk_max, 4 << 10);
         let asked_small = StorageConfig {
@@ -277,6 +305,20 @@ mod tests {
         }
         .for_partitions(8);
         assert_eq!(asked_small.slab_chunk_max, 2048);
+        let with_items = |mib: usize, item_size_max: usize, partitions| {
+            StorageConfig {
+                memory_limit: mib << 20,
+                item_size_max,
+                ..StorageConfig::default()
+            }
+            .for_partitions(partitions)
+        };
+        // -I 128m: chunks of 128 KiB (an eighth of a 1 MiB page), chains of 1,024 of them.
+        let large_items = with_items(4096, 128 << 20, 4);
+        assert_eq!(large_items.page_size, 1 << 20);
+        assert_eq!(large_items.slab_chunk_max, 128 << 10);
+        // -I 2m: 8 KiB chunks, chains of 256.
+        assert_eq!(with_items(1024, 2 << 20, 2).slab_chunk_max, 8 << 10);
         for (mib, partitions) in [(64, 1), (64, 3), (64, 256), (8, 16), (100_000, 7)] {
             let c = config(mib, partitions);
             assert!(c.page_size.is_power_of_two(), "{mib} MiB, {partitions}");

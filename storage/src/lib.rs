@@ -37,8 +37,8 @@ mod table;
 
 pub use clock::{Clock, MAX_RELATIVE_EXPTIME};
 pub use config::{
-    CHAINED_FROM_MIN, CHUNKS_PER_PAGE_MIN, EvictionPolicy, LARGEST_CHUNK_MIN, MAX_SLAB_CLASSES,
-    PAGE_SIZE_MIN, PAGES_PER_PARTITION, StorageConfig, TOP_CLASS_DIVISOR,
+    CHAIN_CHUNKS_MAX, DEFAULT_GROWTH_FACTOR, EvictionPolicy, LARGEST_CHUNK_CAP, LARGEST_CHUNK_MIN,
+    MAX_SLAB_CLASSES, PAGE_SIZE_MIN, PAGES_PER_PARTITION, StorageConfig, TOP_CLASS_DIVISOR,
 };
 pub use error::{ConfigError, StoreError};
 pub use hasher::KeyHasher;

@@ -1159,11 +1159,17 @@ mod tests {
     /// page given up is then the half-full one, and the full pages have no room, so some of
     /// its items are rescued only by evicting others); returns the class and the key count.
     pub(super) fn two_and_a_half_pages(partition: &mut Partition) -> (usize, usize) {
-        let small = partition.slabs.class_for(19 + 10 + 100).unwrap();
+        // 127-byte values: with keys of 2 to 6 bytes (`k0` to `k99999`) and the 19-byte
+        // header, every item is 148 to 152 bytes, one class with the default ladder and
+        // memcached's.
+        let value = [b'v'; 127];
+        let small = partition.slabs.class_for(19 + 2 + value.len()).unwrap();
+        assert_eq!(partition.slabs.class_for(19 + 6 + value.len()), Some(small));
         let per_page = partition.slabs.classes[small].chunks_per_page;
         let count = per_page * 5 / 2;
+        assert!(count < 100_000);
         for i in 0..count {
-            set(partition, format!("k{i}").as_bytes(), &[b'v'; 100]);
+            set(partition, format!("k{i}").as_bytes(), &value);
         }
         (small, count)
     }

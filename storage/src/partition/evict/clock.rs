@@ -85,7 +85,7 @@ pub(super) fn sweep_hand(sweep: &mut Sweep<'_>, class: usize, total: usize) -> O
 pub(super) fn near_hand(slabs: &Slabs, class: usize) -> Option<u32> {
     let slab = &slabs.classes[class];
     let total = slab.total_chunks();
-    (0..total.min(64))
+    (0..total.min(super::HEAD_SCAN))
         .map(|step| slabs.handle_at(class, (slab.hand + step) % total))
         .find(|&handle| item::is_head(slabs.chunk(handle)))
 }

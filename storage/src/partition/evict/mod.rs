@@ -29,8 +29,13 @@ use clock::Clock;
 use lru::Lru;
 use s3fifo::S3Fifo;
 
-/// Chunks the allocator's CLOCK hand looks at for an expired item when evictions are off.
-const RECLAIM_SCAN_WITHOUT_EVICTIONS: usize = 256;
+/// Chunks the allocator's CLOCK hand looks at for an expired item when evictions are off:
+/// past a whole chain (a chain class holds heads and middle chunks alike).
+const RECLAIM_SCAN_WITHOUT_EVICTIONS: usize = HEAD_SCAN;
+
+/// Chunks a hand looks at for an item head: twice the longest chain
+/// ([`crate::config::CHAIN_CHUNKS_MAX`] chunks and a few for their headers).
+pub(super) const HEAD_SCAN: usize = 2 * crate::config::CHAIN_CHUNKS_MAX;
 
 /// What a policy sees of the partition while it looks for a victim.
 pub(super) struct Sweep<'a> {

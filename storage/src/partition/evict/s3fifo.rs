@@ -366,9 +366,10 @@ mod tests {
             Some((false, 0)),
             "back soon: straight to the main CLOCK, at frequency 0"
         );
-        set(&mut partition, b"never-seen");
+        // A key as long as the others' (`k1000` to `k8191`): of their slab class.
+        set(&mut partition, b"kseen");
         assert_eq!(
-            peek(&mut partition, b"never-seen"),
+            peek(&mut partition, b"kseen"),
             Some((true, 0)),
             "a new key starts on probation"
         );
@@ -381,15 +382,16 @@ mod tests {
     fn read_items_are_promoted_and_one_hit_wonders_leave_first() {
         let (mut partition, _, _) = partition(2 << 20);
         let value = [b'v'; 100];
+        // Keys of one length (`hot000000`, `old000000`): items of one slab class.
         for i in 0..2_000 {
-            set(&mut partition, format!("hot{i}").as_bytes(), &value);
-            assert!(partition.get(0, format!("hot{i}").as_bytes()).is_some());
+            set(&mut partition, format!("hot{i:06}").as_bytes(), &value);
+            assert!(partition.get(0, format!("hot{i:06}").as_bytes()).is_some());
         }
         for i in 0..200_000 {
-            set(&mut partition, format!("cold{i}").as_bytes(), &value);
+            set(&mut partition, format!("old{i:06}").as_bytes(), &value);
         }
         let kept = (0..2_000)
-            .filter(|i| partition.peek(0, format!("hot{i}").as_bytes()).is_some())
+            .filter(|i| partition.peek(0, format!("hot{i:06}").as_bytes()).is_some())
             .count();
         assert!(
             kept > 1_900,
@@ -398,7 +400,7 @@ mod tests {
         let promoted = (0..2_000)
             .filter_map(|i| {
                 partition
-                    .peek(0, format!("hot{i}").as_bytes())
+                    .peek(0, format!("hot{i:06}").as_bytes())
                     .map(|it| it.header)
             })
             .filter(|header| !header.probation)
