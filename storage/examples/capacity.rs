@@ -3,11 +3,14 @@
 //!
 //! `cargo run --release -p ferrocache-storage --example capacity -- [memory_mib] [partitions]
 //! [sizes] [fill_factor]`, where `sizes` is `lo..hi` (uniform random value sizes) or a fixed
-//! size, or `A>B` (fixed A for the first two thirds of the fill, then fixed B), and the fill writes `fill_factor` times the memory limit in values (default 3). The
-//! partitions are driven as the daemon drives them: one store at a time, routed by key hash,
-//! with a `maintain` slice every 64 stores of a partition. Prints one line of figures.
-//! `PAGE_KIB=N` cuts pages of N KiB, `FACTOR=F` sets the growth factor (`-f`), and `CLASSES=1`
-//! prints the first partition's slab classes, to compare choices. `SEED=N` changes the key
+//! size, or `A>B` (fixed A for the first two thirds of the fill, then fixed B), and the fill
+//! writes `fill_factor` times the memory limit in values (default 3). The partitions are
+//! driven as the daemon drives them: one store at a time, routed by key hash, with a
+//! `maintain` slice every 64 stores of a partition. Prints one line of figures.
+//! `PAGE_KIB=N` cuts pages of N KiB, `CHUNK_MAX=N` sets the largest chunk (`-o
+//! slab_chunk_max`, bytes), `FACTOR=F` sets the growth factor (`-f`), `MAINTAIN_EVERY=N`
+//! maintains a partition every N of its stores (64), and `CLASSES=1` prints the first
+//! partition's slab classes, to compare choices. `SEED=N` changes the key
 //! hash seed and the value sizes drawn: the daemon seeds its hash at random at each start,
 //! so one seed is one of many runs (the newest keys kept differ from seed to seed).
 
@@ -45,13 +48,19 @@ fn main() {
         .and_then(|v| v.parse::<usize>().ok())
     {
         config.page_size = page << 10;
-        config.slab_chunk_max = (1 << 19).min(config.page_size / 4);
+        config.slab_chunk_max = ferrocache_storage::LARGEST_CHUNK_CAP.min(config.page_size / 4);
     }
     if let Some(factor) = std::env::var("FACTOR")
         .ok()
         .and_then(|v| v.parse::<f64>().ok())
     {
         config.growth_factor = factor;
+    }
+    if let Some(chunk_max) = std::env::var("CHUNK_MAX")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        config.slab_chunk_max = chunk_max;
     }
     let config = Arc::new(config);
     config.validate().expect("a valid configuration");
@@ -61,6 +70,11 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(7);
+    let maintain_every: u64 = std::env::var("MAINTAIN_EVERY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&every| every > 0)
+        .unwrap_or(64);
     let hasher = KeyHasher::with_seed(seed, partition_count);
     let mut partitions: Vec<Partition> = (0..partition_count)
         .map(|_| Partition::new(config.clone(), pool.clone(), clock.clone()))
@@ -87,10 +101,11 @@ fn main() {
         }
         keys += 1;
         written += size as u64;
-        // Each partition's worker maintains it on a timer; here, every 64 of its stores.
+        // Each partition's worker maintains it on a timer; here, every 64 of its stores (or
+        // `MAINTAIN_EVERY`: a busy worker owning many partitions comes to each seldom).
         let index = hasher.partition_of(hash);
         stores[index] += 1;
-        if stores[index].is_multiple_of(64) {
+        if stores[index].is_multiple_of(maintain_every) {
             partitions[index].maintain(64);
         }
     }

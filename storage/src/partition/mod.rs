@@ -656,10 +656,14 @@ impl Partition {
     ///
     /// A store whose evictions closed the page mover's window lets it decide at once (and
     /// this store's caller waits for those few page moves): at the owner's maintenance ticks a
-    /// fast fill of mixed sizes was over before memory had followed it.
+    /// fast fill of mixed sizes was over before memory had followed it. Empty pages go back
+    /// to the pool then too: evicted chains empty pages of their bands, and where maintenance
+    /// came seldom (a partition of a busy worker that owns 16) they stayed there, 2-4% of
+    /// `-m 64 -t 32` filled with values of 1..100,000 bytes.
     pub fn store(&mut self, request: &StoreRequest<'_>) -> Result<StoreOutcome, StoreError> {
         let outcome = self.store_item(request);
         if self.rebalance_due() {
+            self.release_empty_pages();
             self.rebalance();
         }
         outcome
