@@ -6,8 +6,8 @@
 //! needed a 1 MiB page per slab class).
 //!
 //! The page mover keeps small items longer than large ones (storage/README.md), so mixed fills
-//! hold more items than memcached's (1.09-1.17x at 1..5000 bytes, 1.30x at 100..1000); each
-//! check asks for a little less than measured, and never less than memcached's count.
+//! hold more items than memcached's (1.15-1.19x at 1..5000 bytes, 1.33-1.35x at 100..1000);
+//! each check asks for a little less than measured, and never less than memcached's count.
 
 mod support;
 
@@ -151,15 +151,13 @@ fn check(threads: usize, mib: usize, sizes: Sizes, min_ratio: f64) {
     );
     eprintln!("{context}");
     assert!(ratio >= min_ratio, "{context}");
-    // Item bytes at least 80% of -m (the goal of 85% is not met everywhere; memcached's own
-    // `bytes` is 70% of -m for 1..100,000 B). 1..100,000 B at -t 32, about 50 values a
-    // partition, varies with the hash seed from run to run: 80.5-87.1% over six runs, so 78%
-    // there.
-    let min_payload = if threads >= 32 && sizes.hi >= 100_000 && sizes.lo < sizes.hi {
-        0.78
-    } else {
-        0.80
-    };
+    // Item bytes at least 85% of -m (memcached's own `bytes` is 70% of -m for 1..100,000 B).
+    // The least are at -t 32 of -m 64, 2 MiB partitions of 16 KiB pages where a class of few
+    // items still holds a page: 1..5000 B 85.1% and 1..100,000 B (about 50 values a
+    // partition) 85.0% in the daemon, 85.2-85.6% and 85.5-86.6% in process over hash seeds
+    // (the daemon draws its seed at random), so 84% there; 86.4-100% elsewhere.
+    let small_partitions = threads >= 32 && mib == 64 && sizes.lo == 1 && sizes.hi > 1000;
+    let min_payload = if small_partitions { 0.84 } else { 0.85 };
     assert!(payload >= min_payload, "{context}");
     assert!(ours.newest_kept >= 0.99, "{context}");
 }
@@ -174,13 +172,14 @@ fn uniform_1_to_5000_bytes_at_every_thread_count() {
 #[test]
 fn other_value_sizes_at_every_thread_count() {
     for threads in [1, 2, 4, 8, 16, 32] {
-        // 1..100,000 bytes: 1.18-1.25x memcached's items at every thread count (at -t 32,
-        // about 50 values a partition, 1.15-1.20x in process over 16 hash seeds).
+        // 1..100,000 bytes: 1.19-1.28x memcached's items at every thread count; 100 B values
+        // with keys `k:0` to `k:2013265` are 122-128-byte items, one class of 128-byte
+        // chunks: 1.50x.
         for (lo, hi, min_ratio) in [
-            (100, 1000, 1.2),
+            (100, 1000, 1.25),
             (200, 400, 1.1),
             (1, 100_000, 1.1),
-            (100, 100, 1.2),
+            (100, 100, 1.4),
             (20_000, 20_000, 1.0),
             (100_000, 100_000, 1.0),
             (4096, 4096, 1.0),
@@ -193,7 +192,7 @@ fn other_value_sizes_at_every_thread_count() {
 #[test]
 fn a_gibibyte_at_one_eight_and_thirty_two_threads() {
     for threads in [1, 8, 32] {
-        check(threads, 1024, Sizes { lo: 1, hi: 5000 }, 1.15);
-        check(threads, 1024, Sizes { lo: 1, hi: 100_000 }, 1.1);
+        check(threads, 1024, Sizes { lo: 1, hi: 5000 }, 1.2);
+        check(threads, 1024, Sizes { lo: 1, hi: 100_000 }, 1.2);
     }
 }

@@ -109,6 +109,7 @@ fn check(partitions: usize, (lo, hi): (usize, usize), min_ratio: f64, min_payloa
         this.payload_share * 100.0,
         this.newest_kept_share * 100.0
     );
+    eprintln!("{context}");
     assert!(ratio >= min_ratio, "{context}");
     assert!(this.payload_share >= min_payload, "{context}");
     assert!(this.newest_kept_share >= 0.99, "{context}");
@@ -117,10 +118,11 @@ fn check(partitions: usize, (lo, hi): (usize, usize), min_ratio: f64, min_payloa
 #[test]
 fn mixed_sizes_hold_more_items_than_memcached_at_every_partition_count() {
     // The page mover keeps small items longer than large ones (evictions per byte even out),
-    // so a mixed fill holds 1.13-1.18x memcached's items (1..5000, 200..400) and 1.30x
-    // (100..1000); 1.1x is the goal at every partition count.
+    // so a mixed fill holds 1.15-1.19x memcached's items (1..5000, 200..400) and 1.33-1.35x
+    // (100..1000); 1.1x is the goal at every partition count, and 85% of the memory in item
+    // bytes (1..5000 at 32 partitions: 85.0%, the classes of few small items sharing pages).
     for partitions in [1, 2, 4, 8, 16, 32] {
-        check(partitions, (1, 5000), 1.1, 0.80);
+        check(partitions, (1, 5000), 1.1, 0.85);
         check(partitions, (100, 1000), 1.2, 0.85);
         check(partitions, (200, 400), 1.1, 0.85);
     }
@@ -130,16 +132,18 @@ fn mixed_sizes_hold_more_items_than_memcached_at_every_partition_count() {
 fn values_up_to_100_kb_hold_more_items_than_memcached() {
     // Chained items are weighed by length (chain classes), last chunks fill pages that exist
     // before taking new ones, and a class's room for its own items is its pages less the
-    // last chunks they hold: 1.18-1.26x memcached's items.
+    // last chunks they hold: 1.21-1.28x memcached's items, 87.8-92.4% of the memory (32
+    // partitions: 83.2% while empty pages went back to the pool only at maintenance).
     for partitions in [1, 2, 8, 16, 32] {
-        check(partitions, (1, 100_000), 1.1, 0.80);
+        check(partitions, (1, 100_000), 1.1, 0.85);
     }
 }
 
 #[test]
 fn fixed_sizes_hold_at_least_memcacheds_items() {
     for partitions in [1, 2, 8, 32] {
-        check(partitions, (100, 100), 1.2, 0.80);
+        // `k:0` to `k:2013265` with 100 B values: 122-128-byte items in 128-byte chunks.
+        check(partitions, (100, 100), 1.4, 0.95);
         check(partitions, (20_000, 20_000), 1.0, 0.90);
         check(partitions, (100_000, 100_000), 1.0, 0.95);
     }
