@@ -208,8 +208,8 @@ pub const PAGES_PER_PARTITION: usize = 256;
 /// 1.15 filled 88-93% of `-m 64` with items at `-t 1`, `-t 2` and `-m 1024` for every mixed
 /// fill of `examples/capacity.rs`, against 84-90% at 1.25, and 1-5% more items (100 B values
 /// +19%: a 128-byte chunk fits them). At `-t 32` of `-m 64`, 2 MiB partitions of 16 KiB
-/// pages, the classes of few small items each keep a mostly empty page: 1..5000 bytes holds
-/// 3% fewer items there (storage/README.md).
+/// pages, more classes of few small items keep a mostly empty page each: 1..5000 bytes held
+/// 3% fewer items there, and as many once such classes share pages (`borrow_chunk`).
 pub const DEFAULT_GROWTH_FACTOR: f64 = 1.15;
 
 /// Most classes of the slab ladder (a partition adds the chain classes after them; the
