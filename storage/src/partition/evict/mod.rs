@@ -246,7 +246,10 @@ impl Partition {
     /// is dead. Without evictions only dead items are freed.
     pub(super) fn evict_in_class(&mut self, class: usize) -> bool {
         let total = self.slabs.classes[class].total_chunks();
-        if total == 0 {
+        // A class holding chains' last chunks and no item of its own has nothing to evict:
+        // its chunks come free with their chains. Without this the hand went round all of
+        // them four times per store (100 KB values at -m 256 -t 1, 4 KiB chunks: minutes).
+        if total == 0 || self.slabs.classes[class].items == 0 {
             return false;
         }
         if !self.config.evictions {

@@ -193,7 +193,11 @@ impl Policy for S3Fifo {
 
     #[inline]
     fn victim(&mut self, sweep: &mut Sweep<'_>, class: usize, total: usize) -> Option<Victim> {
-        if sweep.slabs.classes[class].probation_items >= small_share(total)
+        // Every item on probation (a class of few items among chains' last chunks): the
+        // hand would pass over them all, four times round.
+        let slab = &sweep.slabs.classes[class];
+        let all_on_probation = slab.probation_items >= slab.items;
+        if (slab.probation_items >= small_share(total) || all_on_probation)
             && let Some(victim) = from_probation(sweep, class)
         {
             return Some(victim);
