@@ -446,7 +446,10 @@ fn metadump_lines(client: &mut Client) -> Vec<String> {
 fn metadump_like_memcached() {
     let reference = Reference::start(&["-t", "2"]);
     let server = Server::start(&["-t", "2"]);
-    let theirs = metadump_lines(&mut reference.connect());
+    let mut theirs = metadump_lines(&mut reference.connect());
+    // memcached's crawler can list an item twice: one read since it was stored moves it
+    // between its LRU queues while the walk is under way (seen once in CI: `plain` twice).
+    theirs.dedup();
     let ours = metadump_lines(&mut server.connect());
     assert_eq!(ours, theirs);
     assert_eq!(theirs.len(), 4, "{theirs:?}");
