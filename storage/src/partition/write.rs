@@ -185,14 +185,15 @@ impl Partition {
         let Some(fits) = self.slabs.class_for(size) else {
             return chain_class;
         };
-        let near = 2 * self.slabs.classes[fits].chunk_size;
-        // With `-M` free chunks of the largest size are what chain heads fall back on.
-        let far = self.config.evictions && self.pool.is_exhausted();
-        self.larger_class_with_free_chunk(fits, near)
-            .or_else(|| {
-                far.then(|| self.larger_class_with_free_chunk(fits, usize::MAX))
-                    .flatten()
-            })
+        // The search goes up from the smallest class, so widening it finds the same class
+        // whenever one near has room. With `-M` free chunks of the largest size are what
+        // chain heads fall back on.
+        let limit = if self.config.evictions && self.pool.is_exhausted() {
+            usize::MAX
+        } else {
+            2 * self.slabs.classes[fits].chunk_size
+        };
+        self.larger_class_with_free_chunk(fits, limit)
             .unwrap_or(fits)
     }
 
