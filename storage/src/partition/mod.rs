@@ -566,7 +566,8 @@ impl Partition {
         let class = self.class_counters(handle);
         class.get_hits += 1;
         class.touch_hits += 1;
-        header.expiry = self.clock.expiry_of(exptime);
+        let expiry = self.clock.expiry_of(exptime);
+        let handle = self.set_expiry(hash, handle, &mut header, expiry)?;
         self.bump(handle, &mut header);
         Some(self.item_ref(handle, header))
     }
@@ -613,10 +614,15 @@ impl Partition {
         let now = self.clock.now();
         let hit_before = header.bits & item::FETCHED != 0;
         let last_access = now.saturating_sub(header.time);
+        let mut handle = handle;
         if let Some(exptime) = options.touch {
-            header.expiry = self.clock.expiry_of(exptime);
+            let expiry = self.clock.expiry_of(exptime);
+            match self.set_expiry(hash, handle, &mut header, expiry) {
+                Some(moved) => handle = moved,
+                None => return MetaGetOutcome::Miss,
+            }
         }
-        let win_sent = header.bits & item::WIN_SENT != 0;
+        let win_sent = header.win_sent;
         let stale = header.bits & item::STALE != 0;
         let mut win = created;
         if let Some(below) = options.recache_below {
@@ -629,7 +635,7 @@ impl Partition {
             win = true;
         }
         if win {
-            header.bits |= item::WIN_SENT;
+            header.win_sent = true;
         }
         if options.bump {
             self.bump(handle, &mut header);
@@ -742,7 +748,8 @@ impl Partition {
                 if stale_store {
                     // memcached keeps the TTL and the stale and token-sent marks.
                     header.expiry = old_header.expiry;
-                    header.bits |= item::STALE | (old_header.bits & item::WIN_SENT);
+                    header.bits |= item::STALE;
+                    header.win_sent = old_header.win_sent;
                 }
                 parts = [request.value, &[]];
             }
@@ -805,7 +812,8 @@ impl Partition {
                     header.expiry = self.clock.expiry_of(exptime);
                 }
                 // Stale, and the next reader may win the recache again.
-                header.bits = (header.bits | item::STALE) & !item::WIN_SENT;
+                header.bits |= item::STALE;
+                header.win_sent = false;
                 header.cas = self.fresh_cas(request.new_cas);
                 self.rewrite_header(request.hash, handle, header);
             }
@@ -897,6 +905,7 @@ impl Partition {
             header.time = self.access_time();
             self.eviction.accessed(&self.slabs, handle);
             self.rewrite_header(request.hash, handle, header)
+                .map_or(header, |(_, stored)| stored)
         } else {
             let fresh = self.new_header(request.key, header.flags, header.expiry, Some(header.cas));
             self.write_and_link(request.hash, request.key, fresh, &[digits.as_bytes()])?
@@ -919,7 +928,10 @@ impl Partition {
         };
         self.counters.touch_hits += 1;
         self.class_counters(handle).touch_hits += 1;
-        header.expiry = self.clock.expiry_of(exptime);
+        let expiry = self.clock.expiry_of(exptime);
+        let Some(handle) = self.set_expiry(hash, handle, &mut header, expiry) else {
+            return false;
+        };
         self.bump(handle, &mut header);
         true
     }
@@ -1163,12 +1175,12 @@ mod tests {
     /// page given up is then the half-full one, and the full pages have no room, so some of
     /// its items are rescued only by evicting others); returns the class and the key count.
     pub(super) fn two_and_a_half_pages(partition: &mut Partition) -> (usize, usize) {
-        // 127-byte values: with keys of 2 to 6 bytes (`k0` to `k99999`) and the 19-byte
-        // header, every item is 148 to 152 bytes, one class with the default ladder and
+        // 127-byte values: with keys of 2 to 6 bytes (`k0` to `k99999`) and the 15-byte
+        // header, every item is 144 to 148 bytes, one class with the default ladder and
         // memcached's.
         let value = [b'v'; 127];
-        let small = partition.slabs.class_for(19 + 2 + value.len()).unwrap();
-        assert_eq!(partition.slabs.class_for(19 + 6 + value.len()), Some(small));
+        let small = partition.slabs.class_for(15 + 2 + value.len()).unwrap();
+        assert_eq!(partition.slabs.class_for(15 + 6 + value.len()), Some(small));
         let per_page = partition.slabs.classes[small].chunks_per_page;
         let count = per_page * 5 / 2;
         assert!(count < 100_000);
