@@ -479,6 +479,41 @@ fn an_exptime_given_to_an_item_stored_without_one_keeps_it_whole() {
     }
 }
 
+/// The size limit counts the expiry field that an item stored without an exptime lacks, so a
+/// touch never takes an item over `-I` (with the largest chunk `-I` itself, a full-size item
+/// would have had no larger chunk to move to). Under `-M` every item carries the field: a
+/// touch there must never need memory.
+#[test]
+fn an_item_at_the_size_limit_can_be_touched_and_no_eviction_items_carry_an_expiry() {
+    let config = StorageConfig {
+        item_size_max: 1024,
+        slab_chunk_max: 1024,
+        ..small_config()
+    };
+    let mut h = Harness::new(config, 1);
+    assert_eq!(
+        h.store(StoreMode::Set, b"k", &[b'v'; 1005], 0, 0),
+        Err(StoreError::TooLarge)
+    );
+    h.set(b"k", &[b'v'; 1004]);
+    let (partition, hash) = h.route(b"k");
+    assert_eq!(partition.peek(hash, b"k").unwrap().total_size(), 1020);
+    assert!(partition.touch(hash, b"k", 100));
+    let item = partition.peek(hash, b"k").unwrap();
+    assert_eq!((item.total_size(), item.ttl()), (1024, 100));
+
+    let mut h = Harness::new(
+        StorageConfig {
+            evictions: false,
+            ..small_config()
+        },
+        1,
+    );
+    h.set(b"k", b"v");
+    let (partition, hash) = h.route(b"k");
+    assert_eq!(partition.peek(hash, b"k").unwrap().total_size(), 15 + 4 + 2);
+}
+
 #[test]
 fn flush_all_now_and_later() {
     let mut h = Harness::one();

@@ -556,7 +556,14 @@ impl Partition {
     pub fn get_and_touch(&mut self, hash: u64, key: &[u8], exptime: i64) -> Option<ItemRef<'_>> {
         self.counters.cmd_get += 1;
         self.counters.cmd_touch += 1;
-        let Some((handle, mut header)) = self.lookup_counting_misses(hash, key) else {
+        let expiry = self.clock.expiry_of(exptime);
+        let Some((handle, mut header)) =
+            self.lookup_counting_misses(hash, key)
+                .and_then(|(handle, mut header)| {
+                    let handle = self.set_expiry(hash, handle, &mut header, expiry)?;
+                    Some((handle, header))
+                })
+        else {
             self.counters.get_misses += 1;
             self.counters.touch_misses += 1;
             return None;
@@ -566,8 +573,6 @@ impl Partition {
         let class = self.class_counters(handle);
         class.get_hits += 1;
         class.touch_hits += 1;
-        let expiry = self.clock.expiry_of(exptime);
-        let handle = self.set_expiry(hash, handle, &mut header, expiry)?;
         self.bump(handle, &mut header);
         Some(self.item_ref(handle, header))
     }
@@ -596,6 +601,14 @@ impl Partition {
                 None => None,
             },
         };
+        let found = match (found, options.touch) {
+            (Some((handle, mut header)), Some(exptime)) => {
+                let expiry = self.clock.expiry_of(exptime);
+                self.set_expiry(hash, handle, &mut header, expiry)
+                    .map(|handle| (handle, header))
+            }
+            (found, _) => found,
+        };
         let Some((handle, mut header)) = found else {
             if options.touch.is_some() {
                 self.counters.touch_misses += 1;
@@ -614,14 +627,6 @@ impl Partition {
         let now = self.clock.now();
         let hit_before = header.bits & item::FETCHED != 0;
         let last_access = now.saturating_sub(header.time);
-        let mut handle = handle;
-        if let Some(exptime) = options.touch {
-            let expiry = self.clock.expiry_of(exptime);
-            match self.set_expiry(hash, handle, &mut header, expiry) {
-                Some(moved) => handle = moved,
-                None => return MetaGetOutcome::Miss,
-            }
-        }
         let win_sent = header.win_sent;
         let stale = header.bits & item::STALE != 0;
         let mut win = created;
@@ -808,8 +813,15 @@ impl Partition {
         }
         match request.invalidate {
             Some(exptime) => {
+                let mut handle = handle;
                 if let Some(exptime) = exptime {
-                    header.expiry = self.clock.expiry_of(exptime);
+                    // Room in place when the chunk has it; failing that, the rewrite below
+                    // tries again and drops the item if it cannot (it is invalidated anyway).
+                    let expiry = self.clock.expiry_of(exptime);
+                    if let Some(moved) = self.set_expiry(request.hash, handle, &mut header, expiry)
+                    {
+                        handle = moved;
+                    }
                 }
                 // Stale, and the next reader may win the recache again.
                 header.bits |= item::STALE;
@@ -890,8 +902,12 @@ impl Partition {
         let mut digits = itoa::Buffer::new();
         let digits = digits.format(value);
         let mut header = old_header;
+        let mut handle = handle;
         if let Some(exptime) = request.exptime {
-            header.expiry = self.clock.expiry_of(exptime);
+            let expiry = self.clock.expiry_of(exptime);
+            handle = self
+                .set_expiry(request.hash, handle, &mut header, expiry)
+                .ok_or(StoreError::OutOfMemory)?;
         }
         header.cas = self.fresh_cas(request.new_cas);
         let header = if digits.len() <= old_len {
@@ -926,12 +942,13 @@ impl Partition {
             self.counters.touch_misses += 1;
             return false;
         };
-        self.counters.touch_hits += 1;
-        self.class_counters(handle).touch_hits += 1;
         let expiry = self.clock.expiry_of(exptime);
         let Some(handle) = self.set_expiry(hash, handle, &mut header, expiry) else {
+            self.counters.touch_misses += 1;
             return false;
         };
+        self.counters.touch_hits += 1;
+        self.class_counters(handle).touch_hits += 1;
         self.bump(handle, &mut header);
         true
     }

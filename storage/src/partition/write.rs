@@ -60,11 +60,12 @@ impl Partition {
         self.eviction.accessed(&self.slabs, handle);
     }
 
-    /// Gives an item a new expiry (`touch`, `gat`, meta `T`), to be written with its other
-    /// access fields. An item stored without an expiry has no field for one: its key and value
-    /// move 4 bytes along when its chunk has the room, else it is rewritten into a larger
-    /// chunk. Returns the item's handle, which a rewrite changes, or `None` if the rewrite
-    /// found no memory and the item is gone.
+    /// Gives an item a new expiry (`touch`, `gat`, meta `T`, `ma`/`md` with `T`), to be
+    /// written with its other access fields. An item stored without an expiry has no field for
+    /// one: its key and value move 4 bytes along when its chunk has the room, else it is
+    /// rewritten into a larger chunk (the size limit counted the field, so it fits). Returns the
+    /// item's handle, which a rewrite changes, or `None` if the rewrite found no memory (only
+    /// possible when nothing can be evicted); the item is then left as it was.
     pub(super) fn set_expiry(
         &mut self,
         hash: u64,
@@ -87,7 +88,14 @@ impl Partition {
             self.slabs.classes[class].mem_requested += 4;
             return Some(handle);
         }
-        let (handle, stored) = self.rewrite_header(hash, handle, *header)?;
+        // Copied out first: making room may evict or move the item.
+        let key = item::key_of(self.slabs.chunk(handle), cas_enabled).to_vec();
+        let value = self.copy_value(handle, header);
+        let mut grown = *header;
+        grown.bits &= !item::CHAINED;
+        grown.next = NO_HANDLE;
+        let (handle, mut stored) = self.write_counting_errors(grown, &key, &[&value]).ok()?;
+        self.link_uncounted(hash, &key, handle, &mut stored);
         *header = stored;
         Some(handle)
     }
@@ -263,7 +271,14 @@ impl Partition {
         header.fix_layout_bits();
         let cas_enabled = self.cas_enabled;
         let needed = header.len(cas_enabled) + key.len() + value_len;
-        if needed > self.config.item_size_max {
+        // The limit counts an expiry field the item does not carry yet, so that giving it an
+        // exptime later (`set_expiry`) never takes it over.
+        let expiry_room = if header.bits & item::HAS_EXPIRY == 0 {
+            4
+        } else {
+            0
+        };
+        if needed + expiry_room > self.config.item_size_max {
             return Err(StoreError::TooLarge);
         }
         let largest = self.slabs.largest_class();
