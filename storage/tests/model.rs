@@ -47,6 +47,10 @@ enum Op {
         key: usize,
         ttl: i64,
     },
+    GetAndTouch {
+        key: usize,
+        ttl: i64,
+    },
     Get {
         key: usize,
     },
@@ -89,6 +93,7 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(key, incr, delta)| Op::Arith { key, incr, delta }),
         2 => key.clone().prop_map(|key| Op::Delete { key }),
         1 => (key.clone(), ttl()).prop_map(|(key, ttl)| Op::Touch { key, ttl }),
+        1 => (key.clone(), ttl()).prop_map(|(key, ttl)| Op::GetAndTouch { key, ttl }),
         8 => key.prop_map(|key| Op::Get { key }),
         2 => (1u32..4).prop_map(|secs| Op::Advance { secs }),
         1 => prop_oneof![Just(0i64), 1i64..5].prop_map(|delay| Op::Flush { delay }),
@@ -158,6 +163,7 @@ fn run(config: StorageConfig, ops: &[Op], exact: bool) -> Result<(), TestCaseErr
             | Op::Arith { key, .. }
             | Op::Delete { key }
             | Op::Touch { key, .. }
+            | Op::GetAndTouch { key, .. }
             | Op::Get { key } => Some(*key),
             _ => None,
         };
@@ -189,6 +195,15 @@ fn run(config: StorageConfig, ops: &[Op], exact: bool) -> Result<(), TestCaseErr
         let in_use = h.pool.pages_in_use();
         prop_assert!(in_use <= h.pool.limit_pages(), "pages over the limit");
         prop_assert_eq!(in_use, h.pages_held());
+        for partition in &h.partitions {
+            // The gauges follow every item's size, also when a touch grows its header.
+            let requested: u64 = partition
+                .class_stats()
+                .iter()
+                .map(|(_, class)| class.mem_requested)
+                .sum();
+            prop_assert_eq!(partition.stats().bytes, requested);
+        }
     }
     Ok(())
 }
@@ -395,6 +410,35 @@ fn apply(
                 if expiry == 1 {
                     model.items.remove(&key);
                 }
+            }
+        }
+        Op::GetAndTouch { key, ttl } => {
+            // An item stored without an exptime has no expiry field: this makes room for one.
+            let name = key_name(key);
+            let (partition, hash) = h.route(&name);
+            let got = partition.get_and_touch(hash, &name, ttl).map(|item| {
+                (
+                    item.value().flatten().copied().collect::<Vec<u8>>(),
+                    item.cas(),
+                )
+            });
+            let expiry = h.clock.expiry_of(ttl);
+            match (got, model.items.get_mut(&key)) {
+                (Some((value, cas)), Some(expected)) => {
+                    prop_assert!(value == expected.value, "gat: wrong value");
+                    prop_assert_eq!(cas, expected.cas);
+                    expected.expiry = expiry;
+                    if expiry == 1 {
+                        model.items.remove(&key);
+                    }
+                }
+                (None, None) => {}
+                (got, expected) => prop_assert!(
+                    false,
+                    "gat: {:?} vs model {:?}",
+                    got.map(|g| g.1),
+                    expected.map(|e| e.cas)
+                ),
             }
         }
         Op::Get { key } => {
