@@ -16,6 +16,11 @@
 //!
 //! `cargo run --release -p ferrocache-storage --example lazy_loading [lookups_per_phase]
 //! [partitions] [policy: s3fifo|clock|lru|all] [trace: w5|scan|mixed|all]`
+//!
+//! Keys are `memtier-<id>` (memtier's); `KEYS=bench` names them as `ferrocache-bench` and
+//! `bench/compare.sh` do, `key:<id>`, whose lengths (5 to 10 bytes) differ with popularity:
+//! where a slab class boundary falls between `key:99999` and `key:100000`, the popular keys
+//! and the rest sit in different classes (storage/README.md, the page mover).
 
 use ferrocache_storage::{
     Clock, EvictionPolicy, KeyHasher, PagePool, Partition, StorageConfig, StoreMode, StoreRequest,
@@ -131,6 +136,7 @@ fn run(
         .collect();
     // The same keys for every policy.
     let mut rng = rand::rngs::StdRng::seed_from_u64(99);
+    let bench_keys = std::env::var("KEYS").is_ok_and(|keys| keys == "bench");
     let value = vec![b'v'; 5000];
     let mut outcome = Outcome {
         hits: 0,
@@ -159,7 +165,12 @@ fn run(
                 } else {
                     1000
                 };
-                (format!("memtier-{id}"), size)
+                let key = if bench_keys {
+                    format!("key:{id}")
+                } else {
+                    format!("memtier-{id}")
+                };
+                (key, size)
             };
             let hash = hasher.hash(key.as_bytes());
             batch.push((key, hash, size));

@@ -196,7 +196,7 @@ fn run(config: StorageConfig, ops: &[Op], exact: bool) -> Result<(), TestCaseErr
         prop_assert!(in_use <= h.pool.limit_pages(), "pages over the limit");
         prop_assert_eq!(in_use, h.pages_held());
         for partition in &h.partitions {
-            // The gauges follow every item's size, also when a touch grows its header.
+            // The gauges follow every item's size through every operation.
             let requested: u64 = partition
                 .class_stats()
                 .iter()
@@ -413,7 +413,6 @@ fn apply(
             }
         }
         Op::GetAndTouch { key, ttl } => {
-            // An item stored without an exptime has no expiry field: this makes room for one.
             let name = key_name(key);
             let (partition, hash) = h.route(&name);
             let got = partition.get_and_touch(hash, &name, ttl).map(|item| {
