@@ -20,7 +20,9 @@
 //! Keys are `memtier-<id>` (memtier's); `KEYS=bench` names them as `ferrocache-bench` and
 //! `bench/compare.sh` do, `key:<id>`, whose lengths (5 to 10 bytes) differ with popularity:
 //! where a slab class boundary falls between `key:99999` and `key:100000`, the popular keys
-//! and the rest sit in different classes (storage/README.md, the page mover).
+//! and the rest sit in different classes (storage/README.md, the page mover). `VALUE=N` sets
+//! the W5 and scan traces' value size (1,000 bytes); `KEYS=bench VALUE=996` at 16 partitions
+//! puts that boundary there.
 
 use ferrocache_storage::{
     Clock, EvictionPolicy, KeyHasher, PagePool, Partition, StorageConfig, StoreMode, StoreRequest,
@@ -138,6 +140,11 @@ fn run(
     let mut rng = rand::rngs::StdRng::seed_from_u64(99);
     let bench_keys = std::env::var("KEYS").is_ok_and(|keys| keys == "bench");
     let value = vec![b'v'; 5000];
+    let value_size: usize = std::env::var("VALUE")
+        .ok()
+        .and_then(|size| size.parse().ok())
+        .unwrap_or(1000)
+        .min(value.len());
     let mut outcome = Outcome {
         hits: 0,
         lookups: 0,
@@ -156,14 +163,14 @@ fn run(
         for _ in 0..BATCH {
             let (key, size) = if scan {
                 scanned = (scanned + 1) % SCAN_KEYS;
-                (format!("scan-{scanned}"), 1000)
+                (format!("scan-{scanned}"), value_size)
             } else {
                 let target = rng.random::<f64>() * total;
                 let id = cdf.partition_point(|&c| c < target);
                 let size = if trace == Trace::Mixed {
                     mixed_size(id)
                 } else {
-                    1000
+                    value_size
                 };
                 let key = if bench_keys {
                     format!("key:{id}")
