@@ -9,7 +9,7 @@ mod common;
 
 use common::Harness;
 use ferrocache_storage::{
-    ArithMode, ArithOutcome, ArithRequest, DeleteOutcome, DeleteRequest, EvictionPolicy,
+    ArithMode, ArithOutcome, ArithRequest, DeleteOutcome, DeleteRequest, EvictionPolicy, ItemRef,
     StorageConfig, StoreError, StoreMode, StoreOutcome, StoreRequest,
 };
 use proptest::prelude::*;
@@ -47,12 +47,10 @@ enum Op {
         key: usize,
         ttl: i64,
     },
-    GetAndTouch {
-        key: usize,
-        ttl: i64,
-    },
+    /// `get`, or `gat` with a new exptime.
     Get {
         key: usize,
+        touch: Option<i64>,
     },
     Advance {
         secs: u32,
@@ -93,8 +91,8 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(key, incr, delta)| Op::Arith { key, incr, delta }),
         2 => key.clone().prop_map(|key| Op::Delete { key }),
         1 => (key.clone(), ttl()).prop_map(|(key, ttl)| Op::Touch { key, ttl }),
-        1 => (key.clone(), ttl()).prop_map(|(key, ttl)| Op::GetAndTouch { key, ttl }),
-        8 => key.prop_map(|key| Op::Get { key }),
+        1 => (key.clone(), ttl()).prop_map(|(key, ttl)| Op::Get { key, touch: Some(ttl) }),
+        8 => key.prop_map(|key| Op::Get { key, touch: None }),
         2 => (1u32..4).prop_map(|secs| Op::Advance { secs }),
         1 => prop_oneof![Just(0i64), 1i64..5].prop_map(|delay| Op::Flush { delay }),
         1 => (1usize..5000).prop_map(|budget| Op::Maintain { budget }),
@@ -163,8 +161,7 @@ fn run(config: StorageConfig, ops: &[Op], exact: bool) -> Result<(), TestCaseErr
             | Op::Arith { key, .. }
             | Op::Delete { key }
             | Op::Touch { key, .. }
-            | Op::GetAndTouch { key, .. }
-            | Op::Get { key } => Some(*key),
+            | Op::Get { key, .. } => Some(*key),
             _ => None,
         };
         if let Some(key) = key {
@@ -403,52 +400,22 @@ fn apply(
             let name = key_name(key);
             let (partition, hash) = h.route(&name);
             let touched = partition.touch(hash, &name, ttl);
-            let expiry = h.clock.expiry_of(ttl);
             prop_assert_eq!(touched, model.items.contains_key(&key));
-            if let Some(item) = model.items.get_mut(&key) {
-                item.expiry = expiry;
-                if expiry == 1 {
-                    model.items.remove(&key);
-                }
-            }
+            touch_model(model, key, h.clock.expiry_of(ttl));
         }
-        Op::GetAndTouch { key, ttl } => {
+        Op::Get { key, touch } => {
             let name = key_name(key);
             let (partition, hash) = h.route(&name);
-            let got = partition.get_and_touch(hash, &name, ttl).map(|item| {
+            let read = |item: ItemRef<'_>| {
                 (
                     item.value().flatten().copied().collect::<Vec<u8>>(),
                     item.cas(),
                 )
-            });
-            let expiry = h.clock.expiry_of(ttl);
-            match (got, model.items.get_mut(&key)) {
-                (Some((value, cas)), Some(expected)) => {
-                    prop_assert!(value == expected.value, "gat: wrong value");
-                    prop_assert_eq!(cas, expected.cas);
-                    expected.expiry = expiry;
-                    if expiry == 1 {
-                        model.items.remove(&key);
-                    }
-                }
-                (None, None) => {}
-                (got, expected) => prop_assert!(
-                    false,
-                    "gat: {:?} vs model {:?}",
-                    got.map(|g| g.1),
-                    expected.map(|e| e.cas)
-                ),
-            }
-        }
-        Op::Get { key } => {
-            let name = key_name(key);
-            let (partition, hash) = h.route(&name);
-            let got = partition.get(hash, &name).map(|item| {
-                (
-                    item.value().flatten().copied().collect::<Vec<u8>>(),
-                    item.cas(),
-                )
-            });
+            };
+            let got = match touch {
+                Some(ttl) => partition.get_and_touch(hash, &name, ttl).map(read),
+                None => partition.get(hash, &name).map(read),
+            };
             match (got, model.items.get(&key)) {
                 (Some((value, cas)), Some(expected)) => {
                     prop_assert!(value == expected.value, "get: wrong value");
@@ -461,6 +428,9 @@ fn apply(
                     got.map(|g| g.1),
                     expected.map(|e| e.cas)
                 ),
+            }
+            if let Some(ttl) = touch {
+                touch_model(model, key, h.clock.expiry_of(ttl));
             }
         }
         Op::Advance { secs } => {
@@ -560,6 +530,16 @@ proptest! {
                 ..StorageConfig::default()
             };
             run(config, &ops, false)?;
+        }
+    }
+}
+
+/// A touch in the model: the key's item, if any, expires at `expiry` (1: already expired).
+fn touch_model(model: &mut Model, key: usize, expiry: u32) {
+    if let Some(item) = model.items.get_mut(&key) {
+        item.expiry = expiry;
+        if expiry == 1 {
+            model.items.remove(&key);
         }
     }
 }
