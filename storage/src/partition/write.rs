@@ -176,18 +176,17 @@ impl Partition {
     /// class that has one. Last chunks come in every size up to the largest chunk, and few
     /// chained items a partition (64 MiB over 32 threads holds about 40 values of 100 KB
     /// each) spread them over twenty classes of one page each, most of it unused: a fifth of
-    /// the memory stood idle. Never beyond twice the size: 85.4% of `-m 64 -t 32` in item
-    /// bytes for 1..100,000-byte values, 85.9% now; beyond it even while the pool had pages:
-    /// 88.3%, but a partition of few large values lost 2 of its newest six in 2,880 checks
-    /// (`a_partition_of_few_large_values_keeps_its_newest`). With `-M`, free chunks of the
-    /// largest size are what chain heads fall back on.
+    /// the memory stood idle. While the pool has pages, never beyond twice the size: beyond
+    /// it then, 88.3% of `-m 64 -t 32` in item bytes for 1..100,000-byte values (85.9%
+    /// within it), but a partition of few large values lost 2 of its newest six in 2,880
+    /// checks (`a_partition_of_few_large_values_keeps_its_newest`). With `-M`, never beyond
+    /// it: free chunks of the largest size are what chain heads fall back on.
     fn tail_class(&self, size: usize, chain_class: usize) -> usize {
         let Some(fits) = self.slabs.class_for(size) else {
             return chain_class;
         };
         // The search goes up from the smallest class, so widening it finds the same class
-        // whenever one near has room. With `-M` free chunks of the largest size are what
-        // chain heads fall back on.
+        // whenever one near has room.
         let limit = if self.config.evictions && self.pool.is_exhausted() {
             usize::MAX
         } else {
