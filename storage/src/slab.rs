@@ -37,8 +37,8 @@ pub(crate) struct Queued {
 /// Chain classes after the ladder: bands of 2, 3-4, 5-8, ... chunks, the last one open-ended.
 pub const CHAIN_CLASSES: usize = 10;
 
-/// [`SlabClass::demand_average`] counts in these fractions of an eviction, so that halving
-/// it window by window keeps a class's last few evictions.
+/// [`SlabClass::demand_average`] and [`SlabClass::proven_average`] count in these fractions of
+/// an eviction, so that averaging them window by window keeps a class's last few evictions.
 pub(crate) const DEMAND_SCALE: u64 = 4;
 
 /// The chunk counts of chain band `band` (0-based): the fewest, and the most (`None` for the
@@ -102,6 +102,12 @@ pub(crate) struct SlabClass {
     pub idle_windows: u8,
     /// Evictions in the mover's window made to empty a page (not demand for page credit).
     pub emptying_evictions: u64,
+    /// Evictions in the mover's window of items that had proved themselves: off S3-FIFO's main
+    /// CLOCK, not its small FIFO of items never read since written (page emptying excluded).
+    pub proven_evictions: u64,
+    /// Those evictions, weighed by the page mover and averaged over its recent windows, in
+    /// [`DEMAND_SCALE`]ths (0 under policies without probation).
+    pub proven_average: u64,
 }
 
 impl SlabClass {
@@ -176,6 +182,8 @@ impl Slabs {
                 evicted_checkpoint: 0,
                 items_checkpoint: 0,
                 demand_average: 0,
+                proven_evictions: 0,
+                proven_average: 0,
                 ever_had_pages: false,
                 page_credit: 0,
                 idle: false,

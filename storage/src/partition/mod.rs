@@ -969,6 +969,7 @@ impl Partition {
             for slab in &mut self.slabs.classes {
                 slab.page_credit = 0;
                 slab.demand_average = 0;
+                slab.proven_average = 0;
             }
         }
         examined
@@ -1028,6 +1029,7 @@ impl Partition {
             class.counters = ClassStats::default();
             class.evicted_checkpoint = 0;
             class.emptying_evictions = 0;
+            class.proven_evictions = 0;
         }
     }
 

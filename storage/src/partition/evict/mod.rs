@@ -175,6 +175,12 @@ impl Eviction {
             EvictionPolicy::Lru => Eviction::Lru(Lru::new(classes)),
         }
     }
+
+    /// Whether new items wait on probation (S3-FIFO's small FIFO) until read, so that an
+    /// eviction off the main queue says more about a class's memory than one off probation.
+    pub(super) fn screens_new_items(&self) -> bool {
+        matches!(self, Eviction::S3Fifo(_))
+    }
 }
 
 impl Policy for Eviction {
@@ -322,6 +328,8 @@ impl Partition {
         slab.counters.evicted += 1;
         if self.emptying_page {
             slab.emptying_evictions += 1;
+        } else if !header.probation {
+            slab.proven_evictions += 1;
         }
         slab.counters.evicted_time = u64::from(age);
         if header.expiry != 0 {
