@@ -5,16 +5,18 @@
 //! continuation). Must not touch: where chunks live (that is `slab.rs`), the index, or any
 //! policy (expiry, eviction); everything here is a pure function of a chunk's bytes.
 //!
-//! # Head chunk (19 bytes of header for the common case: CAS on, flags 0)
+//! # Head chunk (15 bytes of header for the common case: CAS on, flags 0, no exptime)
 //! ```text
-//! 0       bits        FREQ_LOW FETCHED STALE WIN_SENT HAS_FLAGS CHAINED WIDE_CAS FREQ_HIGH
+//! 0       bits        FREQ_LOW FETCHED STALE HAS_EXPIRY HAS_FLAGS CHAINED WIDE_CAS FREQ_HIGH
 //! 1       key_len     1..=250 (0 marks a chunk that is not an item head)
-//! 2..5    value_len   u23, bytes of value in this chunk (0 for a chained item, see below);
-//!                     the top bit is PROBATION (the item is in its class's small queue)
-//! 5..9    expiry      u32, Clock seconds (0 never, 1 expired)
-//! 9..13   time        u32, Clock second of the last access (store, bump, touch)
-//! [13..]  cas         6 bytes, or 8 with WIDE_CAS (a CAS >= 2^48, only reachable via meta E);
+//! 2..5    value_len   u22, bytes of value in this chunk (0 for a chained item, see below);
+//!                     the top bit is PROBATION (the item is in its class's small queue), the
+//!                     next WIN_SENT (a recache win token has been handed out, meta `Z`)
+//! 5..9    time        u32, Clock second of the last access (store, bump, touch)
+//! [9..]   cas         6 bytes, or 8 with WIDE_CAS (a CAS >= 2^48, only reachable via meta E);
 //!                     absent when CAS is disabled
+//! [..]    expiry      u32, Clock seconds (1 expired), only with HAS_EXPIRY: an item stored
+//!                     with exptime 0 never expires and spends nothing on it
 //! [..]    flags       u32, only with HAS_FLAGS (client flags 0 cost nothing)
 //! [..]    chain       u32 total value length + u32 handle of the first continuation chunk,
 //!                     only with CHAINED
@@ -23,6 +25,14 @@
 //! A full-precision `time` costs 4 bytes but gives exact `l`/`la=`, `stats items` ages and
 //! memcached's own `flush_all` rule (items last touched before the flush moment are dead)
 //! without a store timestamp or a flush generation byte. The 6-byte CAS pays for it.
+//!
+//! The expiry is optional because items without one are common (W4's, a cache in front of a
+//! database that invalidates on write) and 4 bytes is what stands between a 100-byte value
+//! under a 10-byte key and the 128-byte class: 129-byte items took 152-byte chunks, 84.9% of
+//! `-m 1024` in item bytes. Giving an item without the field an exptime (`touch`, `gat`, meta
+//! `T`) makes room for it: the key and value move 4 bytes along in the chunk when it has the
+//! slack, else the item is rewritten into a larger chunk. Chained items and every item under
+//! `-M` (where a rewrite could find no memory) always carry the field.
 //!
 //! # Continuation chunk
 //! `[CONTINUATION, 0, head handle u32, next handle u32, data...]`; the head handle lets a page
@@ -42,8 +52,8 @@ pub(crate) const FREQ_HIGH: u8 = 0x80;
 pub(crate) const FETCHED: u8 = 0x02;
 /// Marked stale by meta invalidation (`X`).
 pub(crate) const STALE: u8 = 0x04;
-/// A recache win token has been handed out (`Z`).
-pub(crate) const WIN_SENT: u8 = 0x08;
+/// The header holds an expiry (else the item never expires).
+pub(crate) const HAS_EXPIRY: u8 = 0x08;
 /// Non-zero client flags follow the CAS.
 pub(crate) const HAS_FLAGS: u8 = 0x10;
 /// The value continues in other chunks.
@@ -61,14 +71,12 @@ const BITS: usize = 0;
 const KEY_LEN: usize = 1;
 /// The 3-byte in-chunk value length.
 const VALUE_LEN: usize = 2;
-/// The byte of `value_len` whose top bit is PROBATION.
+/// The byte of `value_len` whose top bits are PROBATION and WIN_SENT.
 const PROBATION_BYTE: usize = 4;
-/// The expiry, u32.
-const EXPIRY: usize = 5;
 /// The last-access time, u32.
-const TIME: usize = 9;
-/// Where the variable part (CAS, flags, chain) starts.
-const FIXED: usize = 13;
+const TIME: usize = 5;
+/// Where the variable part (CAS, expiry, flags, chain) starts.
+const FIXED: usize = 9;
 
 // Offsets of a continuation chunk's fields.
 /// The head handle, u32.
@@ -79,6 +87,9 @@ const CONTINUATION_NEXT: usize = 6;
 /// In byte [`PROBATION_BYTE`] (top of value_len): the item is on probation, in its class's
 /// small FIFO.
 const PROBATION: u8 = 0x80;
+/// In byte [`PROBATION_BYTE`]: a recache win token has been handed out (meta `Z`). Kept out of
+/// `bits`, which has no bit to spare for it beside [`HAS_EXPIRY`].
+const WIN_SENT: u8 = 0x40;
 
 /// Most frequency the 2 bits count.
 pub(crate) const FREQ_MAX: u8 = 3;
@@ -151,8 +162,9 @@ pub(crate) const CONTINUATION_HEADER: usize = 10;
 
 const NARROW_CAS_MAX: u64 = (1 << 48) - 1;
 
-/// Largest value length an unchained item records (23 bits; the 24th is PROBATION).
-pub(crate) const UNCHAINED_VALUE_MAX: usize = (1 << 23) - 1;
+/// Largest value length an unchained item records (22 bits; the top two are PROBATION and
+/// WIN_SENT).
+pub(crate) const UNCHAINED_VALUE_MAX: usize = (1 << 22) - 1;
 
 /// An item's header, decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,6 +181,8 @@ pub(crate) struct Header {
     pub next: u32,
     /// In the class's small FIFO (not yet proven by a second access).
     pub probation: bool,
+    /// A recache win token has been handed out (meta `Z`).
+    pub win_sent: bool,
 }
 
 impl Header {
@@ -185,14 +199,20 @@ impl Header {
             flags,
             next: NO_HANDLE,
             probation: false,
+            win_sent: false,
         };
         header.fix_layout_bits();
         header
     }
 
-    /// Sets HAS_FLAGS and WIDE_CAS from the values (CHAINED is decided by the allocator).
+    /// Sets HAS_FLAGS and WIDE_CAS from the values, and HAS_EXPIRY for an expiry; an item
+    /// that has the expiry field keeps it when its expiry goes back to 0 (a touch to 0 then
+    /// costs no move). CHAINED is decided by the allocator.
     pub fn fix_layout_bits(&mut self) {
         self.bits &= !(HAS_FLAGS | WIDE_CAS);
+        if self.expiry != 0 {
+            self.bits |= HAS_EXPIRY;
+        }
         if self.flags != 0 {
             self.bits |= HAS_FLAGS;
         }
@@ -238,6 +258,12 @@ impl Header {
             wide[..6].copy_from_slice(&chunk[FIXED..FIXED + 6]);
             u64::from_le_bytes(wide)
         };
+        let expiry = if bits & HAS_EXPIRY != 0 {
+            at += 4;
+            read_u32(chunk, at - 4)
+        } else {
+            0
+        };
         let flags = if bits & HAS_FLAGS != 0 {
             at += 4;
             read_u32(chunk, at - 4)
@@ -256,12 +282,13 @@ impl Header {
             bits,
             key_len: chunk[KEY_LEN],
             value_len,
-            expiry: read_u32(chunk, EXPIRY),
+            expiry,
             time: read_u32(chunk, TIME),
             cas,
             flags,
             next,
             probation: is_on_probation(chunk),
+            win_sent: chunk[PROBATION_BYTE] & WIN_SENT != 0,
         }
     }
 
@@ -272,13 +299,17 @@ impl Header {
         let in_chunk = if self.is_chained() { 0 } else { self.value_len };
         chunk[VALUE_LEN..VALUE_LEN + 3].copy_from_slice(&in_chunk.to_le_bytes()[..3]);
         set_probation(chunk, self.probation);
-        write_u32(chunk, EXPIRY, self.expiry);
+        set_win_sent(chunk, self.win_sent);
         write_u32(chunk, TIME, self.time);
         let mut at = FIXED;
         if cas_enabled {
             let width = if self.bits & WIDE_CAS != 0 { 8 } else { 6 };
             chunk[at..at + width].copy_from_slice(&self.cas.to_le_bytes()[..width]);
             at += width;
+        }
+        if self.bits & HAS_EXPIRY != 0 {
+            write_u32(chunk, at, self.expiry);
+            at += 4;
         }
         if self.bits & HAS_FLAGS != 0 {
             write_u32(chunk, at, self.flags);
@@ -290,21 +321,46 @@ impl Header {
         }
     }
 
-    /// Writes the fields an access changes (bits, expiry, time) in place; their size never
-    /// changes, so the rest of the header stays valid.
-    pub fn write_access(&self, chunk: &mut [u8]) {
+    /// Writes the fields an access changes (bits, win token, expiry, time) in place. The
+    /// caller has made room for an expiry first ([`Header::has_expiry_room`]), so the layout
+    /// and the rest of the header stay as they are.
+    pub fn write_access(&self, chunk: &mut [u8], cas_enabled: bool) {
+        debug_assert_eq!(
+            header_len(chunk[BITS], cas_enabled),
+            self.len(cas_enabled),
+            "an access never changes the header's layout"
+        );
         chunk[BITS] = self.bits;
-        write_u32(chunk, EXPIRY, self.expiry);
+        set_win_sent(chunk, self.win_sent);
         write_u32(chunk, TIME, self.time);
+        if self.bits & HAS_EXPIRY != 0 {
+            write_u32(chunk, expiry_at(cas_enabled, self.bits), self.expiry);
+        }
+    }
+
+    /// Whether the header can hold its expiry: it has the field, or the expiry is 0.
+    #[inline]
+    pub fn has_expiry_room(&self) -> bool {
+        self.expiry == 0 || self.bits & HAS_EXPIRY != 0
+    }
+}
+
+/// Where the expiry field sits in a header with these bits (after the CAS).
+#[inline]
+fn expiry_at(cas_enabled: bool, bits: u8) -> usize {
+    match (cas_enabled, bits & WIDE_CAS != 0) {
+        (false, _) => FIXED,
+        (true, false) => FIXED + 6,
+        (true, true) => FIXED + 8,
     }
 }
 
 /// Header bytes for an item with these bits.
 #[inline]
 pub(crate) fn header_len(bits: u8, cas_enabled: bool) -> usize {
-    let mut len = FIXED;
-    if cas_enabled {
-        len += if bits & WIDE_CAS != 0 { 8 } else { 6 };
+    let mut len = expiry_at(cas_enabled, bits);
+    if bits & HAS_EXPIRY != 0 {
+        len += 4;
     }
     if bits & HAS_FLAGS != 0 {
         len += 4;
@@ -313,6 +369,30 @@ pub(crate) fn header_len(bits: u8, cas_enabled: bool) -> usize {
         len += 8;
     }
     len
+}
+
+/// Gives an unchained item head the expiry field it lacks, in place: the key and value move
+/// 4 bytes along. The caller checked that the chunk has that much room after the item.
+pub(crate) fn insert_expiry_field(chunk: &mut [u8], cas_enabled: bool, item_size: usize) {
+    let bits = chunk[BITS];
+    debug_assert!(bits & (HAS_EXPIRY | CHAINED) == 0 && item_size + 4 <= chunk.len());
+    let at = header_len(bits, cas_enabled);
+    // The flags, if any, follow the expiry: they move along with the key and value.
+    let from = expiry_at(cas_enabled, bits);
+    chunk.copy_within(from..item_size, from + 4);
+    write_u32(chunk, from, 0);
+    chunk[BITS] = bits | HAS_EXPIRY;
+    debug_assert_eq!(header_len(chunk[BITS], cas_enabled), at + 4);
+}
+
+/// Records on an item head whether a recache win token went out.
+#[inline]
+fn set_win_sent(chunk: &mut [u8], sent: bool) {
+    if sent {
+        chunk[PROBATION_BYTE] |= WIN_SENT;
+    } else {
+        chunk[PROBATION_BYTE] &= !WIN_SENT;
+    }
 }
 
 /// Whether a chunk starts an item.
@@ -391,19 +471,57 @@ mod tests {
     use super::*;
 
     #[test]
-    fn common_item_header_is_19_bytes() {
+    fn common_item_header_is_15_bytes_and_an_expiry_adds_4() {
         let header = Header::new(33, 100, 0, 0, 5, 12345);
-        assert_eq!(header.len(true), 19);
-        assert_eq!(header.len(false), 13);
-        assert_eq!(Header::new(33, 100, 7, 0, 5, 1 << 50).len(true), 25);
+        assert_eq!(header.len(true), 15);
+        assert_eq!(header.len(false), 9);
+        assert_eq!(Header::new(33, 100, 0, 77, 5, 12345).len(true), 19);
+        assert_eq!(Header::new(33, 100, 7, 77, 5, 1 << 50).len(true), 25);
+    }
+
+    #[test]
+    fn an_expiry_field_made_in_place_keeps_cas_flags_key_and_value() {
+        for cas_enabled in [true, false] {
+            for (flags, cas) in [(0, 9), (0xdead_beef, 1 << 50)] {
+                let mut header = Header::new(3, 5, flags, 0, 1234, cas);
+                header.win_sent = true;
+                let mut chunk = vec![0u8; 64];
+                header.write(&mut chunk, cas_enabled);
+                let at = header.len(cas_enabled);
+                chunk[at..at + 8].copy_from_slice(b"keyvalue");
+                let size = header.item_size(cas_enabled);
+                insert_expiry_field(&mut chunk, cas_enabled, size);
+                let mut grown = Header::read(&chunk, cas_enabled);
+                assert_eq!(grown.bits & HAS_EXPIRY, HAS_EXPIRY);
+                assert_eq!(grown.expiry, 0);
+                assert_eq!(grown.item_size(cas_enabled), size + 4);
+                assert_eq!(key_of(&chunk, cas_enabled), b"key");
+                let start = grown.value_start(cas_enabled);
+                assert_eq!(&chunk[start..start + 5], b"value");
+                assert_eq!(
+                    (grown.flags, grown.time, grown.win_sent),
+                    (flags, 1234, true)
+                );
+                if cas_enabled {
+                    assert_eq!(grown.cas, cas);
+                }
+                grown.expiry = 4321;
+                assert!(grown.has_expiry_room());
+                grown.write_access(&mut chunk, cas_enabled);
+                assert_eq!(Header::read(&chunk, cas_enabled).expiry, 4321);
+                assert_eq!(key_of(&chunk, cas_enabled), b"key");
+            }
+        }
     }
 
     #[test]
     fn headers_round_trip() {
         for cas_enabled in [true, false] {
             for (flags, cas) in [(0, 1), (0xdead_beef, 1 << 48), (1, u64::MAX)] {
-                let mut header = Header::new(250, 70_000, flags, 99, 1234, cas);
+                let expiry = if flags == 0 { 0 } else { 99 };
+                let mut header = Header::new(250, 70_000, flags, expiry, 1234, cas);
                 header.probation = true;
+                header.win_sent = flags != 0;
                 header.bits = with_freq(header.bits, 3);
                 let mut chunk = vec![0u8; 64];
                 header.write(&mut chunk, cas_enabled);

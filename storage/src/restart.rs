@@ -24,13 +24,13 @@
 //! 16   covered        u64, bytes from 32 that the checksum covers
 //! 24   checksum       u64 over [32, 32 + covered)
 //! 32   settings       memory limit, page size, -n, -f (f64 bits), slab_chunk_max, -I, CAS on,
-//!                     partitions, page slots: 9 x u64
-//! 104  epoch_unix     i64, the clock's Unix time of internal second 0
-//! 112  saved_now      u32, the internal second of the shutdown; u32 padding
-//! 120  seeds          4 x u64, the key hasher's
-//! 152  probe          u64, the hash of PROBE_KEY under those seeds (a changed hash function
+//!                     partitions, page slots, evictions on (off with -M): 10 x u64
+//! 112  epoch_unix     i64, the clock's Unix time of internal second 0
+//! 120  saved_now      u32, the internal second of the shutdown; u32 padding
+//! 128  seeds          4 x u64, the key hasher's
+//! 160  probe          u64, the hash of PROBE_KEY under those seeds (a changed hash function
 //!                     would route keys to partitions that do not hold them)
-//! 160  partitions     per partition: next CAS u64, flush stamp u32, pending flush from u32,
+//! 168  partitions     per partition: next CAS u64, flush stamp u32, pending flush from u32,
 //!                     pending stamp u32, pending set u32 (24 bytes)
 //! ...  slots          per page slot: owner partition u32 (FREE_SLOT if none), page id u32,
 //!                     class u32, padding u32, page checksum u64 (24 bytes)
@@ -47,7 +47,7 @@ use thiserror::Error;
 
 const MAGIC: &[u8; 8] = b"FERROMEM";
 /// Bumped whenever the header or the item layout in a chunk changes.
-const FORMAT_VERSION: u32 = 2;
+const FORMAT_VERSION: u32 = 3;
 const CLEAN_MARK: u32 = 0x434c_454e;
 const FREE_SLOT: u32 = u32::MAX;
 const PROBE_KEY: &[u8] = b"ferrocache restart probe";
@@ -57,12 +57,12 @@ const AT_CLEAN: usize = 12;
 const AT_COVERED: usize = 16;
 const AT_CHECKSUM: usize = 24;
 const AT_SETTINGS: usize = 32;
-const SETTINGS_FIELDS: usize = 9;
-const AT_EPOCH: usize = 104;
-const AT_SAVED_NOW: usize = 112;
-const AT_SEEDS: usize = 120;
-const AT_PROBE: usize = 152;
-const AT_PARTITIONS: usize = 160;
+const SETTINGS_FIELDS: usize = 10;
+const AT_EPOCH: usize = 112;
+const AT_SAVED_NOW: usize = 120;
+const AT_SEEDS: usize = 128;
+const AT_PROBE: usize = 160;
+const AT_PARTITIONS: usize = 168;
 const PARTITION_ENTRY: usize = 24;
 const SLOT_ENTRY: usize = 24;
 
@@ -77,6 +77,7 @@ const SETTINGS_NAMES: [&str; SETTINGS_FIELDS] = [
     "CAS (-C)",
     "partitions (-t)",
     "page slots",
+    "evictions (-M)",
 ];
 
 /// Why a start is cold.
@@ -216,6 +217,9 @@ fn settings_of(config: &StorageConfig, layout: &Layout) -> [u64; SETTINGS_FIELDS
         u64::from(config.cas),
         layout.partitions as u64,
         layout.slots as u64,
+        // Under -M every item carries an expiry field (a touch must never need memory), so
+        // items saved without -M are not served with it.
+        u64::from(config.evictions),
     ]
 }
 
@@ -1012,6 +1016,20 @@ mod tests {
                 ..
             })
         ));
+
+        // Items stored with evictions on may lack the expiry field every item has under -M.
+        let mut running = start(fresh_region(&config), &config, UNIX);
+        fill(&mut running, 100);
+        let region = running.shut_down();
+        let no_evictions = StorageConfig {
+            evictions: false,
+            ..config.clone()
+        };
+        let running = start(region, &no_evictions, UNIX);
+        assert_eq!(
+            running.engine.report.cold.unwrap().to_string(),
+            "evictions (-M) changed (1 -> 0)"
+        );
     }
 
     #[test]

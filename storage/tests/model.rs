@@ -193,7 +193,7 @@ fn run(config: StorageConfig, ops: &[Op], exact: bool) -> Result<(), TestCaseErr
         prop_assert!(in_use <= h.pool.limit_pages(), "pages over the limit");
         prop_assert_eq!(in_use, h.pages_held());
         for partition in &h.partitions {
-            // The gauges follow every item's size through every operation.
+            // The gauges follow every item's size, also when a touch grows its header.
             let requested: u64 = partition
                 .class_stats()
                 .iter()
@@ -413,6 +413,7 @@ fn apply(
                 )
             };
             let got = match touch {
+                // An item stored without an exptime has no expiry field: this makes room for one.
                 Some(ttl) => partition.get_and_touch(hash, &name, ttl).map(read),
                 None => partition.get(hash, &name).map(read),
             };

@@ -401,6 +401,119 @@ fn touch_and_get_and_touch() {
     );
 }
 
+/// An item stored without an exptime has no expiry field; a touch, `gat` or meta `T` gives it
+/// one, in its chunk when there are 4 bytes to spare (a 100-byte value in a 128-byte chunk),
+/// else by rewriting it into a larger chunk (a 108-byte value with flags fills one). Either way it keeps
+/// its value, flags and CAS, the gauges follow its new size, and no store is counted.
+#[test]
+fn an_exptime_given_to_an_item_stored_without_one_keeps_it_whole() {
+    for value_len in [100, 108] {
+        for how in ["touch", "gat", "mg T"] {
+            let mut h = Harness::one();
+            let value = vec![b'v'; value_len];
+            h.store(StoreMode::Set, b"k", &value, 7, 0).unwrap();
+            h.set(b"other", &value);
+            let (partition, hash) = h.route(b"k");
+            let (cas, class) = partition
+                .peek(hash, b"k")
+                .map(|item| (item.cas(), item.class_id()))
+                .unwrap();
+            let before = partition.stats();
+            // 15 bytes of header, 4 of flags, the key: 128 bytes with a 108-byte value.
+            let flagged = 15 + 4 + 1 + value_len;
+            assert_eq!(before.bytes, (flagged + 15 + 5 + value_len) as u64);
+            match how {
+                "touch" => assert!(partition.touch(hash, b"k", 100)),
+                "gat" => assert_eq!(partition.get_and_touch(hash, b"k", 100).unwrap().ttl(), 100),
+                _ => {
+                    let options = MetaGetOptions {
+                        touch: Some(100),
+                        ..MetaGetOptions::default()
+                    };
+                    let MetaGetOutcome::Hit { item, .. } = partition.meta_get(hash, b"k", &options)
+                    else {
+                        panic!("hit");
+                    };
+                    assert_eq!(item.ttl(), 100);
+                }
+            }
+            let item = partition.peek(hash, b"k").unwrap();
+            let size = flagged + 4;
+            assert_eq!(
+                (item.total_size(), item.ttl()),
+                (size, 100),
+                "{how} {value_len}"
+            );
+            assert_eq!((item.cas(), item.flags()), (cas, 7));
+            let moved = value_len == 108;
+            assert_eq!(
+                item.class_id() != class,
+                moved,
+                "rewritten only without room"
+            );
+            let after = partition.stats();
+            assert_eq!(after.bytes, before.bytes + 4);
+            assert_eq!(after.total_items, before.total_items, "not a store");
+            assert_eq!(after.curr_items, 2);
+            let requested: u64 = partition
+                .class_stats()
+                .iter()
+                .map(|c| c.1.mem_requested)
+                .sum();
+            assert_eq!(requested, after.bytes);
+            // A touch back to 0 keeps the field (no second move).
+            assert!(partition.touch(hash, b"k", 0));
+            let item = partition.peek(hash, b"k").unwrap();
+            assert_eq!((item.total_size(), item.ttl()), (size, -1));
+            assert_eq!(h.value(b"k"), Some(value.clone()), "{how} {value_len}");
+            assert_eq!(h.value(b"other"), Some(value.clone()));
+            h.clock.advance(200);
+            assert_eq!(h.value(b"k"), Some(value), "exptime 0 again: never expires");
+            let (partition, hash) = h.route(b"k");
+            assert!(partition.touch(hash, b"k", 10));
+            h.clock.advance(11);
+            assert!(h.get(b"k").is_none(), "{how} {value_len}: expired");
+            let (partition, _) = h.route(b"k");
+            assert_eq!(partition.stats().bytes, (15 + 5 + value_len) as u64);
+        }
+    }
+}
+
+/// The size limit counts the expiry field that an item stored without an exptime lacks, so a
+/// touch never takes an item over `-I` (with the largest chunk `-I` itself, a full-size item
+/// would have had no larger chunk to move to). Under `-M` every item carries the field: a
+/// touch there must never need memory.
+#[test]
+fn an_item_at_the_size_limit_can_be_touched_and_no_eviction_items_carry_an_expiry() {
+    let config = StorageConfig {
+        item_size_max: 1024,
+        slab_chunk_max: 1024,
+        ..small_config()
+    };
+    let mut h = Harness::new(config, 1);
+    assert_eq!(
+        h.store(StoreMode::Set, b"k", &[b'v'; 1005], 0, 0),
+        Err(StoreError::TooLarge)
+    );
+    h.set(b"k", &[b'v'; 1004]);
+    let (partition, hash) = h.route(b"k");
+    assert_eq!(partition.peek(hash, b"k").unwrap().total_size(), 1020);
+    assert!(partition.touch(hash, b"k", 100));
+    let item = partition.peek(hash, b"k").unwrap();
+    assert_eq!((item.total_size(), item.ttl()), (1024, 100));
+
+    let mut h = Harness::new(
+        StorageConfig {
+            evictions: false,
+            ..small_config()
+        },
+        1,
+    );
+    h.set(b"k", b"v");
+    let (partition, hash) = h.route(b"k");
+    assert_eq!(partition.peek(hash, b"k").unwrap().total_size(), 15 + 4 + 2);
+}
+
 #[test]
 fn flush_all_now_and_later() {
     let mut h = Harness::one();
@@ -741,7 +854,7 @@ fn cas_disabled_reports_zero() {
     let (partition, hash) = h.route(b"k");
     let item = partition.get(hash, b"k").unwrap();
     assert_eq!(item.cas(), 0);
-    assert_eq!(item.total_size(), 13 + 1 + 1);
+    assert_eq!(item.total_size(), 9 + 1 + 1);
     let mut request = StoreRequest::new(hash, b"k", b"w", 0, 0, StoreMode::Set);
     request.compare_cas = Some(0);
     assert_eq!(partition.store(&request), Ok(StoreOutcome::Exists));
@@ -755,7 +868,11 @@ fn w4_item_fits_the_152_byte_class() {
     h.set(key, &[b'x'; 100]);
     let (partition, hash) = h.route(key);
     let item = partition.peek(hash, key).unwrap();
-    assert_eq!(item.total_size(), 152);
+    assert_eq!(
+        item.total_size(),
+        148,
+        "15 bytes of header without an exptime"
+    );
     assert_eq!(item.class_id(), 9);
     let classes = partition.class_stats();
     assert_eq!(classes.len(), 1);
@@ -765,7 +882,7 @@ fn w4_item_fits_the_152_byte_class() {
     assert_eq!(class.chunks_per_page, (1 << 20) / 152);
     assert_eq!(class.used_chunks, 1);
     assert_eq!(class.items, 1);
-    assert_eq!(class.mem_requested, 152);
+    assert_eq!(class.mem_requested, 148);
     assert_eq!(class.total_pages, 1);
     assert_eq!(class.free_chunks, class.total_chunks - 1);
 }

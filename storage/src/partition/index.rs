@@ -150,6 +150,20 @@ impl Partition {
     /// Puts a written item in the index, replacing (and freeing) the key's previous item, and
     /// tells the eviction policy (which treats a new key and a replaced one differently).
     pub(super) fn link(&mut self, hash: u64, key: &[u8], handle: u32, header: &mut Header) {
+        let class = self.link_uncounted(hash, key, handle, header);
+        self.counters.total_items += 1;
+        self.slabs.classes[class].counters.cmd_set += 1;
+    }
+
+    /// [`Partition::link`] for an item rewritten into another chunk because its header grew:
+    /// the same item, so no store is counted. Returns the item's class.
+    pub(super) fn link_uncounted(
+        &mut self,
+        hash: u64,
+        key: &[u8],
+        handle: u32,
+        header: &mut Header,
+    ) -> usize {
         let index_hash = self.index_hash(hash, key);
         let (slabs, cas_enabled) = (&self.slabs, self.cas_enabled);
         let replaced = match self.index.find_mut(index_hash, |other| {
@@ -166,9 +180,7 @@ impl Partition {
             self.forget(old);
             bits
         });
-        let class = self.account_linked(handle, header, replaced_bits, index_hash);
-        self.counters.total_items += 1;
-        self.slabs.classes[class].counters.cmd_set += 1;
+        self.account_linked(handle, header, replaced_bits, index_hash)
     }
 
     /// Adds a handle whose key the index does not hold yet.

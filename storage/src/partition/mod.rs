@@ -556,7 +556,14 @@ impl Partition {
     pub fn get_and_touch(&mut self, hash: u64, key: &[u8], exptime: i64) -> Option<ItemRef<'_>> {
         self.counters.cmd_get += 1;
         self.counters.cmd_touch += 1;
-        let Some((handle, mut header)) = self.lookup_counting_misses(hash, key) else {
+        let expiry = self.clock.expiry_of(exptime);
+        let Some((handle, mut header)) =
+            self.lookup_counting_misses(hash, key)
+                .and_then(|(handle, mut header)| {
+                    let handle = self.set_expiry(hash, handle, &mut header, expiry)?;
+                    Some((handle, header))
+                })
+        else {
             self.counters.get_misses += 1;
             self.counters.touch_misses += 1;
             return None;
@@ -566,7 +573,6 @@ impl Partition {
         let class = self.class_counters(handle);
         class.get_hits += 1;
         class.touch_hits += 1;
-        header.expiry = self.clock.expiry_of(exptime);
         self.bump(handle, &mut header);
         Some(self.item_ref(handle, header))
     }
@@ -595,6 +601,14 @@ impl Partition {
                 None => None,
             },
         };
+        let found = match (found, options.touch) {
+            (Some((handle, mut header)), Some(exptime)) => {
+                let expiry = self.clock.expiry_of(exptime);
+                self.set_expiry(hash, handle, &mut header, expiry)
+                    .map(|handle| (handle, header))
+            }
+            (found, _) => found,
+        };
         let Some((handle, mut header)) = found else {
             if options.touch.is_some() {
                 self.counters.touch_misses += 1;
@@ -613,10 +627,7 @@ impl Partition {
         let now = self.clock.now();
         let hit_before = header.bits & item::FETCHED != 0;
         let last_access = now.saturating_sub(header.time);
-        if let Some(exptime) = options.touch {
-            header.expiry = self.clock.expiry_of(exptime);
-        }
-        let win_sent = header.bits & item::WIN_SENT != 0;
+        let win_sent = header.win_sent;
         let stale = header.bits & item::STALE != 0;
         let mut win = created;
         if let Some(below) = options.recache_below {
@@ -629,7 +640,7 @@ impl Partition {
             win = true;
         }
         if win {
-            header.bits |= item::WIN_SENT;
+            header.win_sent = true;
         }
         if options.bump {
             self.bump(handle, &mut header);
@@ -742,7 +753,8 @@ impl Partition {
                 if stale_store {
                     // memcached keeps the TTL and the stale and token-sent marks.
                     header.expiry = old_header.expiry;
-                    header.bits |= item::STALE | (old_header.bits & item::WIN_SENT);
+                    header.bits |= item::STALE;
+                    header.win_sent = old_header.win_sent;
                 }
                 parts = [request.value, &[]];
             }
@@ -801,11 +813,19 @@ impl Partition {
         }
         match request.invalidate {
             Some(exptime) => {
+                let mut handle = handle;
                 if let Some(exptime) = exptime {
-                    header.expiry = self.clock.expiry_of(exptime);
+                    // Room in place when the chunk has it; failing that, the rewrite below
+                    // tries again and drops the item if it cannot (it is invalidated anyway).
+                    let expiry = self.clock.expiry_of(exptime);
+                    if let Some(moved) = self.set_expiry(request.hash, handle, &mut header, expiry)
+                    {
+                        handle = moved;
+                    }
                 }
                 // Stale, and the next reader may win the recache again.
-                header.bits = (header.bits | item::STALE) & !item::WIN_SENT;
+                header.bits |= item::STALE;
+                header.win_sent = false;
                 header.cas = self.fresh_cas(request.new_cas);
                 self.rewrite_header(request.hash, handle, header);
             }
@@ -882,8 +902,12 @@ impl Partition {
         let mut digits = itoa::Buffer::new();
         let digits = digits.format(value);
         let mut header = old_header;
+        let mut handle = handle;
         if let Some(exptime) = request.exptime {
-            header.expiry = self.clock.expiry_of(exptime);
+            let expiry = self.clock.expiry_of(exptime);
+            handle = self
+                .set_expiry(request.hash, handle, &mut header, expiry)
+                .ok_or(StoreError::OutOfMemory)?;
         }
         header.cas = self.fresh_cas(request.new_cas);
         let header = if digits.len() <= old_len {
@@ -897,6 +921,7 @@ impl Partition {
             header.time = self.access_time();
             self.eviction.accessed(&self.slabs, handle);
             self.rewrite_header(request.hash, handle, header)
+                .map_or(header, |(_, stored)| stored)
         } else {
             let fresh = self.new_header(request.key, header.flags, header.expiry, Some(header.cas));
             self.write_and_link(request.hash, request.key, fresh, &[digits.as_bytes()])?
@@ -917,9 +942,13 @@ impl Partition {
             self.counters.touch_misses += 1;
             return false;
         };
+        let expiry = self.clock.expiry_of(exptime);
+        let Some(handle) = self.set_expiry(hash, handle, &mut header, expiry) else {
+            self.counters.touch_misses += 1;
+            return false;
+        };
         self.counters.touch_hits += 1;
         self.class_counters(handle).touch_hits += 1;
-        header.expiry = self.clock.expiry_of(exptime);
         self.bump(handle, &mut header);
         true
     }
@@ -1165,12 +1194,12 @@ mod tests {
     /// page given up is then the half-full one, and the full pages have no room, so some of
     /// its items are rescued only by evicting others); returns the class and the key count.
     pub(super) fn two_and_a_half_pages(partition: &mut Partition) -> (usize, usize) {
-        // 127-byte values: with keys of 2 to 6 bytes (`k0` to `k99999`) and the 19-byte
-        // header, every item is 148 to 152 bytes, one class with the default ladder and
+        // 127-byte values: with keys of 2 to 6 bytes (`k0` to `k99999`) and the 15-byte
+        // header, every item is 144 to 148 bytes, one class with the default ladder and
         // memcached's.
         let value = [b'v'; 127];
-        let small = partition.slabs.class_for(19 + 2 + value.len()).unwrap();
-        assert_eq!(partition.slabs.class_for(19 + 6 + value.len()), Some(small));
+        let small = partition.slabs.class_for(15 + 2 + value.len()).unwrap();
+        assert_eq!(partition.slabs.class_for(15 + 6 + value.len()), Some(small));
         let per_page = partition.slabs.classes[small].chunks_per_page;
         let count = per_page * 5 / 2;
         assert!(count < 100_000);

@@ -3,9 +3,10 @@
 //! Owns: turning a header, key and value parts into an item in one chunk or a chain of
 //! chunks ([`Partition::write_item`], [`ChainWriter`]), then linking it
 //! ([`Partition::write_and_link`]); the CAS counter of this partition's stripe; rewriting a
-//! header in place or, when its size changed, into a new chunk; marking an access (frequency,
-//! fetched bit, time). Must not touch: which chunk is free or how one is made free
-//! (`pages.rs`, `evict.rs`), or the index beyond calling `link` and `unlink`.
+//! header in place or, when its size changed, into a new chunk; making room for an expiry;
+//! marking an access (frequency, fetched bit, time). Must not touch: which chunk is free or
+//! how one is made free (`pages.rs`, `evict.rs`), or the index beyond calling `link`,
+//! `link_uncounted` and `unlink`.
 
 use super::evict::Policy;
 use super::{Partition, valid_key};
@@ -46,9 +47,10 @@ impl Partition {
         self.eviction.accessed(&self.slabs, handle);
     }
 
-    /// Writes bits, expiry and time in place (fields whose size never changes).
+    /// Writes bits, win token, expiry and time in place (the caller made room for an expiry
+    /// with [`Partition::set_expiry`]).
     pub(super) fn write_header_fields(&mut self, handle: u32, header: &Header) {
-        header.write_access(self.slabs.chunk_mut(handle));
+        header.write_access(self.slabs.chunk_mut(handle), self.cas_enabled);
     }
 
     /// Raises an item's access frequency (an access that is not a read).
@@ -58,36 +60,79 @@ impl Partition {
         self.eviction.accessed(&self.slabs, handle);
     }
 
-    /// Writes a changed header; when its size changed (a CAS that needs 8 bytes now), the item
-    /// is rewritten into a new chunk. Returns the header stored (the old one's if the rewrite
-    /// found no memory, in which case the item is dropped).
-    pub(super) fn rewrite_header(&mut self, hash: u64, handle: u32, mut header: Header) -> Header {
+    /// Gives an item a new expiry (`touch`, `gat`, meta `T`, `ma`/`md` with `T`), to be
+    /// written with its other access fields. An item stored without an expiry has no field for
+    /// one: its key and value move 4 bytes along when its chunk has the room, else it is
+    /// rewritten into a larger chunk (the size limit counted the field, so it fits). Returns the
+    /// item's handle, which a rewrite changes, or `None` if the rewrite found no memory (only
+    /// possible when nothing can be evicted); the item is then left as it was.
+    pub(super) fn set_expiry(
+        &mut self,
+        hash: u64,
+        handle: u32,
+        header: &mut Header,
+        expiry: u32,
+    ) -> Option<u32> {
+        header.expiry = expiry;
+        if header.has_expiry_room() {
+            return Some(handle);
+        }
+        let cas_enabled = self.cas_enabled;
+        let size = header.item_size(cas_enabled);
+        let chunk = self.slabs.chunk_mut(handle);
+        if !header.is_chained() && size + 4 <= chunk.len() {
+            item::insert_expiry_field(chunk, cas_enabled, size);
+            header.bits |= item::HAS_EXPIRY;
+            self.bytes += 4;
+            let class = self.slabs.class_of(handle);
+            self.slabs.classes[class].mem_requested += 4;
+            return Some(handle);
+        }
+        // Copied out first: making room may evict or move the item.
+        let key = item::key_of(self.slabs.chunk(handle), cas_enabled).to_vec();
+        let value = self.copy_value(handle, header);
+        let mut grown = *header;
+        grown.bits &= !item::CHAINED;
+        grown.next = NO_HANDLE;
+        let (handle, mut stored) = self.write_counting_errors(grown, &key, &[&value]).ok()?;
+        self.link_uncounted(hash, &key, handle, &mut stored);
+        *header = stored;
+        Some(handle)
+    }
+
+    /// Writes a changed header; when its size changed (an expiry where there was none, a CAS
+    /// that needs 8 bytes now), the item is rewritten into a new chunk. Returns the item's
+    /// handle and header, or `None` if the rewrite found no memory (the item is dropped then).
+    pub(super) fn rewrite_header(
+        &mut self,
+        hash: u64,
+        handle: u32,
+        mut header: Header,
+    ) -> Option<(u32, Header)> {
         let old_bits = item::bits(self.slabs.chunk(handle));
         header.fix_layout_bits();
-        let in_place = if header.is_chained() {
-            (old_bits & item::WIDE_CAS) == (header.bits & item::WIDE_CAS)
-        } else {
-            item::header_len(old_bits, self.cas_enabled) == header.len(self.cas_enabled)
-        };
-        if in_place {
+        if item::header_len(old_bits, self.cas_enabled) == header.len(self.cas_enabled) {
             let old_tag = item::queue_tag(self.slabs.chunk(handle), self.cas_enabled);
             header.write(self.slabs.chunk_mut(handle), self.cas_enabled);
             self.eviction
                 .rewritten(&mut self.slabs, handle, &header, old_tag, self.cas_enabled);
-            return header;
+            return Some((handle, header));
         }
         let old = Header::read(self.slabs.chunk(handle), self.cas_enabled);
         let key = item::key_of(self.slabs.chunk(handle), self.cas_enabled).to_vec();
         let value = self.copy_value(handle, &old);
         header.bits &= !item::CHAINED;
         header.next = NO_HANDLE;
-        match self.write_and_link(hash, &key, header, &[&value]) {
-            Ok((_, stored)) => stored,
+        match self.write_counting_errors(header, &key, &[&value]) {
+            Ok((handle, mut stored)) => {
+                self.link_uncounted(hash, &key, handle, &mut stored);
+                Some((handle, stored))
+            }
             Err(_) => {
                 if let Ok((handle, _)) = self.lookup(hash, &key) {
                     self.unlink_found(handle, hash, &key);
                 }
-                old
+                None
             }
         }
     }
@@ -115,7 +160,12 @@ impl Partition {
         cas: Option<u64>,
     ) -> Header {
         let cas = self.fresh_cas(cas);
-        Header::new(key.len() as u8, 0, flags, expiry, self.access_time(), cas)
+        let mut header = Header::new(key.len() as u8, 0, flags, expiry, self.access_time(), cas);
+        if !self.config.evictions {
+            // With `-M` a touch must never need a rewrite, which could find no memory.
+            header.bits |= item::HAS_EXPIRY;
+        }
+        header
     }
 
     /// The value of an unchained item.
@@ -156,18 +206,23 @@ impl Partition {
         header: Header,
         parts: &[&[u8]],
     ) -> Result<(u32, Header), StoreError> {
-        let (handle, mut header) = match self.write_item(header, key, parts) {
-            Ok(written) => written,
-            Err(error) => {
-                match error {
-                    StoreError::TooLarge => self.counters.store_too_large += 1,
-                    StoreError::OutOfMemory => self.counters.store_no_memory += 1,
-                }
-                return Err(error);
-            }
-        };
+        let (handle, mut header) = self.write_counting_errors(header, key, parts)?;
         self.link(hash, key, handle, &mut header);
         Ok((handle, header))
+    }
+
+    /// [`Partition::write_item`], counting a failure in the store counters.
+    fn write_counting_errors(
+        &mut self,
+        header: Header,
+        key: &[u8],
+        parts: &[&[u8]],
+    ) -> Result<(u32, Header), StoreError> {
+        self.write_item(header, key, parts)
+            .inspect_err(|error| match error {
+                StoreError::TooLarge => self.counters.store_too_large += 1,
+                StoreError::OutOfMemory => self.counters.store_no_memory += 1,
+            })
     }
 
     /// The class of a chain's last chunk of `size` bytes: the smallest class it fits, or, if
@@ -215,7 +270,14 @@ impl Partition {
         header.fix_layout_bits();
         let cas_enabled = self.cas_enabled;
         let needed = header.len(cas_enabled) + key.len() + value_len;
-        if needed > self.config.item_size_max {
+        // The limit counts an expiry field the item does not carry yet, so that giving it an
+        // exptime later (`set_expiry`) never takes it over.
+        let expiry_room = if header.bits & item::HAS_EXPIRY == 0 {
+            4
+        } else {
+            0
+        };
+        if needed + expiry_room > self.config.item_size_max {
             return Err(StoreError::TooLarge);
         }
         let largest = self.slabs.largest_class();
@@ -239,7 +301,9 @@ impl Partition {
         // of the item's chunk count, and the last continuation in a ladder class its bytes fit
         // (`tail_class`; memcached takes the smallest), so a chained item wastes little more
         // than a single-chunk item.
-        header.bits |= item::CHAINED;
+        // A chain always carries its expiry field: 4 bytes of kilobytes, and a touch never
+        // has to copy a whole chain to make room for one.
+        header.bits |= item::CHAINED | item::HAS_EXPIRY;
         let head_len = header.len(cas_enabled) + key.len();
         let continuation_room = largest_chunk.saturating_sub(CONTINUATION_HEADER);
         if head_len > largest_chunk || continuation_room == 0 {
