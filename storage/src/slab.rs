@@ -102,8 +102,9 @@ pub(crate) struct SlabClass {
     pub idle_windows: u8,
     /// Evictions in the mover's window made to empty a page (not demand for page credit).
     pub emptying_evictions: u64,
-    /// Evictions in the mover's window of items that had proved themselves: off S3-FIFO's main
-    /// CLOCK, not its small FIFO of items never read since written (page emptying excluded).
+    /// Evictions in the mover's window off S3-FIFO's main CLOCK (items whose key came back:
+    /// read on probation, a ghost hit, or overwritten), page emptying excluded; 0 under the
+    /// policies without probation.
     pub proven_evictions: u64,
     /// Those evictions, weighed by the page mover and averaged over its recent windows, in
     /// [`DEMAND_SCALE`]ths (0 under policies without probation).

@@ -328,7 +328,7 @@ impl Partition {
         slab.counters.evicted += 1;
         if self.emptying_page {
             slab.emptying_evictions += 1;
-        } else if !header.probation {
+        } else if !header.probation && self.eviction.screens_new_items() {
             slab.proven_evictions += 1;
         }
         slab.counters.evicted_time = u64::from(age);
