@@ -48,16 +48,17 @@ const AVERAGED_BELOW: u64 = 16;
 /// Under S3-FIFO, an eviction off the main CLOCK adds this many evictions, less one, to its
 /// class's demand, on top of the evictions and growth every class counts. An item reaches the
 /// main CLOCK when its key came back: read while on probation, set again soon after it was
-/// evicted (a ghost hit: in cache-aside, the set after a miss), or overwritten; one evicted off
-/// the small FIFO was never asked for again. Counted alike, evictions gave memory to classes in proportion
-/// to how fast they are written, not to how often what they hold is read again: where the
-/// popular keys and the rarely read ones sit in different classes (`key:99999` and
-/// `key:100000` with 996-byte values, a class boundary between them at 16 KiB pages), the
-/// class of rarely read keys took the memory, undoing what the small FIFO does within one
-/// class, and W5's hit ratio at 16 partitions was 0.599 against 0.659 at 2 (`lazy_loading`
-/// with `KEYS=bench VALUE=996`); with this weight, 0.654 (storage/README.md). A fill of new
-/// keys evicts nothing off the main CLOCK, so this changes no such fill. (Counting only items
-/// read since written, not ghost hits or overwrites: 0.644.)
+/// evicted (a ghost hit: in cache-aside, the set after a miss), or overwritten; one evicted
+/// off the small FIFO was never asked for again. Counted alike, evictions gave memory to
+/// classes in proportion to how fast they are written, not to how often what they hold is
+/// read again: where the popular keys and the rarely read ones sit in different classes
+/// (`key:99999` and `key:100000` with 996-byte values, a class boundary between them at 16
+/// KiB pages), the class of rarely read keys took the memory, undoing what the small FIFO
+/// does within one class, and W5's hit ratio at 16 partitions was 0.599 against 0.659 at 2
+/// (`lazy_loading` with `KEYS=bench VALUE=996`); with this weight, 0.654 (storage/README.md).
+/// A fill of new keys evicts nothing off the main CLOCK, so this changes no such fill.
+/// (Counting only items read since written, not ghost hits or overwrites: 0.644.) Under CLOCK
+/// and LRU nothing is on probation and no eviction counts here.
 const PROVEN_WEIGHT: u64 = 64;
 
 /// The weighted main-queue evictions are a moving average over this many windows. A class
@@ -457,11 +458,11 @@ impl Partition {
     /// for again as any other, so a page saves the most misses where evictions per byte are
     /// highest (Greedy-Dual-Size's rule, applied per class). Under S3-FIFO more is known: an
     /// item evicted off the main CLOCK is one whose key came back, so its eviction counts
-    /// [`PROVEN_WEIGHT`] times. At the balance a class keeps its
-    /// items for a time inversely proportional to their size: for mixed value sizes the cache
-    /// holds more items, and hits more often, than with even ages (storage/README.md: a
-    /// mixed-size cache-aside trace hits 0.591 against 0.578, and a write-once fill of 1..5000
-    /// bytes keeps 1.14x memcached's items where even ages kept 0.95x). A class that is read
+    /// [`PROVEN_WEIGHT`] times. At the balance a class keeps its items for a time inversely
+    /// proportional to their size: for mixed value sizes the cache holds more items, and hits
+    /// more often, than with even ages (storage/README.md: a mixed-size cache-aside trace hits
+    /// 0.591 against 0.578, and a write-once fill of 1..5000 bytes keeps 1.14x memcached's
+    /// items where even ages kept 0.95x). A class that is read
     /// and not written evicts nothing and gives its pages first.
     ///
     /// A class's demand in a window is what it evicted plus what it grew by (a class filling a
@@ -474,9 +475,10 @@ impl Partition {
     /// pages move per window, each weighed again against the window's demand. A class's
     /// demand is averaged over its recent windows when small ([`AVERAGED_BELOW`]), under
     /// S3-FIFO its evictions off the main CLOCK weigh more, averaged over more windows
-    /// ([`PROVEN_WEIGHT`]), and it needs [`MIN_DEMAND`] of its unweighted demand to take a page
-    /// (less is noise: one main-queue eviction, weighed, would pass it for a dozen windows). A class's memory, for the weighing,
-    /// is its pages less the chains' last chunks they hold: its own items cannot evict those.
+    /// ([`PROVEN_WEIGHT`]), and it needs [`MIN_DEMAND`] of its unweighted demand to take a
+    /// page (less is noise: one main-queue eviction, weighed, would pass it for a dozen
+    /// windows). A class's memory, for the weighing, is its pages less the chains' last chunks
+    /// they hold: its own items cannot evict those.
     /// A donor keeps a page, or room for [`KEEP_ITEMS`] of its items while it is written, and a
     /// class holding mostly chains' last chunks is no donor: those chunks live as long as
     /// their chains' heads, whose class counts the evictions, and take pages on demand.
@@ -485,11 +487,6 @@ impl Partition {
             slab.counters
                 .evicted
                 .saturating_sub(slab.evicted_checkpoint)
-        };
-        let proven_weight = if self.eviction.screens_new_items() {
-            PROVEN_WEIGHT
-        } else {
-            1
         };
         // A class still filling free chunks (a page it was just given) evicts nothing yet:
         // its demand is what it evicted plus what it grew by.
@@ -517,7 +514,7 @@ impl Partition {
                 };
                 // Reads are steadier than writes: the main queue's share moves slowly. But a
                 // class that neither evicted nor grew is asked for no more: its share halves.
-                let proven = (proven_weight - 1) * slab.proven_evictions;
+                let proven = (PROVEN_WEIGHT - 1) * slab.proven_evictions;
                 slab.proven_average = if window == 0 {
                     slab.proven_average / 2
                 } else {
