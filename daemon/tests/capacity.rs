@@ -166,9 +166,10 @@ fn judge(
     eprintln!("{context}");
     // Item bytes at least 85% of -m (memcached's own `bytes` is 70% of -m for 1..100,000 B).
     // The least are at -t 32 of -m 64, 2 MiB partitions of 16 KiB pages where a class of few
-    // items still holds a page: 1..5000 B 85.1% and 1..100,000 B (about 50 values a
-    // partition) 85.0% in the daemon, 85.2-85.6% and 85.5-86.6% in process over hash seeds
-    // (the daemon draws its seed at random), so 84% there; 86.4-100% elsewhere.
+    // items still holds a page and each chain band half a chain's chunks free: this fill's
+    // 1..5000 B 85.2-85.7% and 1..100,000 B (about 50 values a partition) 84.4-85.4% in the
+    // daemon over 4-5 runs (it draws its hash seed at random), 85.5-87.0% in process over
+    // seeds 1-8, so 84% there; 86.4-100% elsewhere.
     let small_partitions = threads >= 32 && mib == 64 && sizes.lo == 1 && sizes.hi > 1000;
     let min_payload = if small_partitions { 0.84 } else { 0.85 };
     if ratio >= min_ratio && payload >= min_payload && ours.newest_kept >= 0.99 {
