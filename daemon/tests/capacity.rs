@@ -169,7 +169,8 @@ fn judge(
     // of few items still holds a page: 85.2-85.7% over three daemon runs (it draws its hash
     // seed at random), so 84% there. 1..100,000 B there (about 50 values a partition) was
     // 84.4-85.4% while each chain band kept half a chain's chunks free; since shorter chains
-    // take longer bands' leftovers, 87.2-88.1% over five runs. 86.4-100% elsewhere.
+    // take longer bands' leftovers, 87.2-88.1% over five runs and 88.5% in the test. 86.4-100%
+    // elsewhere.
     let small_partitions = threads >= 32 && mib == 64 && sizes.lo == 1 && sizes.hi == 5000;
     let min_payload = if small_partitions { 0.84 } else { 0.85 };
     if ratio >= min_ratio && payload >= min_payload && ours.newest_kept >= 0.99 {

@@ -173,9 +173,9 @@ impl Partition {
                 handle: head,
             };
             let key_end = header.len(cas_enabled) + usize::from(header.key_len);
-            // A chained item's head is a chunk of the largest size: in its chain class, or
-            // (with `-M`, where the chain classes and the ladder's largest class lend each
-            // other free chunks) in another of them.
+            // A chained item's head is a chunk of the largest size: in its chain class, or in
+            // another of them (the chain classes and the ladder's largest class lend each
+            // other free chunks: any of them with `-M`, longer bands' otherwise).
             let fits = if header.is_chained() {
                 key_end <= chunk.len() && chunk.len() == largest_chunk
             } else {

@@ -298,7 +298,8 @@ impl Partition {
         }
 
         // Chained: a head chunk and continuations of the largest chunk size, in the chain class
-        // of the item's chunk count, and the last continuation in a ladder class its bytes fit
+        // of the item's chunk count (or a free chunk of a longer band's, `alloc_chunk`), and the
+        // last continuation in a ladder class its bytes fit
         // (`tail_class`; memcached takes the smallest), so a chained item wastes little more
         // than a single-chunk item.
         // A chain always carries its expiry field: 4 bytes of kilobytes, and a touch never
