@@ -11,12 +11,12 @@
 //! smallest class's chunks per page; page ids are local to the partition and reused.
 //!
 //! The classes are the ladder of chunk sizes (memcached's slab classes, for items of one chunk)
-//! followed by [`CHAIN_CLASSES`] chain classes, whose chunks are as large as the ladder's
-//! largest: a chained item's head and middle chunks live in the chain class of its chunk
-//! count's power of two (2, 3-4, 5-8, ... chunks), or in a free chunk a longer band lends. memcached keeps every chained item's chunks
-//! in its largest class, where items of 20 KB and of 1 MB are one queue and one share of
-//! memory; apart, the page mover can give each band what its evictions per byte ask for, as it
-//! does for the ladder's classes (storage/README.md measures it).
+//! followed by [`CHAIN_CLASSES`] chain classes, whose chunks are as large as the ladder's largest:
+//! a chained item's head and middle chunks live in the chain class of its chunk count's power of
+//! two (2, 3-4, 5-8, ... chunks), or in a free chunk a longer band lends. memcached keeps every
+//! chained item's chunks in its largest class, where items of 20 KB and of 1 MB are one queue and
+//! one share of memory; apart, the page mover can give each band what its evictions per byte ask
+//! for, as it does for the ladder's classes (storage/README.md measures it).
 
 use crate::item::{self, NO_HANDLE};
 use crate::pool::PageMemory;

@@ -556,12 +556,11 @@ impl Partition {
     pub fn get_and_touch(&mut self, hash: u64, key: &[u8], exptime: i64) -> Option<ItemRef<'_>> {
         self.counters.cmd_get += 1;
         self.counters.cmd_touch += 1;
-        let expiry = self.clock.expiry_of(exptime);
         let Some((handle, mut header)) =
             self.lookup_counting_misses(hash, key)
                 .and_then(|(handle, mut header)| {
-                    let handle = self.set_expiry(hash, handle, &mut header, expiry)?;
-                    Some((handle, header))
+                    self.set_expiry(hash, handle, &mut header, exptime)
+                        .map(|handle| (handle, header))
                 })
         else {
             self.counters.get_misses += 1;
@@ -602,11 +601,9 @@ impl Partition {
             },
         };
         let found = match (found, options.touch) {
-            (Some((handle, mut header)), Some(exptime)) => {
-                let expiry = self.clock.expiry_of(exptime);
-                self.set_expiry(hash, handle, &mut header, expiry)
-                    .map(|handle| (handle, header))
-            }
+            (Some((handle, mut header)), Some(exptime)) => self
+                .set_expiry(hash, handle, &mut header, exptime)
+                .map(|handle| (handle, header)),
             (found, _) => found,
         };
         let Some((handle, mut header)) = found else {
@@ -817,8 +814,7 @@ impl Partition {
                 if let Some(exptime) = exptime {
                     // Room in place when the chunk has it; failing that, the rewrite below
                     // tries again and drops the item if it cannot (it is invalidated anyway).
-                    let expiry = self.clock.expiry_of(exptime);
-                    if let Some(moved) = self.set_expiry(request.hash, handle, &mut header, expiry)
+                    if let Some(moved) = self.set_expiry(request.hash, handle, &mut header, exptime)
                     {
                         handle = moved;
                     }
@@ -904,9 +900,8 @@ impl Partition {
         let mut header = old_header;
         let mut handle = handle;
         if let Some(exptime) = request.exptime {
-            let expiry = self.clock.expiry_of(exptime);
             handle = self
-                .set_expiry(request.hash, handle, &mut header, expiry)
+                .set_expiry(request.hash, handle, &mut header, exptime)
                 .ok_or(StoreError::OutOfMemory)?;
         }
         header.cas = self.fresh_cas(request.new_cas);
@@ -942,8 +937,7 @@ impl Partition {
             self.counters.touch_misses += 1;
             return false;
         };
-        let expiry = self.clock.expiry_of(exptime);
-        let Some(handle) = self.set_expiry(hash, handle, &mut header, expiry) else {
+        let Some(handle) = self.set_expiry(hash, handle, &mut header, exptime) else {
             self.counters.touch_misses += 1;
             return false;
         };

@@ -96,20 +96,10 @@ impl Partition {
             if self.take_pool_page(class) {
                 continue;
             }
-            // The chain classes and the ladder's largest class share one chunk size. With `-M`
-            // nothing is evicted and no page moves, so one of them out of chunks takes
-            // another's free one (else the free chunks of one band stay out of reach of the
-            // others). With evictions, it takes one of a band of longer chains only, before
-            // evicting its own (`take_free_longer_chain_chunk`).
-            if class >= self.slabs.largest_class() {
-                let free = if self.config.evictions {
-                    self.take_free_longer_chain_chunk(class)
-                } else {
-                    self.take_free_largest_chunk()
-                };
-                if let Some(handle) = free {
-                    return Ok(handle);
-                }
+            if class >= self.slabs.largest_class()
+                && let Some(handle) = self.take_lent_largest_chunk(class)
+            {
+                return Ok(handle);
             }
             if self.take_page_on_credit(class)
                 || self.evict_in_class(class)
@@ -153,30 +143,31 @@ impl Partition {
             .find(|&other| self.slabs.classes[other].free_chunks() > 0)
     }
 
-    /// A free chunk of the largest size: of the ladder's largest class or a chain class.
-    fn take_free_largest_chunk(&mut self) -> Option<u32> {
-        let first = self.slabs.largest_class();
-        (first..self.slabs.classes.len()).find_map(|class| self.slabs.take_free_chunk(class))
-    }
-
-    /// With evictions: a free chunk of a band of longer chains than `class`'s. A band evicts a
-    /// whole chain to store one and keeps what is left over for its next, so every band of
-    /// every partition held about half a chain's chunks free: at `-m 64 -t 32` with values of
-    /// 1..100,000 bytes, 8.6% of `-m`. A shorter chain now uses a longer band's leftover, and
-    /// the longer band evicts for its own next chain (its demand shows): 1,563-1,637 items
-    /// and 85.5-86.6% of `-m` in item bytes became 1,669-1,740 and 87.8-89.6% there (seeds
-    /// 1-5), `-t 16` +5-6% items, `-m 1024` +5-6% at `-t` 1 and 8 and -2% at `-t 32`, `-t 4`
-    /// -3% to +3%. Taking any band's leftover, also a shorter one's, reached 90% of `-m`, but
-    /// longer chains crowded out shorter ones: 8% fewer items, 98.5% of the newest kept. A
-    /// chain's last chunk of the largest size is the ladder's largest class's, and takes any
-    /// band's leftover: held to bands longer than its own chain's, a partition of few large
-    /// values lost one of its newest six in 2,880 checks
-    /// (`a_partition_of_few_large_values_keeps_its_newest`), and `-t` 4 and 8 held 1-2% fewer
-    /// items of 1..100,000 bytes (a read-only review's find, measured and not kept). An
-    /// item whose head sits in a lender's page counts as the lender's (its items, evictions
-    /// and ghost): the borrower's demand shows only once the leftovers are gone.
-    fn take_free_longer_chain_chunk(&mut self, class: usize) -> Option<u32> {
-        (class + 1..self.slabs.classes.len()).find_map(|longer| self.slabs.take_free_chunk(longer))
+    /// For `class`, the ladder's largest class or a chain band, out of chunks: a free chunk of
+    /// another class of that size (they share one chunk size). With `-M` nothing is evicted and no
+    /// page moves, so any of them lends (else the free chunks of one band stay out of reach of the
+    /// others). With evictions, only bands of longer chains lend, before `class` evicts its own. A
+    /// band evicts a whole chain to store one and keeps what is left over for its next, so every
+    /// band of every partition held about half a chain's chunks free: at `-m 64 -t 32` with values
+    /// of 1..100,000 bytes, 8.6% of `-m`. A shorter chain now uses a longer band's leftover, and
+    /// the longer band evicts for its own next chain (its demand shows): 1,563-1,637 items and
+    /// 85.5-86.6% of `-m` in item bytes became 1,669-1,740 and 87.8-89.6% there (seeds 1-5),
+    /// `-t 16` +5-6% items, `-m 1024` +5-6% at `-t` 1 and 8 and -2% at `-t 32`, `-t 4` -3% to +3%.
+    /// Taking any band's leftover, also a shorter one's, reached 90% of `-m`, but longer chains
+    /// crowded out shorter ones: 8% fewer items, 98.5% of the newest kept. A chain's last chunk of
+    /// the largest size is the ladder's largest class's, and takes any band's leftover: held to
+    /// bands longer than its own chain's, a partition of few large values lost one of its newest
+    /// six in 2,880 checks (`a_partition_of_few_large_values_keeps_its_newest`), and `-t` 4 and 8
+    /// held 1-2% fewer items of 1..100,000 bytes (a read-only review's find, measured and not
+    /// kept). An item whose head sits in a lender's page counts as the lender's (its items,
+    /// evictions and ghost): the borrower's demand shows only once the leftovers are gone.
+    fn take_lent_largest_chunk(&mut self, class: usize) -> Option<u32> {
+        let first = if self.config.evictions {
+            class + 1
+        } else {
+            self.slabs.largest_class()
+        };
+        (first..self.slabs.classes.len()).find_map(|lender| self.slabs.take_free_chunk(lender))
     }
 
     fn take_pool_page(&mut self, class: usize) -> bool {
@@ -878,7 +869,7 @@ mod tests {
         let ten_band = class_holding(&mut partition, b"t1");
         set(&mut partition, b"w", &[b'w'; 20_000]);
         // No chunk of the chain but its last, which is the ladder's largest class's and takes
-        // any band's leftover (`take_free_longer_chain_chunk`).
+        // any band's leftover (`take_lent_largest_chunk`).
         let head = partition.peek(0, b"w").expect("stored").handle;
         let mut chunks = vec![head];
         let mut next = Header::read(partition.slabs.chunk(head), partition.cas_enabled).next;

@@ -60,20 +60,20 @@ impl Partition {
         self.eviction.accessed(&self.slabs, handle);
     }
 
-    /// Gives an item a new expiry (`touch`, `gat`, meta `T`, `ma`/`md` with `T`), to be
-    /// written with its other access fields. An item stored without an expiry has no field for
-    /// one: its key and value move 4 bytes along when its chunk has the room, else it is
-    /// rewritten into a larger chunk (the size limit counted the field, so it fits). Returns the
-    /// item's handle, which a rewrite changes, or `None` if the rewrite found no memory (only
-    /// possible when nothing can be evicted); the item is then left as it was.
+    /// Gives an item the expiry of `exptime` (`touch`, `gat`, meta `T`, `ma`/`md` with `T`), to be
+    /// written with its other access fields. An item stored without an expiry has no field for one:
+    /// its key and value move 4 bytes along when its chunk has the room, else it is rewritten into
+    /// a larger chunk (the size limit counted the field, so it fits). Returns the item's handle,
+    /// which a rewrite changes, or `None` if the rewrite found no memory (only possible when
+    /// nothing can be evicted); the item is then left as it was.
     pub(super) fn set_expiry(
         &mut self,
         hash: u64,
         handle: u32,
         header: &mut Header,
-        expiry: u32,
+        exptime: i64,
     ) -> Option<u32> {
-        header.expiry = expiry;
+        header.expiry = self.clock.expiry_of(exptime);
         if header.has_expiry_room() {
             return Some(handle);
         }
@@ -88,14 +88,8 @@ impl Partition {
             self.slabs.classes[class].mem_requested += 4;
             return Some(handle);
         }
-        // Copied out first: making room may evict or move the item.
         let key = item::key_of(self.slabs.chunk(handle), cas_enabled).to_vec();
-        let value = self.copy_value(handle, header);
-        let mut grown = *header;
-        grown.bits &= !item::CHAINED;
-        grown.next = NO_HANDLE;
-        let (handle, mut stored) = self.write_counting_errors(grown, &key, &[&value]).ok()?;
-        self.link_uncounted(hash, &key, handle, &mut stored);
+        let (handle, stored) = self.write_again(hash, handle, &key, *header).ok()?;
         *header = stored;
         Some(handle)
     }
@@ -118,16 +112,9 @@ impl Partition {
                 .rewritten(&mut self.slabs, handle, &header, old_tag, self.cas_enabled);
             return Some((handle, header));
         }
-        let old = Header::read(self.slabs.chunk(handle), self.cas_enabled);
         let key = item::key_of(self.slabs.chunk(handle), self.cas_enabled).to_vec();
-        let value = self.copy_value(handle, &old);
-        header.bits &= !item::CHAINED;
-        header.next = NO_HANDLE;
-        match self.write_counting_errors(header, &key, &[&value]) {
-            Ok((handle, mut stored)) => {
-                self.link_uncounted(hash, &key, handle, &mut stored);
-                Some((handle, stored))
-            }
+        match self.write_again(hash, handle, &key, header) {
+            Ok(written) => Some(written),
             Err(_) => {
                 if let Ok((handle, _)) = self.lookup(hash, &key) {
                     self.unlink_found(handle, hash, &key);
@@ -135,6 +122,25 @@ impl Partition {
                 None
             }
         }
+    }
+
+    /// Writes the item at `handle` (whose key is `key`) again into a new chunk, with `header`
+    /// (a larger one), and links it in its place: the same item, so no store is counted. The
+    /// value is copied out first: making room may evict or move the item.
+    fn write_again(
+        &mut self,
+        hash: u64,
+        handle: u32,
+        key: &[u8],
+        mut header: Header,
+    ) -> Result<(u32, Header), StoreError> {
+        let old = Header::read(self.slabs.chunk(handle), self.cas_enabled);
+        let value = self.copy_value(handle, &old);
+        header.bits &= !item::CHAINED;
+        header.next = NO_HANDLE;
+        let (handle, mut stored) = self.write_counting_errors(header, key, &[&value])?;
+        self.link_uncounted(hash, key, handle, &mut stored);
+        Ok((handle, stored))
     }
 
     pub(super) fn fresh_cas(&mut self, requested: Option<u64>) -> u64 {
