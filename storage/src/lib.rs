@@ -18,9 +18,14 @@
 //! - Exptimes are passed as the client sent them (`i64`): 0 never expires, 1..=2,592,000 is
 //!   relative seconds, larger is an absolute Unix time, negative is already expired.
 //! - Reads return an [`ItemRef`] that borrows the partition: the caller copies what it needs into
-//!   its reply buffer while it holds the partition lock, then drops both.
+//!   its reply buffer while it holds the partition lock, then drops both. A large (chained) value
+//!   may instead be pinned ([`ItemRef::pin_value`]): its continuation chunks are then read after
+//!   the lock is released, and stay as they are until the [`PinnedValue`] is dropped.
+//!
+//! `unsafe` is denied except in `page.rs`, which holds page memory as a raw pointer so that
+//! pinned chunks can be read outside the lock while the owner writes other chunks of the page.
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 mod bytes;
 mod clock;
@@ -28,7 +33,9 @@ mod config;
 mod error;
 mod hasher;
 mod item;
+mod page;
 mod partition;
+mod pin;
 mod pool;
 mod restart;
 mod slab;
@@ -47,6 +54,7 @@ pub use partition::{
     MetaGetOptions, MetaGetOutcome, Partition, RestoreError, StoreMode, StoreOutcome, StoreRequest,
     ValueChunks, WalkCursor,
 };
+pub use pin::PinnedValue;
 pub use pool::PagePool;
 pub use restart::{
     ColdReason, Engine, ImageHeader, MemoryImage, Region, RegionTooSmall, SaveError, StartReport,

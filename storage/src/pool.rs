@@ -12,50 +12,9 @@
 //! ([`PageMemory`]); a region pool never allocates and never frees: its spare pages are the
 //! region's free slots, so that every page keeps its place for the next start.
 
+pub(crate) use crate::page::PageMemory;
 use parking_lot::Mutex;
-use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-
-/// The bytes of one slab page.
-#[derive(Debug)]
-pub(crate) enum PageMemory {
-    /// Allocated for this process; gone when it exits.
-    Heap(Box<[u8]>),
-    /// Slot `slot` of the mapped region: its bytes stay where they are across a restart.
-    Region { slot: u32, data: &'static mut [u8] },
-}
-
-impl PageMemory {
-    /// The region slot this page lives in, if it lives in a region.
-    pub(crate) fn slot(&self) -> Option<u32> {
-        match self {
-            PageMemory::Heap(_) => None,
-            PageMemory::Region { slot, .. } => Some(*slot),
-        }
-    }
-}
-
-impl Deref for PageMemory {
-    type Target = [u8];
-
-    #[inline]
-    fn deref(&self) -> &[u8] {
-        match self {
-            PageMemory::Heap(data) => data,
-            PageMemory::Region { data, .. } => data,
-        }
-    }
-}
-
-impl DerefMut for PageMemory {
-    #[inline]
-    fn deref_mut(&mut self) -> &mut [u8] {
-        match self {
-            PageMemory::Heap(data) => data,
-            PageMemory::Region { data, .. } => data,
-        }
-    }
-}
 
 /// Slab pages for all partitions, at most `limit` of them out at once.
 #[derive(Debug)]
@@ -143,10 +102,7 @@ impl PagePool {
             });
         }
         // A zeroed allocation comes from calloc/mmap, so a page costs RSS only once written.
-        Some(
-            reused
-                .unwrap_or_else(|| PageMemory::Heap(vec![0u8; self.page_size].into_boxed_slice())),
-        )
+        Some(reused.unwrap_or_else(|| PageMemory::heap(self.page_size)))
     }
 
     /// Returns a page to the pool.
@@ -292,10 +248,7 @@ mod tests {
         let free = region
             .chunks_exact_mut(4096)
             .enumerate()
-            .map(|(slot, data)| PageMemory::Region {
-                slot: slot as u32,
-                data,
-            })
+            .map(|(slot, data)| PageMemory::region(slot as u32, data))
             .collect();
         let pool = PagePool::over_region(64 * 4096, 4096, free, 0);
         assert_eq!(pool.limit_pages(), 4, "a region cannot grow");

@@ -372,10 +372,7 @@ impl MemoryImage {
             let free = std::mem::take(&mut self.slots)
                 .into_iter()
                 .enumerate()
-                .map(|(slot, data)| PageMemory::Region {
-                    slot: slot as u32,
-                    data,
-                })
+                .map(|(slot, data)| PageMemory::region(slot as u32, data))
                 .rev()
                 .collect();
             let pool = Arc::new(PagePool::over_region(
@@ -429,10 +426,7 @@ impl MemoryImage {
         for (slot, data) in std::mem::take(&mut self.slots).into_iter().enumerate() {
             let at = layout.slot_entry(slot);
             let owner = read_u32(self.header, at);
-            let memory = PageMemory::Region {
-                slot: slot as u32,
-                data,
-            };
+            let memory = PageMemory::region(slot as u32, data);
             if owner == FREE_SLOT {
                 free.push(memory);
                 continue;
@@ -528,7 +522,7 @@ impl Engine {
 fn pool_slots(pool: Arc<PagePool>, slots: usize) -> Vec<&'static mut [u8]> {
     let mut by_slot: Vec<Option<&'static mut [u8]>> = (0..slots).map(|_| None).collect();
     for memory in pool.drain_spare() {
-        if let PageMemory::Region { slot, data } = memory {
+        if let Some((slot, data)) = memory.into_region() {
             by_slot[slot as usize] = Some(data);
         }
     }

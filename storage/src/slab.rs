@@ -19,6 +19,7 @@
 //! for, as it does for the ladder's classes (storage/README.md measures it).
 
 use crate::item::{self, NO_HANDLE};
+use crate::page::PinnedSpan;
 use crate::pool::PageMemory;
 use crate::stats::ClassStats;
 use std::collections::{HashSet, VecDeque};
@@ -277,15 +278,33 @@ impl Slabs {
         let (page, chunk) = self.split(handle);
         let page = self.page(page);
         let size = page.chunk_size as usize;
-        &page.data[chunk * size..(chunk + 1) * size]
+        page.data.bytes(chunk * size..(chunk + 1) * size)
     }
 
+    /// The bytes of a chunk to write: a view of this chunk only, never of its whole page
+    /// (another thread may be reading a pinned chunk of the page).
     #[inline]
     pub fn chunk_mut(&mut self, handle: u32) -> &mut [u8] {
         let (page, chunk) = self.split(handle);
         let page = self.page_mut(page);
         let size = page.chunk_size as usize;
-        &mut page.data[chunk * size..(chunk + 1) * size]
+        page.data.bytes_mut(chunk * size..(chunk + 1) * size)
+    }
+
+    /// `range` of a chunk, to be read after the partition lock is released; pin.rs keeps the
+    /// chunk from being written or freed while the span lives.
+    pub(crate) fn chunk_span(&self, handle: u32, range: std::ops::Range<usize>) -> PinnedSpan {
+        let (page, chunk) = self.split(handle);
+        let page = self.page(page);
+        let at = chunk * page.chunk_size as usize;
+        debug_assert!(range.end <= page.chunk_size as usize);
+        page.data.span(at + range.start..at + range.end)
+    }
+
+    /// The id of the page a chunk is on.
+    #[inline]
+    pub fn page_of(&self, handle: u32) -> u32 {
+        self.split(handle).0 as u32
     }
 
     /// The class a chunk belongs to.
@@ -332,8 +351,10 @@ impl Slabs {
         }
         // Two distinct pages: take the source out of its slot for the copy, then put it back.
         let source = self.pages[from_page].take().expect("a held page");
-        self.page_mut(to_page).data[to_at..to_at + size]
-            .copy_from_slice(&source.data[from_at..from_at + size]);
+        self.page_mut(to_page)
+            .data
+            .bytes_mut(to_at..to_at + size)
+            .copy_from_slice(source.data.bytes(from_at..from_at + size));
         self.pages[from_page] = Some(source);
     }
 
@@ -371,7 +392,7 @@ impl Slabs {
         let chunks = self.classes[class].chunks_per_page;
         // Pages are reused: every chunk must read as free before the CLOCK hand passes it.
         for chunk in 0..chunks {
-            item::mark_free(&mut data[chunk * chunk_size..]);
+            item::mark_free(data.bytes_mut(chunk * chunk_size..(chunk + 1) * chunk_size));
         }
         let page = Page {
             data,

@@ -253,11 +253,30 @@ impl Partition {
         class.mem_requested -= size;
         let mut next = header.next;
         self.slabs.release_chunk(handle);
+        if header.is_chained() && self.pins.unlinked(handle) {
+            // A reader is writing its continuation chunks to a socket: they are freed when
+            // the last one leaves (`free_released_chunks`).
+            return;
+        }
         while header.is_chained() && self.slabs.is_valid(next) {
             let following = item::continuation_next(self.slabs.chunk(next));
             self.slabs.release_chunk(next);
             next = following;
         }
+    }
+
+    /// Frees the continuation chunks of unlinked items whose last reader has left.
+    pub(super) fn free_released_chunks(&mut self) {
+        for chunk in self.pins.take_released() {
+            self.slabs.release_chunk(chunk);
+        }
+    }
+
+    /// Whether page `page` holds a chunk a reader has pinned (or one not yet freed after its
+    /// pin): its chunks cannot be moved or freed, so it cannot be emptied.
+    pub(super) fn holds_pinned_chunk(&self, page: u32) -> bool {
+        let slabs = &self.slabs;
+        self.pins.holds_any(|chunk| slabs.page_of(chunk) == page)
     }
 
     /// Frees a dead item found by a lookup or the allocator's hand.

@@ -44,6 +44,7 @@ use crate::config::StorageConfig;
 use crate::error::StoreError;
 use crate::hasher::KeyHasher;
 use crate::item::{self, Header, NO_HANDLE};
+use crate::pin::{PinBoard, PinnedValue};
 use crate::pool::PagePool;
 use crate::slab::Slabs;
 use crate::stats::{ClassStats, PartitionStats};
@@ -343,6 +344,42 @@ impl<'a> ItemRef<'a> {
         }
     }
 
+    /// The value for writing after the partition lock is released: the part held in the head
+    /// chunk (copy it now: the head's header changes on every read) and the rest pinned in its
+    /// continuation chunks, which stay as they are until the [`PinnedValue`] is dropped, even
+    /// if the item is deleted, replaced or evicted meanwhile. `None` for a value held in one
+    /// chunk (copying it is cheaper than pinning it).
+    pub fn pin_value(&self) -> Option<(&'a [u8], PinnedValue)> {
+        if !self.header.is_chained() {
+            return None;
+        }
+        let partition = self.partition;
+        let slabs = &partition.slabs;
+        let mut parts = self.value();
+        let head_part = parts.first.take().unwrap_or_default();
+        let mut remaining = self.value_len() - head_part.len();
+        let len = remaining;
+        let mut chunks = Vec::new();
+        let mut spans = Vec::new();
+        let mut next = self.header.next;
+        while remaining > 0 && slabs.is_valid(next) {
+            let chunk = slabs.chunk(next);
+            let part = remaining.min(chunk.len() - item::CONTINUATION_HEADER);
+            spans.push(slabs.chunk_span(
+                next,
+                item::CONTINUATION_HEADER..item::CONTINUATION_HEADER + part,
+            ));
+            chunks.push(next);
+            remaining -= part;
+            next = item::continuation_next(chunk);
+        }
+        debug_assert_eq!(remaining, 0, "a chain holds its whole value");
+        let pinned = partition
+            .pins
+            .pin(self.handle, chunks, spans, len - remaining);
+        Some((head_part, pinned))
+    }
+
     /// Seconds left to live, -1 for never.
     pub fn ttl(&self) -> i64 {
         self.partition.clock.ttl_of(self.header.expiry)
@@ -443,6 +480,9 @@ pub struct Partition {
     starving: bool,
     /// Which item a class gives up when it needs a chunk ([`StorageConfig::eviction`]).
     eviction: Eviction,
+    /// Chained items whose continuation chunks readers are writing to sockets without the
+    /// lock ([`ItemRef::pin_value`]).
+    pins: Arc<PinBoard>,
 }
 
 impl std::fmt::Debug for Partition {
@@ -530,6 +570,7 @@ impl Partition {
             crawl_chunk: 0,
             starving: false,
             eviction,
+            pins: Arc::default(),
             config,
             pool,
             clock,
@@ -977,6 +1018,7 @@ impl Partition {
     /// evictions are much hotter than another's. Returns the chunks examined; the owner calls it
     /// when its event loop is idle and about once a second.
     pub fn maintain(&mut self, budget: usize) -> usize {
+        self.free_released_chunks();
         let now = self.clock.now();
         self.settle_flush(now);
         let examined = self.crawl(budget);
@@ -1140,8 +1182,15 @@ impl Partition {
 
 impl Drop for Partition {
     fn drop(&mut self) {
+        let pinned = self.pins.has_readers();
         for page in self.slabs.drain_pages() {
-            self.pool.give_back(page);
+            if pinned {
+                // A reader on another thread may still be reading a pinned chunk of it: the
+                // memory must outlive it, so it is leaked rather than reused or freed.
+                std::mem::forget(page);
+            } else {
+                self.pool.give_back(page);
+            }
         }
         if self.starving {
             self.pool.page_wanted_no_more();
@@ -1216,6 +1265,202 @@ mod tests {
             written += 1;
         }
         written
+    }
+
+    /// A value of `len` bytes, different at every offset and for every `seed`.
+    fn patterned(len: usize, seed: u8) -> Vec<u8> {
+        (0..len)
+            .map(|at| (at as u8).wrapping_mul(31).wrapping_add(seed))
+            .collect()
+    }
+
+    fn used_chunks(partition: &Partition) -> usize {
+        partition.slabs.classes.iter().map(|c| c.used_chunks).sum()
+    }
+
+    /// Pins `key`'s value: the head chunk's part and the pin.
+    fn pin(partition: &mut Partition, key: &[u8]) -> (Vec<u8>, PinnedValue) {
+        let item = partition.get(0, key).expect("a hit");
+        let (head, pinned) = item.pin_value().expect("a chained value");
+        (head.to_vec(), pinned)
+    }
+
+    fn joined(head: &[u8], pinned: &PinnedValue) -> Vec<u8> {
+        let mut value = head.to_vec();
+        pinned
+            .chunks()
+            .for_each(|chunk| value.extend_from_slice(chunk));
+        assert_eq!(value.len(), head.len() + pinned.len());
+        value
+    }
+
+    #[test]
+    fn a_value_in_one_chunk_is_not_pinned() {
+        let (mut partition, _, _) = partition(8 << 20);
+        set(&mut partition, b"small", &patterned(1000, 1));
+        assert!(partition.get(0, b"small").unwrap().pin_value().is_none());
+    }
+
+    #[test]
+    fn a_pinned_value_stays_whole_while_its_item_is_replaced_and_memory_is_reused() {
+        let (mut partition, _, _) = partition(8 << 20);
+        let value = patterned(700 << 10, 1);
+        set(&mut partition, b"big", &value);
+        let (head, pinned) = pin(&mut partition, b"big");
+        assert!(!pinned.is_empty());
+        assert_eq!(joined(&head, &pinned), value);
+        let before = used_chunks(&partition);
+        // Replaced, deleted, then memory churned by values of the same size over many times
+        // the limit, with the page mover and the background work running.
+        set(&mut partition, b"big", &patterned(700 << 10, 2));
+        partition.delete(&DeleteRequest::new(0, b"big"));
+        for round in 0..40u8 {
+            let key = format!("other{round}");
+            set(&mut partition, key.as_bytes(), &patterned(700 << 10, round));
+            set(
+                &mut partition,
+                format!("small{round}").as_bytes(),
+                &[round; 3000],
+            );
+            partition.maintain(1 << 20);
+        }
+        assert_eq!(
+            joined(&head, &pinned),
+            value,
+            "the pinned chunks were never reused"
+        );
+        let held = used_chunks(&partition);
+        drop(pinned);
+        // Freed at the next allocation or background slice.
+        partition.maintain(0);
+        assert!(used_chunks(&partition) < held);
+        assert!(before > 0);
+        assert!(partition.get(0, b"big").is_none());
+    }
+
+    #[test]
+    fn an_items_pins_are_shared_and_its_chunks_freed_when_the_last_reader_leaves() {
+        let (mut partition, _, _) = partition(8 << 20);
+        let value = patterned(900 << 10, 3);
+        set(&mut partition, b"big", &value);
+        let empty = {
+            let (_, pinned) = pin(&mut partition, b"big");
+            drop(pinned);
+            used_chunks(&partition)
+        };
+        let (head, first) = pin(&mut partition, b"big");
+        let (_, second) = pin(&mut partition, b"big");
+        partition.delete(&DeleteRequest::new(0, b"big"));
+        let continuations = used_chunks(&partition);
+        assert!(
+            continuations > 0 && continuations < empty,
+            "the head chunk is freed at once"
+        );
+        drop(first);
+        partition.maintain(0);
+        assert_eq!(
+            used_chunks(&partition),
+            continuations,
+            "one reader is still reading"
+        );
+        assert_eq!(joined(&head, &second), value);
+        drop(second);
+        partition.maintain(0);
+        assert_eq!(used_chunks(&partition), 0);
+    }
+
+    #[test]
+    fn a_page_holding_a_pinned_chunk_is_not_given_up() {
+        let (mut partition, _, _) = partition(8 << 20);
+        let value = patterned(700 << 10, 4);
+        set(&mut partition, b"big", &value);
+        let handle = partition.lookup(0, b"big").unwrap().0;
+        let class = partition.slabs.class_of(handle);
+        let (head, pinned) = pin(&mut partition, b"big");
+        let pages = partition.class_pages(class);
+        for _ in 0..pages {
+            partition.reassign_page(Some(class), None);
+        }
+        assert_eq!(joined(&head, &pinned), value);
+        assert!(
+            partition.get(0, b"big").is_some(),
+            "its head page could not be emptied"
+        );
+        drop(pinned);
+        let chain_pages: usize = (0..partition.class_count())
+            .map(|class| partition.class_pages(class))
+            .sum();
+        for class in 0..partition.class_count() {
+            while partition.reassign_page(Some(class), None) {}
+        }
+        assert!(
+            partition.pages() < chain_pages,
+            "unpinned, its pages can go"
+        );
+    }
+
+    #[test]
+    fn pinned_values_read_on_other_threads_stay_whole_while_the_partition_churns() {
+        let (partition, _, _) = partition(8 << 20);
+        let partition = Arc::new(parking_lot::Mutex::new(partition));
+        let values: Vec<Vec<u8>> = (0..4).map(|seed| patterned(600 << 10, seed)).collect();
+        for (at, value) in values.iter().enumerate() {
+            set(&mut partition.lock(), format!("big{at}").as_bytes(), value);
+        }
+        let readers: Vec<_> = (0..2)
+            .map(|reader| {
+                let (partition, values) = (Arc::clone(&partition), values.clone());
+                std::thread::spawn(move || {
+                    let mut checked = 0;
+                    for round in 0..300 {
+                        let at = (round + reader) % values.len();
+                        let key = format!("big{at}");
+                        let pinned = partition.lock().get(0, key.as_bytes()).map(|item| {
+                            let (head, pinned) = item.pin_value().expect("chained");
+                            (head.to_vec(), pinned)
+                        });
+                        // Read with the lock released, as a socket write would.
+                        if let Some((head, pinned)) = pinned {
+                            assert_eq!(joined(&head, &pinned), values[at]);
+                            checked += 1;
+                        }
+                    }
+                    checked
+                })
+            })
+            .collect();
+        for round in 0..300 {
+            let mut partition = partition.lock();
+            let at = round % values.len();
+            // The same bytes again, or another key's, so a torn read would show.
+            set(&mut partition, format!("big{at}").as_bytes(), &values[at]);
+            set(
+                &mut partition,
+                format!("churn{}", round % 9).as_bytes(),
+                &values[(at + 1) % 4],
+            );
+            partition.maintain(1 << 16);
+        }
+        let checked: usize = readers.into_iter().map(|r| r.join().unwrap()).sum();
+        assert!(checked > 0);
+    }
+
+    #[test]
+    fn a_partition_dropped_while_a_value_is_pinned_leaves_the_value_readable() {
+        let (mut partition, pool, _) = partition(8 << 20);
+        let value = patterned(700 << 10, 5);
+        set(&mut partition, b"big", &value);
+        let (head, pinned) = pin(&mut partition, b"big");
+        drop(partition);
+        // Its pages are leaked, not given back: the pages the pool hands out now, written
+        // over, are others.
+        let mut taken = Vec::new();
+        while let Some(mut page) = pool.try_take() {
+            page.fill(0xee);
+            taken.push(page);
+        }
+        assert!(!taken.is_empty());
+        assert_eq!(joined(&head, &pinned), value);
     }
 
     #[test]

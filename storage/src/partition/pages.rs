@@ -86,6 +86,7 @@ impl Partition {
     /// class's CLOCK hand, or a page taken from another class. Fails only when none of these
     /// works (evictions off, or the partition has no page to give).
     pub(super) fn alloc_chunk(&mut self, class: usize) -> Result<u32, StoreError> {
+        self.free_released_chunks();
         loop {
             if let Some(handle) = self.slabs.take_free_chunk(class) {
                 return Ok(handle);
@@ -281,13 +282,15 @@ impl Partition {
     }
 
     fn empty_a_page_evicting(&mut self, class: usize) -> Option<u32> {
-        // A page holding a chunk reserved by a chain being written cannot be emptied; it is
-        // passed over before anything on it is moved or evicted.
+        // A page holding a chunk reserved by a chain being written, or one a reader has
+        // pinned, cannot be emptied; it is passed over before anything on it is moved or
+        // evicted.
+        self.free_released_chunks();
         let page = self.slabs.classes[class]
             .pages
             .iter()
             .copied()
-            .filter(|&page| !self.holds_reserved_chunk(page))
+            .filter(|&page| !self.holds_reserved_chunk(page) && !self.holds_pinned_chunk(page))
             .min_by_key(|&page| self.slabs.page_used(page))?;
         if self.slabs.page_used(page) == 0 {
             return Some(page);
