@@ -16,6 +16,12 @@
 //! still costs about one `write`. Large reply buffers are handed between the connections and
 //! the worker's [`Scratch`] rather than freed and grown again by doubling.
 //!
+//! A large value (from [`crate::session::HOLD_MIN`] up, stored in a chain of chunks) is not
+//! copied into the reply buffer: the session holds it pinned in its slab chunks
+//! ([`HeldValue`]), and the connection writes the bytes around it and its chunks with one
+//! `writev`, the partition lock long released; a value written whole is dropped, which
+//! releases the pin. Not over TLS, which encrypts a copy anyway.
+//!
 //! On a TLS connection the same buffers hold plaintext: reads and writes go through the
 //! connection's [`TlsSession`], which moves records between rustls and the socket.
 //!
@@ -26,10 +32,11 @@
 
 use crate::buffer::InputBuffer;
 use crate::listener::Stream;
-use crate::session::{OUTPUT_HIGH_WATER, ServeContext, Session, Stop};
+use crate::session::{HeldValue, OUTPUT_HIGH_WATER, ServeContext, Session, Stop};
 use crate::tls::session::{Received, TlsSession};
 use crate::watch::Watcher;
-use std::io::{self, Read, Write};
+use std::collections::VecDeque;
+use std::io::{self, IoSlice, Read, Write};
 use std::sync::Arc;
 
 /// Bytes asked of the socket per read when the size of what is coming is unknown.
@@ -46,6 +53,9 @@ const HAND_OVER: usize = 4 << 10;
 /// worker's ready queue. 64 KiB is a few microseconds of copying into the socket, far more
 /// than the replies of one `-R` turn of small values.
 pub const WRITE_TURN: usize = 64 << 10;
+
+/// Most slices one `writev` of held values is given (a 256 KiB value is about 64 chunks).
+const WRITE_SLICES: usize = 128;
 
 /// Large reply buffers the worker keeps for the next large reply, and the largest one kept:
 /// without them, each reply larger than the scratch buffer grows a fresh one by doubling, which
@@ -135,6 +145,10 @@ pub struct Connection {
     /// Replies not yet written, from `output_sent` on.
     output: Vec<u8>,
     output_sent: usize,
+    /// Large values written from their slab chunks, each after `at` bytes of `output`, in
+    /// order; `held_sent` bytes of the first are written when `output_sent` has reached it.
+    held: VecDeque<HeldValue>,
+    held_sent: usize,
     /// The socket may hold unread bytes: a readable edge came and no read has drained it.
     may_read: bool,
     /// The carried-over input may hold complete requests: serving stopped for fairness or
@@ -167,6 +181,8 @@ impl Connection {
             input: InputBuffer::new(),
             output: Vec::new(),
             output_sent: 0,
+            held: VecDeque::new(),
+            held_sent: 0,
             may_read: true,
             input_ready: false,
             input_needed: 0,
@@ -191,7 +207,12 @@ impl Connection {
 
     /// Bytes of replies waiting to be written.
     pub fn pending_output(&self) -> usize {
-        self.output.len() - self.output_sent
+        self.output.len() - self.output_sent + self.held_unsent()
+    }
+
+    /// Bytes of held values waiting to be written.
+    fn held_unsent(&self) -> usize {
+        self.held.iter().map(|held| held.value.len()).sum::<usize>() - self.held_sent
     }
 
     /// Whether a request is partly received.
@@ -267,18 +288,22 @@ impl Connection {
         let mut budget = budget;
         // Replies go to the scratch buffer unless older replies are still unsent: order matters.
         let to_scratch = self.pending_output() == 0;
-        if !to_scratch && self.output_sent > 0 {
-            // The session measures its output against the high-water mark: only unsent bytes.
-            self.output.drain(..self.output_sent);
+        if to_scratch {
+            self.output.clear();
             self.output_sent = 0;
+        } else {
+            // The session measures its output against the high-water mark: only unsent bytes.
+            self.compact_output();
         }
+        context.held.enabled = self.tls.is_none();
+        context.held.bytes = self.held_unsent();
         scratch.output.clear();
         loop {
             if self.closing || budget == 0 {
                 break;
             }
             let unsent = if to_scratch {
-                scratch.output.len()
+                scratch.output.len() + self.held_unsent()
             } else {
                 self.pending_output()
             };
@@ -295,6 +320,7 @@ impl Connection {
                     self.session
                         .serve(self.input.bytes(), out, &mut budget, context);
                 self.input.consume(consumed);
+                self.adopt_held(context);
                 self.apply(stop, context)
             } else if self.may_read && !self.peer_closed {
                 match self.read_and_serve(scratch, to_scratch, &mut budget, context) {
@@ -384,14 +410,11 @@ impl Connection {
         if self.peer_closed {
             return Verdict::Close;
         }
-        if let Some(watcher) = &self.watcher
-            && self.pending_output() <= OUTPUT_HIGH_WATER
-        {
-            if self.output_sent > 0 {
-                self.output.drain(..self.output_sent);
-                self.output_sent = 0;
+        if self.watcher.is_some() && self.pending_output() <= OUTPUT_HIGH_WATER {
+            self.compact_output();
+            if let Some(watcher) = &self.watcher {
+                watcher.drain_into(&mut self.output);
             }
-            watcher.drain_into(&mut self.output);
         }
         // All the socket takes: a watcher is never queued to write on, and its lines are
         // bounded by the watcher's own buffer.
@@ -471,6 +494,7 @@ impl Connection {
         if stop == Stop::Watch {
             buffer.clear();
         }
+        self.adopt_held(context);
         if !carried && !scratch.input.is_empty() {
             if scratch.input.len() > HAND_OVER {
                 self.input =
@@ -489,8 +513,21 @@ impl Connection {
         scratch: &mut Scratch,
         context: &mut ServeContext<'_>,
     ) -> io::Result<()> {
-        if scratch.output.is_empty() {
+        if scratch.output.is_empty() && self.held.is_empty() {
             return Ok(());
+        }
+        if !self.held.is_empty() {
+            // The replies around the held values move into the connection's buffer (empty:
+            // replies went to scratch), at the offsets the values were held at.
+            let replacement = scratch.replacement_output();
+            self.output = std::mem::replace(&mut scratch.output, replacement);
+            self.output_sent = 0;
+            self.held_sent = 0;
+            if self.pending_output() > WRITE_TURN {
+                self.write_paused = true;
+                return Ok(());
+            }
+            return self.flush_up_to(usize::MAX, scratch, context);
         }
         // Replies of more than WRITE_TURN bytes (a large value) wait until the connections
         // with events in this poll have had their turns, then go out in one write.
@@ -540,22 +577,105 @@ impl Connection {
             }
             return Ok(());
         }
-        let (written, paused) = write_turn(
-            &mut self.stream,
-            self.tls.as_deref_mut(),
-            &self.output[self.output_sent..],
-            limit,
-        )?;
+        let (written, paused) = self.write_output(limit)?;
         self.write_paused = paused;
         context.executor.stats.bytes_written.add(written as u64);
-        self.output_sent += written;
-        if self.output_sent == self.output.len() {
+        if self.pending_output() == 0 {
             // Give it back now: when a writable event finishes the output, no serving turn may
             // follow to release it, and an idle connection would keep a reply-sized buffer.
             scratch.recycle_output(std::mem::take(&mut self.output));
             self.output_sent = 0;
         }
         Ok(())
+    }
+
+    /// Takes the values the session held in its last serve call: they follow the output's
+    /// first `at` bytes, the output being the connection's own buffer, or the scratch buffer
+    /// that moves into it at the end of the turn (the connection's is empty then).
+    fn adopt_held(&mut self, context: &mut ServeContext<'_>) {
+        if context.held.values.is_empty() {
+            return;
+        }
+        self.held.extend(context.held.values.drain(..));
+        context.held.bytes = self.held_unsent();
+    }
+
+    /// Drops the written part of the output, so that only unsent bytes remain.
+    fn compact_output(&mut self) {
+        if self.output_sent == 0 {
+            return;
+        }
+        self.output.drain(..self.output_sent);
+        for held in &mut self.held {
+            held.at -= self.output_sent;
+        }
+        self.output_sent = 0;
+    }
+
+    /// Writes at most `limit` bytes of the unsent output, held values straight from their
+    /// chunks with `writev`. Returns what was written, and whether it stopped at the limit with
+    /// more to write and the socket still taking bytes.
+    fn write_output(&mut self, limit: usize) -> io::Result<(usize, bool)> {
+        if self.held.is_empty() {
+            let (written, paused) = write_turn(
+                &mut self.stream,
+                self.tls.as_deref_mut(),
+                &self.output[self.output_sent..],
+                limit,
+            )?;
+            self.output_sent += written;
+            return Ok((written, paused));
+        }
+        let pending = self.pending_output();
+        let offered = pending.min(limit);
+        let mut written = 0;
+        while written < offered {
+            let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
+            let count = gather_output(
+                &self.output,
+                self.output_sent,
+                &self.held,
+                self.held_sent,
+                offered - written,
+                &mut slices,
+            );
+            match self.stream.write_vectored(&slices[..count]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.advance_output(n);
+                    written += n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok((written, written == offered && offered < pending))
+    }
+
+    /// Moves the write position `n` bytes on; a held value written whole is dropped, which
+    /// releases its pin.
+    fn advance_output(&mut self, mut n: usize) {
+        while n > 0 {
+            let Some(front) = self.held.front() else {
+                self.output_sent += n;
+                return;
+            };
+            if self.output_sent < front.at {
+                let raw = (front.at - self.output_sent).min(n);
+                self.output_sent += raw;
+                n -= raw;
+                continue;
+            }
+            let left = front.value.len() - self.held_sent;
+            if n < left {
+                self.held_sent += n;
+                return;
+            }
+            n -= left;
+            self.held_sent = 0;
+            self.held.pop_front();
+        }
     }
 
     /// Idle connections keep no heap: drop drained buffers.
@@ -590,6 +710,54 @@ fn write_turn(
     let offered = bytes.len().min(limit);
     let written = write_some(stream, tls, &bytes[..offered])?;
     Ok((written, written == offered && offered < bytes.len()))
+}
+
+/// Fills `slices` with up to `budget` bytes of unsent output from the write position
+/// (`sent` bytes of `output`, `held_sent` of the first held value when `sent` has reached it):
+/// output bytes and held values' chunks in order. Returns how many slices it filled.
+fn gather_output<'a>(
+    output: &'a [u8],
+    sent: usize,
+    held: &'a VecDeque<HeldValue>,
+    held_sent: usize,
+    mut budget: usize,
+    slices: &mut [IoSlice<'a>],
+) -> usize {
+    let mut count = 0;
+    let mut push = |bytes: &'a [u8], budget: &mut usize| -> bool {
+        if count == slices.len() || *budget == 0 {
+            return false;
+        }
+        let bytes = &bytes[..bytes.len().min(*budget)];
+        if !bytes.is_empty() {
+            slices[count] = IoSlice::new(bytes);
+            count += 1;
+            *budget -= bytes.len();
+        }
+        true
+    };
+    let mut raw = sent;
+    for (index, value) in held.iter().enumerate() {
+        if raw < value.at {
+            if !push(&output[raw..value.at], &mut budget) {
+                return count;
+            }
+            raw = value.at;
+        }
+        let mut skip = if index == 0 { held_sent } else { 0 };
+        for chunk in value.value.chunks() {
+            if skip >= chunk.len() {
+                skip -= chunk.len();
+                continue;
+            }
+            if !push(&chunk[skip..], &mut budget) {
+                return count;
+            }
+            skip = 0;
+        }
+    }
+    push(&output[raw..], &mut budget);
+    count
 }
 
 /// Writes what the socket takes now, retrying on EINTR; WouldBlock ends it early. Through

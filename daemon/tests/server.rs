@@ -490,3 +490,115 @@ fn large_replies_are_written_whole_before_a_close() {
     );
     assert_eq!(server.wait_exit().code(), Some(0));
 }
+
+/// Sum of `used_chunks` over every slab class in a `stats slabs` reply.
+fn used_chunks(stats_slabs: &str) -> u64 {
+    stats_slabs
+        .lines()
+        .filter_map(|line| line.strip_prefix("STAT "))
+        .filter_map(|stat| stat.split_once(' '))
+        .filter(|(name, _)| name.ends_with(":used_chunks"))
+        .map(|(_, value)| value.parse::<u64>().unwrap())
+        .sum()
+}
+
+/// Large values are written from their slab chunks, pinned while a client reads them: a
+/// reader that takes its time gets each value as it was when its `get` was served, whole,
+/// while another client deletes it, stores it anew and writes many times the memory limit
+/// over; once read (or once a reader goes away without reading) the chunks are freed.
+///
+/// Over a UNIX socket, whose buffers do not grow as TCP's do: while the reader does not read,
+/// the server holds the replies it has begun, and serves no more of the gets, for certain.
+#[test]
+fn a_large_value_read_slowly_stays_whole_while_its_memory_is_rewritten() {
+    let path = std::env::temp_dir().join(format!("ferrocached-held-{}.sock", std::process::id()));
+    let path_text = path.to_str().unwrap().to_string();
+    let server = Server::start_exact(&["-s", &path_text, "-t", "1", "-m", "16"], &[]);
+    let connect = || {
+        let stream = UnixStream::connect(&path).unwrap();
+        stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        stream
+    };
+    let read_exact = |stream: &mut UnixStream, len: usize| {
+        let mut bytes = vec![0; len];
+        stream
+            .read_exact(&mut bytes)
+            .expect("bytes from the server");
+        bytes
+    };
+    let mut setter = connect();
+    let mut call = |request: &[u8], reply: &[u8]| {
+        setter.write_all(request).unwrap();
+        assert_eq!(read_exact(&mut setter, reply.len()), reply);
+    };
+    let store_request = |key: &str, value: &[u8]| {
+        let mut set = format!("set {key} 0 0 {}\r\n", value.len()).into_bytes();
+        set.extend_from_slice(value);
+        set.extend_from_slice(b"\r\n");
+        set
+    };
+    let original = patterned_value(1, 900_000);
+    let renewed = patterned_value(99, 900_000);
+    call(&store_request("big", &original), b"STORED\r\n");
+    let reply_of = |value: &[u8]| [value_reply("big", value), b"END\r\n".to_vec()].concat();
+    let (old_reply, new_reply) = (reply_of(&original), reply_of(&renewed));
+
+    const GETS: usize = 16;
+    let mut reader = connect();
+    reader.write_all(&b"get big\r\n".repeat(GETS)).unwrap();
+    let mut leaver = connect();
+    leaver.write_all(&b"get big\r\n".repeat(GETS)).unwrap();
+    let first = read_exact(&mut reader, 1000);
+    assert_eq!(first, old_reply[..1000]);
+    assert_eq!(read_exact(&mut leaver, 1000), old_reply[..1000]);
+    drop(leaver);
+
+    call(b"delete big\r\n", b"DELETED\r\n");
+    for round in 0..40 {
+        let value = patterned_value(round + 2, 900_000);
+        call(
+            &store_request(&format!("churn{}", round % 7), &value),
+            b"STORED\r\n",
+        );
+    }
+    call(&store_request("big", &renewed), b"STORED\r\n");
+
+    // Each reply is the value as it was when served: the old one for the gets served before
+    // the rewrite, the new one after (none while the key was gone); never a mix.
+    let mut received = first;
+    received.extend_from_slice(&read_exact(&mut reader, old_reply.len() - received.len()));
+    let mut old_replies = 0;
+    while received == old_reply && old_replies < GETS {
+        old_replies += 1;
+        received = read_exact(&mut reader, old_reply.len());
+    }
+    assert!(
+        (1..GETS).contains(&old_replies),
+        "{old_replies} replies of the old value"
+    );
+    assert_eq!(
+        received,
+        new_reply,
+        "reply {} is neither value",
+        old_replies + 1
+    );
+    for _ in old_replies + 1..GETS {
+        assert_eq!(read_exact(&mut reader, new_reply.len()), new_reply);
+    }
+    eprintln!("{old_replies} of {GETS} replies were of the value before the rewrite");
+
+    // Every chunk comes back once nothing is stored and nobody reads.
+    call(b"flush_all\r\n", b"OK\r\n");
+    eventually(Duration::from_secs(10), "every chunk freed", || {
+        setter.write_all(b"stats slabs\r\n").unwrap();
+        let mut reply = Vec::new();
+        while !reply.ends_with(b"END\r\n") {
+            let mut chunk = [0u8; 4096];
+            let n = setter.read(&mut chunk).unwrap();
+            reply.extend_from_slice(&chunk[..n]);
+        }
+        used_chunks(&String::from_utf8(reply).unwrap()) == 0
+    });
+    drop(server);
+    let _ = std::fs::remove_file(&path);
+}

@@ -18,6 +18,7 @@ use crate::shared::Shared;
 use crate::watch::Watcher;
 use binary::BinarySession;
 use ferrocache_protocol::binary::REQUEST_MAGIC;
+use ferrocache_storage::PinnedValue;
 use std::sync::Arc;
 use text::TextSession;
 
@@ -57,6 +58,38 @@ pub struct ResponseMarks {
     pub discarded: bool,
 }
 
+/// A value smaller than this is copied into the output even where it could be held: below
+/// it, copying costs less than pinning it and gathering its chunks for `writev`.
+pub const HOLD_MIN: usize = 32 << 10;
+
+/// Large values a front pinned rather than copied into its output, for a connection that
+/// writes them straight from their slab chunks (plain TCP and Unix sockets; TLS encrypts a
+/// copy anyway, and UDP frames datagrams).
+#[derive(Debug, Default)]
+pub struct HeldValues {
+    /// The connection can write held values; fronts copy every value when it is false.
+    pub enabled: bool,
+    /// The values held in this serve call, in output order.
+    pub values: Vec<HeldValue>,
+    /// Their bytes in all (the output's size counts them).
+    pub bytes: usize,
+}
+
+/// A value whose bytes follow `at` bytes of the output (of the serve call that held it).
+#[derive(Debug)]
+pub struct HeldValue {
+    pub at: usize,
+    pub value: PinnedValue,
+}
+
+impl HeldValues {
+    /// Holds `value` after the output's first `at` bytes.
+    pub fn hold(&mut self, at: usize, value: PinnedValue) {
+        self.bytes += value.len();
+        self.values.push(HeldValue { at, value });
+    }
+}
+
 /// Per-thread context of one serving turn.
 pub struct ServeContext<'a> {
     pub executor: Executor<'a>,
@@ -66,6 +99,8 @@ pub struct ServeContext<'a> {
     pub watcher: Option<Arc<Watcher>>,
     /// Response object boundaries, when the transport needs them (UDP).
     pub marks: Option<ResponseMarks>,
+    /// Large values held for the connection to write from their chunks.
+    pub held: HeldValues,
     /// The serving worker's latency histograms.
     latency: &'a ThreadLatency,
     /// Whether requests are timed (`--no-latency-histograms` clears it): off, no clock is read.
@@ -86,6 +121,7 @@ impl<'a> ServeContext<'a> {
             served: 0,
             watcher: None,
             marks: None,
+            held: HeldValues::default(),
             latency: shared.latency.thread(worker),
             timed: shared.latency.recording(),
             clock: shared.latency.clock(),

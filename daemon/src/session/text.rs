@@ -8,7 +8,7 @@
 //! a command does to the cache (the `command` layer).
 
 use super::ascii_login::{AsciiLogin, LoginStep};
-use super::{OUTPUT_HIGH_WATER, ServeContext, Stop};
+use super::{HOLD_MIN, OUTPUT_HIGH_WATER, ServeContext, Stop};
 use crate::command::Executor;
 use crate::command::admin::Refusal;
 use crate::command::arith::Arith;
@@ -109,7 +109,7 @@ impl TextSession {
             if *budget == 0 {
                 return (consumed, Stop::Budget);
             }
-            if out.len() > OUTPUT_HIGH_WATER {
+            if out.len() + context.held.bytes > OUTPUT_HIGH_WATER {
                 return (consumed, Stop::Backpressure);
             }
             if let Some(login) = &mut self.login {
@@ -512,9 +512,10 @@ impl TextSession {
             GetKind::Gat | GetKind::Gats => Retrieve::Touch { exptime },
             GetKind::Get | GetKind::Gets => Retrieve::Get,
         };
+        let held = &mut context.held;
         let mut keys = keys.iter().skip(self.get_progress).enumerate().peekable();
         while let Some((answered, key)) = keys.next() {
-            if answered > 0 && out.len() > OUTPUT_HIGH_WATER {
+            if answered > 0 && out.len() + held.bytes > OUTPUT_HIGH_WATER {
                 self.get_progress += answered;
                 return Step::Paused;
             }
@@ -530,8 +531,15 @@ impl TextSession {
                     }
                     let cas = with_cas.then(|| item.cas());
                     reply::value_header(out, key, item.flags(), item.value_len(), cas);
-                    for chunk in item.value() {
-                        out.extend_from_slice(chunk);
+                    match (held.enabled && item.value_len() >= HOLD_MIN)
+                        .then(|| item.pin_value())
+                        .flatten()
+                    {
+                        Some((head_part, pinned)) => {
+                            out.extend_from_slice(head_part);
+                            held.hold(out.len(), pinned);
+                        }
+                        None => item.value().for_each(|chunk| out.extend_from_slice(chunk)),
                     }
                     reply::value_end(out);
                 });
