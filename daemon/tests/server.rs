@@ -430,6 +430,12 @@ fn large_replies_arrive_whole_and_in_order_among_small_ones() {
         expected.extend_from_slice(b"END\r\n");
         requests.extend_from_slice(format!("mg small v k O{round}\r\n").as_bytes());
         expected.extend_from_slice(format!("VA 2 ksmall O{round}\r\nhi\r\n").as_bytes());
+        // A large value through the meta protocol, written from its chunks too.
+        let big2 = &values[1].1;
+        requests.extend_from_slice(format!("mg big2 v O{round}\r\n").as_bytes());
+        expected.extend_from_slice(format!("VA {} O{round}\r\n", big2.len()).as_bytes());
+        expected.extend_from_slice(big2);
+        expected.extend_from_slice(b"\r\n");
     }
     let mut writer = c.stream.try_clone().unwrap();
     let sender = std::thread::spawn(move || writer.write_all(&requests).unwrap());

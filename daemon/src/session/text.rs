@@ -8,7 +8,7 @@
 //! a command does to the cache (the `command` layer).
 
 use super::ascii_login::{AsciiLogin, LoginStep};
-use super::{HOLD_MIN, OUTPUT_HIGH_WATER, ServeContext, Stop};
+use super::{HOLD_MIN, HeldValues, OUTPUT_HIGH_WATER, ServeContext, Stop};
 use crate::command::Executor;
 use crate::command::admin::Refusal;
 use crate::command::arith::Arith;
@@ -28,8 +28,8 @@ use ferrocache_protocol::{
     ProtocolError, Refused, Request, SlabsCommand, StoreCommand, TooLargeStore, parse_request,
 };
 use ferrocache_storage::{
-    ArithMode, ArithOutcome, ClassSet, DeleteOutcome, MetaGetOptions, MetaGetOutcome, StoreError,
-    StoreOutcome,
+    ArithMode, ArithOutcome, ClassSet, DeleteOutcome, ItemRef, MetaGetOptions, MetaGetOutcome,
+    StoreError, StoreOutcome,
 };
 use std::sync::Arc;
 
@@ -401,7 +401,9 @@ impl TextSession {
                 // memcached writes the error even under noreply.
                 Err(text) => out.extend_from_slice(text.as_bytes()),
             },
-            Request::MetaGet { key, flags } => meta_get(exec, key.bytes(), &flags, out),
+            Request::MetaGet { key, flags } => {
+                meta_get(exec, key.bytes(), &flags, out, &mut context.held)
+            }
             Request::MetaSet { key, value, flags } => {
                 meta_set(exec, key.bytes(), value, &flags, out)
             }
@@ -531,16 +533,7 @@ impl TextSession {
                     }
                     let cas = with_cas.then(|| item.cas());
                     reply::value_header(out, key, item.flags(), item.value_len(), cas);
-                    match (held.enabled && item.value_len() >= HOLD_MIN)
-                        .then(|| item.pin_value())
-                        .flatten()
-                    {
-                        Some((head_part, pinned)) => {
-                            out.extend_from_slice(head_part);
-                            held.hold(out.len(), pinned);
-                        }
-                        None => item.value().for_each(|chunk| out.extend_from_slice(chunk)),
-                    }
+                    write_value(out, held, item);
                     reply::value_end(out);
                 });
             }
@@ -706,7 +699,29 @@ fn store_error(error: StoreError) -> &'static [u8] {
     }
 }
 
-fn meta_get(exec: &Executor<'_>, key: &[u8], flags: &MetaFlags<'_>, out: &mut Vec<u8>) {
+/// Writes a hit's value: held in its chunks for the connection to write from there when it
+/// can ([`HeldValues`]) and the value is large, else copied.
+fn write_value(out: &mut Vec<u8>, held: &mut HeldValues, item: &ItemRef<'_>) {
+    if held.enabled
+        && item.value_len() >= HOLD_MIN
+        && let Some((head_part, pinned)) = item.pin_value()
+    {
+        out.extend_from_slice(head_part);
+        held.hold(out.len(), pinned);
+        return;
+    }
+    for chunk in item.value() {
+        out.extend_from_slice(chunk);
+    }
+}
+
+fn meta_get(
+    exec: &Executor<'_>,
+    key: &[u8],
+    flags: &MetaFlags<'_>,
+    out: &mut Vec<u8>,
+    held: &mut HeldValues,
+) {
     let options = MetaGetOptions {
         bump: !flags.no_bump,
         touch: flags.ttl,
@@ -742,9 +757,7 @@ fn meta_get(exec: &Executor<'_>, key: &[u8], flags: &MetaFlags<'_>, out: &mut Ve
             };
             if reply::meta_reply(out, MetaCommand::Get, status, flags, &meta) && flags.return_value
             {
-                for chunk in item.value() {
-                    out.extend_from_slice(chunk);
-                }
+                write_value(out, held, &item);
                 reply::value_end(out);
             }
         }
