@@ -517,10 +517,11 @@ impl Connection {
             return Ok(());
         }
         if !self.held.is_empty() {
-            // The replies around the held values move into the connection's buffer (empty:
-            // replies went to scratch), at the offsets the values were held at.
-            let replacement = scratch.replacement_output();
-            self.output = std::mem::replace(&mut scratch.output, replacement);
+            // The replies around the held values (headers and small replies: few bytes) are
+            // copied into the connection's buffer, empty since replies went to scratch, at the
+            // offsets the values were held at.
+            self.output.extend_from_slice(&scratch.output);
+            scratch.output.clear();
             self.output_sent = 0;
             self.held_sent = 0;
             if self.pending_output() > WRITE_TURN {

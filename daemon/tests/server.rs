@@ -508,6 +508,38 @@ fn used_chunks(stats_slabs: &str) -> u64 {
         .sum()
 }
 
+/// `ferrocached -t 1 -m 16` on a UNIX socket only, whose file goes with it.
+struct UnixServer {
+    server: Option<Server>,
+    path: std::path::PathBuf,
+}
+
+impl UnixServer {
+    fn start(name: &str) -> UnixServer {
+        let path =
+            std::env::temp_dir().join(format!("ferrocached-{name}-{}.sock", std::process::id()));
+        let path_text = path.to_str().unwrap().to_string();
+        let server = Server::start_exact(&["-s", &path_text, "-t", "1", "-m", "16"], &[]);
+        UnixServer {
+            server: Some(server),
+            path,
+        }
+    }
+
+    fn connect(&self) -> UnixStream {
+        let stream = UnixStream::connect(&self.path).unwrap();
+        stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        stream
+    }
+}
+
+impl Drop for UnixServer {
+    fn drop(&mut self) {
+        drop(self.server.take());
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
 /// Large values are written from their slab chunks, pinned while a client reads them: a
 /// reader that takes its time gets each value as it was when its `get` was served, whole,
 /// while another client deletes it, stores it anew and writes many times the memory limit
@@ -517,14 +549,8 @@ fn used_chunks(stats_slabs: &str) -> u64 {
 /// the server holds the replies it has begun, and serves no more of the gets, for certain.
 #[test]
 fn a_large_value_read_slowly_stays_whole_while_its_memory_is_rewritten() {
-    let path = std::env::temp_dir().join(format!("ferrocached-held-{}.sock", std::process::id()));
-    let path_text = path.to_str().unwrap().to_string();
-    let server = Server::start_exact(&["-s", &path_text, "-t", "1", "-m", "16"], &[]);
-    let connect = || {
-        let stream = UnixStream::connect(&path).unwrap();
-        stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-        stream
-    };
+    let server = UnixServer::start("held");
+    let connect = || server.connect();
     let read_exact = |stream: &mut UnixStream, len: usize| {
         let mut bytes = vec![0; len];
         stream
@@ -605,6 +631,52 @@ fn a_large_value_read_slowly_stays_whole_while_its_memory_is_rewritten() {
         }
         used_chunks(&String::from_utf8(reply).unwrap()) == 0
     });
-    drop(server);
-    let _ = std::fs::remove_file(&path);
+}
+
+/// Clients that ask for large values and never read them cannot hold the cache's memory:
+/// past a budget (an eighth of a partition's share) values are copied, not pinned, so the
+/// deleted values such readers wait for do not keep stores from finding memory.
+#[test]
+fn readers_that_never_read_cannot_hold_the_memory() {
+    let server = UnixServer::start("budget");
+    let connect = || server.connect();
+    let mut setter = connect();
+    let mut call = |request: &[u8]| {
+        setter.write_all(request).unwrap();
+        let mut reply = Vec::new();
+        while !reply.ends_with(b"\r\n") {
+            let mut byte = [0u8; 1];
+            setter.read_exact(&mut byte).unwrap();
+            reply.push(byte[0]);
+        }
+        String::from_utf8(reply).unwrap()
+    };
+    let set = |key: &str, seed: u8| {
+        let value = patterned_value(seed, 900_000);
+        let mut request = format!("set {key} 0 0 {}\r\n", value.len()).into_bytes();
+        request.extend_from_slice(&value);
+        request.extend_from_slice(b"\r\n");
+        request
+    };
+    let mut waiting = Vec::new();
+    for round in 0..18u8 {
+        let key = format!("pin{round}");
+        assert_eq!(call(&set(&key, round)), "STORED\r\n");
+        let mut reader = connect();
+        reader
+            .write_all(&format!("get {key}\r\n").repeat(8).into_bytes())
+            .unwrap();
+        let mut first = [0u8; 100];
+        reader.read_exact(&mut first).unwrap();
+        waiting.push(reader);
+        assert_eq!(call(format!("delete {key}\r\n").as_bytes()), "DELETED\r\n");
+    }
+    for round in 0..30u8 {
+        let reply = call(&set(&format!("after{}", round % 12), round));
+        assert_eq!(
+            reply, "STORED\r\n",
+            "store {round} beside 18 readers that never read"
+        );
+    }
+    drop(waiting);
 }

@@ -15,7 +15,7 @@
 
 #![allow(unsafe_code)]
 
-use std::ops::{Deref, DerefMut, Range};
+use std::ops::{Deref, Range};
 use std::ptr::NonNull;
 
 /// The bytes of one slab page.
@@ -127,23 +127,14 @@ impl Drop for PageMemory {
     }
 }
 
-// Whole-page views, for the code that needs one (a fresh page being cut, a restart reading
-// or settling pages). A page being read by a pinned span's reader is never viewed whole with
-// &mut: pages holding pinned chunks are never emptied, moved or given back.
+// A whole-page view, for reading (a restart saving or settling pages). There is no whole-page
+// &mut: writes borrow the chunk they write ([`PageMemory::bytes_mut`]).
 impl Deref for PageMemory {
     type Target = [u8];
 
     #[inline]
     fn deref(&self) -> &[u8] {
         self.bytes(0..self.len)
-    }
-}
-
-impl DerefMut for PageMemory {
-    #[inline]
-    fn deref_mut(&mut self) -> &mut [u8] {
-        let len = self.len;
-        self.bytes_mut(0..len)
     }
 }
 
@@ -185,7 +176,11 @@ mod tests {
         assert_eq!(page.bytes(8..16), b"abcdefgh");
         assert_eq!(page.bytes(0..8), [0u8; 8]);
         page.copy_within(8..16, 32);
-        assert_eq!(&page[32..40], b"abcdefgh");
+        assert_eq!(
+            &page[32..40],
+            b"abcdefgh",
+            "the whole-page view reads the same bytes"
+        );
         let span = page.span(8..12);
         assert_eq!(span.bytes(), b"abcd");
         page.bytes_mut(16..24).fill(7);

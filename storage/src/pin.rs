@@ -14,6 +14,11 @@
 //! A reader drops its [`PinnedValue`] on any thread without the partition lock: the board has
 //! its own small lock, and chunks left over by an unlinked item are freed by the partition the
 //! next time it allocates or does its background work.
+//!
+//! Pinned memory is bounded: an item unlinked while pinned keeps its memory, and a page holding
+//! a pinned chunk cannot be moved, so clients that ask for large values and never read them
+//! could otherwise hold the cache's memory (every large store failing). Past a budget the
+//! partition sets, a value is not pinned and the reader copies it, as before pinning existed.
 
 use parking_lot::Mutex;
 use std::sync::Arc;
@@ -39,6 +44,10 @@ struct PinTable {
     /// Continuation chunks of unlinked items whose last reader has left: the partition frees
     /// them.
     released: Vec<u32>,
+    /// Value bytes of the pinned items and of the released chunks not yet freed.
+    bytes: usize,
+    /// Of `bytes`, those of the released chunks.
+    released_bytes: usize,
     next_id: u64,
 }
 
@@ -50,25 +59,31 @@ struct PinnedItem {
     head: u32,
     /// The continuation chunks the readers read.
     chunks: Vec<u32>,
+    /// The value bytes in them.
+    bytes: usize,
     readers: u32,
 }
 
 impl PinBoard {
     /// Pins the continuation chunks `chunks` of the item at `head`, whose value parts are
-    /// `spans` (`len` bytes in all). The partition lock is held.
+    /// `spans` (`len` bytes in all). `None` if the item is not pinned yet and pinning it would
+    /// take the board past `budget` bytes. The partition lock is held.
     pub(crate) fn pin(
         self: &Arc<Self>,
         head: u32,
         chunks: Vec<u32>,
         spans: Vec<PinnedSpan>,
         len: usize,
-    ) -> PinnedValue {
+        budget: usize,
+    ) -> Option<PinnedValue> {
         let mut table = self.table.lock();
+        let table = &mut *table;
         let id = match table.items.iter_mut().find(|item| item.head == head) {
             Some(item) => {
                 item.readers += 1;
                 item.id
             }
+            None if table.bytes + len > budget => return None,
             None => {
                 let id = table.next_id;
                 table.next_id += 1;
@@ -76,18 +91,20 @@ impl PinBoard {
                     id,
                     head,
                     chunks,
+                    bytes: len,
                     readers: 1,
                 });
+                table.bytes += len;
                 id
             }
         };
         self.pinned.store(table.items.len(), Ordering::Release);
-        PinnedValue {
+        Some(PinnedValue {
             board: Arc::clone(self),
             id,
             spans,
             len,
-        }
+        })
     }
 
     fn unpin(&self, id: u64) {
@@ -102,7 +119,10 @@ impl PinBoard {
         let item = table.items.swap_remove(at);
         if item.head == NO_HANDLE {
             table.released.extend(item.chunks);
+            table.released_bytes += item.bytes;
             self.released.store(table.released.len(), Ordering::Release);
+        } else {
+            table.bytes -= item.bytes;
         }
         self.pinned.store(table.items.len(), Ordering::Release);
     }
@@ -131,21 +151,33 @@ impl PinBoard {
         }
         let mut table = self.table.lock();
         self.released.store(0, Ordering::Release);
+        table.bytes -= table.released_bytes;
+        table.released_bytes = 0;
         std::mem::take(&mut table.released)
     }
 
-    /// Whether any chunk that `on_page` accepts is a pinned item's head or continuation, or a
-    /// released chunk not yet freed: such a page cannot be emptied.
-    pub(crate) fn holds_any(&self, on_page: impl Fn(u32) -> bool) -> bool {
+    /// The pages (`page_of` a chunk) holding a pinned item's head or continuation, or a
+    /// released chunk not yet freed, sorted: such a page cannot be emptied. Empty, without
+    /// taking the lock, when nothing is pinned.
+    pub(crate) fn pinned_pages(&self, page_of: impl Fn(u32) -> u32) -> Vec<u32> {
         if self.pinned.load(Ordering::Acquire) == 0 && self.released.load(Ordering::Acquire) == 0 {
-            return false;
+            return Vec::new();
         }
         let table = self.table.lock();
-        table.released.iter().any(|&chunk| on_page(chunk))
-            || table.items.iter().any(|item| {
-                (item.head != NO_HANDLE && on_page(item.head))
-                    || item.chunks.iter().any(|&chunk| on_page(chunk))
-            })
+        let heads = table.items.iter().map(|item| item.head);
+        let chunks = table
+            .items
+            .iter()
+            .flat_map(|item| item.chunks.iter().copied());
+        let mut pages: Vec<u32> = heads
+            .filter(|&head| head != NO_HANDLE)
+            .chain(chunks)
+            .chain(table.released.iter().copied())
+            .map(page_of)
+            .collect();
+        pages.sort_unstable();
+        pages.dedup();
+        pages
     }
 
     /// Whether a reader holds a pin now.

@@ -272,11 +272,11 @@ impl Partition {
         }
     }
 
-    /// Whether page `page` holds a chunk a reader has pinned (or one not yet freed after its
-    /// pin): its chunks cannot be moved or freed, so it cannot be emptied.
-    pub(super) fn holds_pinned_chunk(&self, page: u32) -> bool {
+    /// The pages holding a chunk a reader has pinned (or one not yet freed after its pin),
+    /// sorted: their chunks cannot be moved or freed, so they cannot be emptied.
+    pub(super) fn pinned_pages(&self) -> Vec<u32> {
         let slabs = &self.slabs;
-        self.pins.holds_any(|chunk| slabs.page_of(chunk) == page)
+        self.pins.pinned_pages(|chunk| slabs.page_of(chunk))
     }
 
     /// Frees a dead item found by a lookup or the allocator's hand.

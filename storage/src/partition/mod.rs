@@ -348,7 +348,8 @@ impl<'a> ItemRef<'a> {
     /// chunk (copy it now: the head's header changes on every read) and the rest pinned in its
     /// continuation chunks, which stay as they are until the [`PinnedValue`] is dropped, even
     /// if the item is deleted, replaced or evicted meanwhile. `None` for a value held in one
-    /// chunk (copying it is cheaper than pinning it).
+    /// chunk (copying it is cheaper than pinning it), and when the partition's pinned values
+    /// are at their budget ([`PIN_BUDGET_SHARE`]): copy the value then.
     pub fn pin_value(&self) -> Option<(&'a [u8], PinnedValue)> {
         if !self.header.is_chained() {
             return None;
@@ -374,9 +375,13 @@ impl<'a> ItemRef<'a> {
             next = item::continuation_next(chunk);
         }
         debug_assert_eq!(remaining, 0, "a chain holds its whole value");
-        let pinned = partition
-            .pins
-            .pin(self.handle, chunks, spans, len - remaining);
+        let pinned = partition.pins.pin(
+            self.handle,
+            chunks,
+            spans,
+            len - remaining,
+            partition.pin_budget(),
+        )?;
         Some((head_part, pinned))
     }
 
@@ -405,6 +410,12 @@ impl<'a> ItemRef<'a> {
         self.header.item_size(self.partition.cas_enabled)
     }
 }
+
+/// Pinned values of a partition take at most this share (1/8) of its fair share of the
+/// memory: an item unlinked while pinned keeps its memory and a page holding a pinned chunk
+/// cannot move, so readers that never read could otherwise hold the cache's memory. W7's four
+/// readers of 256 KiB values pin about 1 MiB.
+pub const PIN_BUDGET_SHARE: usize = 8;
 
 /// The chunks of a value, in order.
 #[derive(Clone)]
@@ -575,6 +586,11 @@ impl Partition {
             pool,
             clock,
         }
+    }
+
+    /// Bytes of values this partition may have pinned at once ([`PIN_BUDGET_SHARE`]).
+    fn pin_budget(&self) -> usize {
+        self.pool.fair_share() * self.pool.page_size() / PIN_BUDGET_SHARE
     }
 
     // ----- operations ---------------------------------------------------------------------
@@ -1370,6 +1386,50 @@ mod tests {
     }
 
     #[test]
+    fn pinned_values_stay_within_their_budget_so_readers_cannot_hold_the_memory() {
+        let (mut partition, _, _) = partition(8 << 20);
+        let budget = partition.pin_budget();
+        assert_eq!(budget, 1 << 20, "an eighth of the partition's share");
+        // Readers that never read, each of another large value, each deleted after: only
+        // what fits the budget is pinned, the rest is copied.
+        let mut pinned = Vec::new();
+        let mut copied = 0;
+        for at in 0..12u8 {
+            let key = format!("big{at}");
+            set(&mut partition, key.as_bytes(), &patterned(1000 << 10, at));
+            match partition.get(0, key.as_bytes()).unwrap().pin_value() {
+                Some((_, pin)) => pinned.push(pin),
+                None => copied += 1,
+            }
+            partition.delete(&DeleteRequest::new(0, key.as_bytes()));
+        }
+        // Only continuation chunks are pinned: about 500 KiB of each value (its first half
+        // page is in its head chunk, freed at the delete).
+        let held: usize = pinned.iter().map(PinnedValue::len).sum();
+        assert!(held <= budget && held + pinned[0].len() > budget);
+        assert_eq!((pinned.len(), copied), (2, 10));
+        // The memory the pins do not hold is all for the stores.
+        for round in 0..40u8 {
+            let value = patterned(700 << 10, round);
+            partition
+                .store(&StoreRequest::new(0, b"next", &value, 0, 0, StoreMode::Set))
+                .expect("stored beside the pinned values");
+        }
+        // Once the readers leave, their chunks are freed at the next store and the budget is
+        // free again; and a value already pinned is pinned again past the budget: its memory is
+        // held anyway.
+        drop(pinned);
+        set(&mut partition, b"shared", &patterned(1000 << 10, 1));
+        let (_, first) = pin(&mut partition, b"shared");
+        set(&mut partition, b"other", &patterned(1000 << 10, 2));
+        let _other = pin(&mut partition, b"other");
+        set(&mut partition, b"third", &patterned(1000 << 10, 3));
+        assert!(partition.get(0, b"third").unwrap().pin_value().is_none());
+        let (_, again) = pin(&mut partition, b"shared");
+        assert_eq!(first.len(), again.len());
+    }
+
+    #[test]
     fn a_page_holding_a_pinned_chunk_is_not_given_up() {
         let (mut partition, _, _) = partition(8 << 20);
         let value = patterned(700 << 10, 4);
@@ -1415,9 +1475,10 @@ mod tests {
                     for round in 0..300 {
                         let at = (round + reader) % values.len();
                         let key = format!("big{at}");
-                        let pinned = partition.lock().get(0, key.as_bytes()).map(|item| {
-                            let (head, pinned) = item.pin_value().expect("chained");
-                            (head.to_vec(), pinned)
+                        // None too when the other reader's pin has the budget.
+                        let pinned = partition.lock().get(0, key.as_bytes()).and_then(|item| {
+                            let (head, pinned) = item.pin_value()?;
+                            Some((head.to_vec(), pinned))
                         });
                         // Read with the lock released, as a socket write would.
                         if let Some((head, pinned)) = pinned {
@@ -1456,7 +1517,8 @@ mod tests {
         // over, are others.
         let mut taken = Vec::new();
         while let Some(mut page) = pool.try_take() {
-            page.fill(0xee);
+            let len = page.len();
+            page.bytes_mut(0..len).fill(0xee);
             taken.push(page);
         }
         assert!(!taken.is_empty());

@@ -286,11 +286,14 @@ impl Partition {
         // pinned, cannot be emptied; it is passed over before anything on it is moved or
         // evicted.
         self.free_released_chunks();
+        let pinned = self.pinned_pages();
         let page = self.slabs.classes[class]
             .pages
             .iter()
             .copied()
-            .filter(|&page| !self.holds_reserved_chunk(page) && !self.holds_pinned_chunk(page))
+            .filter(|&page| {
+                pinned.binary_search(&page).is_err() && !self.holds_reserved_chunk(page)
+            })
             .min_by_key(|&page| self.slabs.page_used(page))?;
         if self.slabs.page_used(page) == 0 {
             return Some(page);
