@@ -355,33 +355,23 @@ impl<'a> ItemRef<'a> {
             return None;
         }
         let partition = self.partition;
-        let slabs = &partition.slabs;
         let mut parts = self.value();
         let head_part = parts.first.take().unwrap_or_default();
-        let mut remaining = self.value_len() - head_part.len();
-        let len = remaining;
-        let mut chunks = Vec::new();
-        let mut spans = Vec::new();
-        let mut next = self.header.next;
-        while remaining > 0 && slabs.is_valid(next) {
-            let chunk = slabs.chunk(next);
-            let part = remaining.min(chunk.len() - item::CONTINUATION_HEADER);
-            spans.push(slabs.chunk_span(
-                next,
-                item::CONTINUATION_HEADER..item::CONTINUATION_HEADER + part,
-            ));
-            chunks.push(next);
-            remaining -= part;
-            next = item::continuation_next(chunk);
+        let (mut chunks, mut spans, mut len) = (Vec::new(), Vec::new(), 0);
+        while let Some((handle, part)) = parts.next_continuation() {
+            let data = item::CONTINUATION_HEADER..item::CONTINUATION_HEADER + part;
+            spans.push(partition.slabs.chunk_span(handle, data));
+            chunks.push(handle);
+            len += part;
         }
-        debug_assert_eq!(remaining, 0, "a chain holds its whole value");
-        let pinned = partition.pins.pin(
-            self.handle,
-            chunks,
-            spans,
-            len - remaining,
-            partition.pin_budget(),
-        )?;
+        debug_assert_eq!(
+            head_part.len() + len,
+            self.value_len(),
+            "a chain holds its value"
+        );
+        let pinned = partition
+            .pins
+            .pin(self.handle, chunks, spans, len, partition.pin_budget())?;
         Some((head_part, pinned))
     }
 
@@ -434,6 +424,22 @@ impl std::fmt::Debug for ValueChunks<'_> {
     }
 }
 
+impl ValueChunks<'_> {
+    /// The next continuation chunk (after the head chunk's part) and how many bytes of the
+    /// value it holds.
+    fn next_continuation(&mut self) -> Option<(u32, usize)> {
+        if self.remaining == 0 || self.next == NO_HANDLE {
+            return None;
+        }
+        let handle = self.next;
+        let chunk = self.partition.slabs.chunk(handle);
+        let len = self.remaining.min(item::continuation_data(chunk).len());
+        self.remaining -= len;
+        self.next = item::continuation_next(chunk);
+        Some((handle, len))
+    }
+}
+
 impl<'a> Iterator for ValueChunks<'a> {
     type Item = &'a [u8];
 
@@ -441,15 +447,8 @@ impl<'a> Iterator for ValueChunks<'a> {
         if let Some(first) = self.first.take() {
             return Some(first);
         }
-        if self.remaining == 0 || self.next == NO_HANDLE {
-            return None;
-        }
-        let chunk = self.partition.slabs.chunk(self.next);
-        let data = item::continuation_data(chunk);
-        let len = self.remaining.min(data.len());
-        self.remaining -= len;
-        self.next = item::continuation_next(chunk);
-        Some(&data[..len])
+        let (handle, len) = self.next_continuation()?;
+        Some(&item::continuation_data(self.partition.slabs.chunk(handle))[..len])
     }
 }
 
