@@ -144,10 +144,12 @@ impl StorageConfig {
 
     /// Chunk sizes of the slab classes, smallest first (class id = position + 1).
     ///
-    /// Class `i` is `chunk_size_min * growth_factor^i` rounded up to 8 bytes, computed from the
-    /// unrounded power rather than from the previous rounded size, so that rounding never
-    /// compounds (48, 56, 64, 80, 88, 104, 112, 128, 152, ... with the defaults; memcached's
-    /// 1.25 gives 48, 64, 80, 96, 120, 152, ...). The ladder stops at a sixteenth of a page
+    /// Class `i` is `chunk_size_min * growth_factor^i` rounded up to a whole byte, computed
+    /// from the unrounded power rather than from the previous rounded size, so that rounding
+    /// never compounds (48, 56, 64, 74, 84, 97, 112, 128, 147, ... with the defaults).
+    /// memcached rounds to 8 bytes to align its item structs; nothing here reads a chunk's
+    /// fields aligned, and W4's items of 147 bytes or less (14-byte header, 33-byte key,
+    /// 100-byte value) fill a 147-byte class where a 152-byte one wasted 3%. The ladder stops at a sixteenth of a page
     /// ([`TOP_CLASS_DIVISOR`]); above it the classes are the page cut in 16, 15, ... parts, so
     /// that items of one large size leave nothing at a page's end (with 256 KiB pages and
     /// chunks up to a page, a 20 KB item took a 24 KiB chunk, ten to a page; a twelfth of the
@@ -170,7 +172,7 @@ impl StorageConfig {
         let mut sizes: Vec<usize> = Vec::new();
         let mut power = self.chunk_size_min.max(16) as f64;
         while sizes.len() < MAX_SLAB_CLASSES - 1 {
-            let size = (power.ceil() as usize).div_ceil(8) * 8;
+            let size = power.ceil() as usize;
             if size >= largest || size > divided_from {
                 break;
             }
@@ -180,7 +182,7 @@ impl StorageConfig {
             power *= factor;
         }
         for parts in (2..=TOP_CLASS_DIVISOR).rev() {
-            let size = page / parts / 8 * 8;
+            let size = page / parts;
             if sizes.len() >= MAX_SLAB_CLASSES - 1 || size >= largest {
                 break;
             }
@@ -235,17 +237,18 @@ mod tests {
     #[test]
     fn default_ladder_rounds_each_power_not_the_previous_size() {
         let sizes = StorageConfig::default().slab_class_sizes();
-        // 48 * 1.15^i rounded up to 8: 48, 55.2, 63.5, 73.0, 84.0, 96.5, 111.0, 127.7, 146.8.
-        assert_eq!(&sizes[..9], &[48, 56, 64, 80, 88, 104, 112, 128, 152]);
+        // 48 * 1.15^i rounded up: 48, 55.2, 63.5, 73.002, 84.0, 96.5, 111.03, 127.7, 146.8.
+        assert_eq!(&sizes[..9], &[48, 56, 64, 74, 84, 97, 112, 128, 147]);
         assert_eq!(*sizes.last().unwrap(), 1 << 19);
         assert!(sizes.windows(2).all(|pair| pair[0] < pair[1]));
         let memcached = StorageConfig {
             growth_factor: 1.25,
             ..StorageConfig::default()
         };
+        // memcached's factor (its ladder, rounded to 8, is 48, 64, 80, 96, 120, 152, ...).
         assert_eq!(
             &memcached.slab_class_sizes()[..8],
-            &[48, 64, 80, 96, 120, 152, 184, 232]
+            &[48, 60, 75, 94, 118, 147, 184, 229]
         );
     }
 
@@ -265,18 +268,15 @@ mod tests {
             .filter(|&size| size > page / TOP_CLASS_DIVISOR)
             .collect();
         // Fifteen to eight parts of the page, the last being the largest chunk.
-        assert!(top.contains(&(page / 12 / 8 * 8)));
+        assert!(top.contains(&(page / 12)));
         assert_eq!(top.len(), 8);
         assert_eq!(*top.last().unwrap(), LARGEST_CHUNK_CAP);
         for size in top {
             let parts = page / size;
-            assert!(
-                page - parts * size < 8 * parts,
-                "{size} wastes the page's end"
-            );
+            assert!(page - parts * size < parts, "{size} wastes the page's end");
         }
         // Below, the geometric ladder is unchanged.
-        assert_eq!(&sizes[..9], &[48, 56, 64, 80, 88, 104, 112, 128, 152]);
+        assert_eq!(&sizes[..9], &[48, 56, 64, 74, 84, 97, 112, 128, 147]);
         assert!(sizes.windows(2).all(|pair| pair[0] < pair[1]));
         assert!(sizes.len() < MAX_SLAB_CLASSES);
     }

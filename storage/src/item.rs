@@ -5,7 +5,7 @@
 //! continuation). Must not touch: where chunks live (that is `slab.rs`), the index, or any
 //! policy (expiry, eviction); everything here is a pure function of a chunk's bytes.
 //!
-//! # Head chunk (15 bytes of header for the common case: CAS on, flags 0, no exptime)
+//! # Head chunk (14 bytes of header for the common case: CAS on, flags 0, no exptime)
 //! ```text
 //! 0       bits        FREQ_LOW FETCHED STALE HAS_EXPIRY HAS_FLAGS CHAINED WIDE_CAS FREQ_HIGH
 //! 1       key_len     1..=250 (0 marks a chunk that is not an item head)
@@ -13,8 +13,9 @@
 //!                     the top bit is PROBATION (the item is in its class's small queue), the
 //!                     next WIN_SENT (a recache win token has been handed out, meta `Z`)
 //! 5..9    time        u32, Clock second of the last access (store, bump, touch)
-//! [9..]   cas         6 bytes, or 8 with WIDE_CAS (a CAS >= 2^48, only reachable via meta E);
-//!                     absent when CAS is disabled
+//! [9..]   cas         5 bytes: the low 40 bits of a CAS the partition handed out; or 8 with
+//!                     WIDE_CAS, a CAS the client gave (meta E), kept whole; absent when CAS
+//!                     is disabled
 //! [..]    expiry      u32, Clock seconds (1 expired), only with HAS_EXPIRY: an item stored
 //!                     with exptime 0 never expires and spends nothing on it
 //! [..]    flags       u32, only with HAS_FLAGS (client flags 0 cost nothing)
@@ -24,7 +25,17 @@
 //! ```
 //! A full-precision `time` costs 4 bytes but gives exact `l`/`la=`, `stats items` ages and
 //! memcached's own `flush_all` rule (items last touched before the flush moment are dead)
-//! without a store timestamp or a flush generation byte. The 6-byte CAS pays for it.
+//! without a store timestamp or a flush generation byte. The 5-byte CAS pays for it.
+//!
+//! # The 5-byte CAS
+//! A partition hands out CAS values from a counter that only grows, so an item's CAS is the
+//! largest value not above the counter that ends in the 40 stored bits ([`widen_cas`]). That
+//! is exact until 2^40 more values have been handed out (2^40 / `-t` stores of the item's
+//! partition: 6 days at 1M stores a second into one partition of `-t 2`); after that the item
+//! reads as a newer CAS, so a `cas` with the value read before fails with EXISTS and the
+//! client reads the item again. It never reads as an older one, so a `cas` never succeeds
+//! against an item that changed since the client read it. One byte less than the 6 it was:
+//! W4's items (33-byte keys, 100-byte values, 148 bytes with 6) fit the 147-byte class.
 //!
 //! The expiry is optional because items without one are common (W4's, a cache in front of a
 //! database that invalidates on write) and 4 bytes is what stands between a 100-byte value
@@ -160,7 +171,28 @@ pub(crate) const NO_HANDLE: u32 = u32::MAX;
 /// Bytes of a continuation chunk's header.
 pub(crate) const CONTINUATION_HEADER: usize = 10;
 
-const NARROW_CAS_MAX: u64 = (1 << 48) - 1;
+/// Bytes of a CAS the partition handed out.
+const NARROW_CAS_BYTES: usize = 5;
+
+/// The bits of a CAS that a [`NARROW_CAS_BYTES`] field keeps.
+const NARROW_CAS_MASK: u64 = (1 << (8 * NARROW_CAS_BYTES)) - 1;
+
+/// The whole CAS of an item whose header kept the low bits `stored` of it, when the newest CAS
+/// its partition has handed out is `latest`: the largest value not above `latest` with those
+/// low bits (see the module docs). A wide CAS is kept whole and is not widened.
+#[inline]
+pub(crate) fn widen_cas(stored: u64, latest: u64) -> u64 {
+    let candidate = (latest & !NARROW_CAS_MASK) | (stored & NARROW_CAS_MASK);
+    if candidate <= latest {
+        candidate
+    } else {
+        // From the previous round of the low bits (never below them: nothing was handed out
+        // before the counter started).
+        candidate
+            .checked_sub(NARROW_CAS_MASK + 1)
+            .unwrap_or(stored & NARROW_CAS_MASK)
+    }
+}
 
 /// Largest value length an unchained item records (22 bits; the top two are PROBATION and
 /// WIN_SENT).
@@ -205,20 +237,33 @@ impl Header {
         header
     }
 
-    /// Sets HAS_FLAGS and WIDE_CAS from the values, and HAS_EXPIRY for an expiry; an item
-    /// that has the expiry field keeps it when its expiry goes back to 0 (a touch to 0 then
-    /// costs no move). CHAINED is decided by the allocator.
+    /// Sets HAS_FLAGS from the flags, and HAS_EXPIRY for an expiry; an item that has the
+    /// expiry field keeps it when its expiry goes back to 0 (a touch to 0 then costs no move).
+    /// CHAINED is decided by the allocator, WIDE_CAS by [`Header::set_cas`].
     pub fn fix_layout_bits(&mut self) {
-        self.bits &= !(HAS_FLAGS | WIDE_CAS);
+        self.bits &= !HAS_FLAGS;
         if self.expiry != 0 {
             self.bits |= HAS_EXPIRY;
         }
         if self.flags != 0 {
             self.bits |= HAS_FLAGS;
         }
-        if self.cas > NARROW_CAS_MAX {
+    }
+
+    /// Gives the item a CAS: one its partition handed out (`given` false: the header keeps its
+    /// low bits, see [`widen_cas`]), or one a client gave (meta E), kept whole.
+    pub fn set_cas(&mut self, cas: u64, given: bool) {
+        self.cas = cas;
+        if given {
             self.bits |= WIDE_CAS;
+        } else {
+            self.bits &= !WIDE_CAS;
         }
+    }
+
+    /// Whether the CAS is one a client gave (kept whole).
+    pub fn cas_given(&self) -> bool {
+        self.bits & WIDE_CAS != 0
     }
 
     /// Bytes of header this item's bits call for.
@@ -243,7 +288,8 @@ impl Header {
         self.value_start(cas_enabled) + self.value_len as usize
     }
 
-    /// Decodes the header of an item head chunk.
+    /// Decodes the header of an item head chunk. A CAS the partition handed out comes back as
+    /// the low bits the header keeps; [`widen_cas`] makes it whole again.
     pub fn read(chunk: &[u8], cas_enabled: bool) -> Header {
         let bits = chunk[BITS];
         let mut at = FIXED;
@@ -253,9 +299,9 @@ impl Header {
             at += 8;
             u64::from_le_bytes(chunk[FIXED..FIXED + 8].try_into().unwrap_or_default())
         } else {
-            at += 6;
+            at += NARROW_CAS_BYTES;
             let mut wide = [0u8; 8];
-            wide[..6].copy_from_slice(&chunk[FIXED..FIXED + 6]);
+            wide[..NARROW_CAS_BYTES].copy_from_slice(&chunk[FIXED..FIXED + NARROW_CAS_BYTES]);
             u64::from_le_bytes(wide)
         };
         let expiry = if bits & HAS_EXPIRY != 0 {
@@ -303,7 +349,11 @@ impl Header {
         write_u32(chunk, TIME, self.time);
         let mut at = FIXED;
         if cas_enabled {
-            let width = if self.bits & WIDE_CAS != 0 { 8 } else { 6 };
+            let width = if self.bits & WIDE_CAS != 0 {
+                8
+            } else {
+                NARROW_CAS_BYTES
+            };
             chunk[at..at + width].copy_from_slice(&self.cas.to_le_bytes()[..width]);
             at += width;
         }
@@ -350,7 +400,7 @@ impl Header {
 fn expiry_at(cas_enabled: bool, bits: u8) -> usize {
     match (cas_enabled, bits & WIDE_CAS != 0) {
         (false, _) => FIXED,
-        (true, false) => FIXED + 6,
+        (true, false) => FIXED + NARROW_CAS_BYTES,
         (true, true) => FIXED + 8,
     }
 }
@@ -471,12 +521,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn common_item_header_is_15_bytes_and_an_expiry_adds_4() {
+    fn common_item_header_is_14_bytes_and_an_expiry_adds_4() {
         let header = Header::new(33, 100, 0, 0, 5, 12345);
-        assert_eq!(header.len(true), 15);
+        assert_eq!(header.len(true), 14);
         assert_eq!(header.len(false), 9);
-        assert_eq!(Header::new(33, 100, 0, 77, 5, 12345).len(true), 19);
-        assert_eq!(Header::new(33, 100, 7, 77, 5, 1 << 50).len(true), 25);
+        assert_eq!(Header::new(33, 100, 0, 77, 5, 12345).len(true), 18);
+        let mut given = Header::new(33, 100, 7, 77, 5, 1 << 50);
+        given.set_cas(1 << 50, true);
+        assert_eq!(given.len(true), 25);
+    }
+
+    #[test]
+    fn a_narrow_cas_widens_to_the_newest_value_with_its_low_bits() {
+        let round = NARROW_CAS_MASK + 1;
+        // Handed out since the counter last passed a multiple of 2^40: exact.
+        assert_eq!(widen_cas(7, 9), 7);
+        assert_eq!(widen_cas(9, 9), 9);
+        assert_eq!(widen_cas(3 * round + 5, 3 * round + 5), 3 * round + 5);
+        // Handed out in the previous round of the low bits, less than 2^40 values ago.
+        assert_eq!(
+            widen_cas((round - 2) & NARROW_CAS_MASK, round + 3),
+            round - 2
+        );
+        let old = 2 * round + 100;
+        assert_eq!(widen_cas(old & NARROW_CAS_MASK, old + round - 1), old);
+        // 2^40 values later the item reads as newer, never as older.
+        assert_eq!(widen_cas(old & NARROW_CAS_MASK, old + round), old + round);
+        // Low bits above a counter that has not reached them yet (a test's stored value).
+        assert_eq!(widen_cas(50, 10), 50);
     }
 
     #[test]
@@ -484,6 +556,7 @@ mod tests {
         for cas_enabled in [true, false] {
             for (flags, cas) in [(0, 9), (0xdead_beef, 1 << 50)] {
                 let mut header = Header::new(3, 5, flags, 0, 1234, cas);
+                header.set_cas(cas, cas > NARROW_CAS_MASK);
                 header.win_sent = true;
                 let mut chunk = vec![0u8; 64];
                 header.write(&mut chunk, cas_enabled);
@@ -520,6 +593,7 @@ mod tests {
             for (flags, cas) in [(0, 1), (0xdead_beef, 1 << 48), (1, u64::MAX)] {
                 let expiry = if flags == 0 { 0 } else { 99 };
                 let mut header = Header::new(250, 70_000, flags, expiry, 1234, cas);
+                header.set_cas(cas, cas > NARROW_CAS_MASK);
                 header.probation = true;
                 header.win_sent = flags != 0;
                 header.bits = with_freq(header.bits, 3);

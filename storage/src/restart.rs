@@ -47,7 +47,7 @@ use thiserror::Error;
 
 const MAGIC: &[u8; 8] = b"FERROMEM";
 /// Bumped whenever the header or the item layout in a chunk changes.
-const FORMAT_VERSION: u32 = 3;
+const FORMAT_VERSION: u32 = 4;
 const CLEAN_MARK: u32 = 0x434c_454e;
 const FREE_SLOT: u32 = u32::MAX;
 const PROBE_KEY: &[u8] = b"ferrocache restart probe";

@@ -403,11 +403,11 @@ fn touch_and_get_and_touch() {
 
 /// An item stored without an exptime has no expiry field; a touch, `gat` or meta `T` gives it
 /// one, in its chunk when there are 4 bytes to spare (a 100-byte value in a 128-byte chunk),
-/// else by rewriting it into a larger chunk (a 108-byte value with flags fills one). Either way it keeps
+/// else by rewriting it into a larger chunk (a 109-byte value with flags fills one). Either way it keeps
 /// its value, flags and CAS, the gauges follow its new size, and no store is counted.
 #[test]
 fn an_exptime_given_to_an_item_stored_without_one_keeps_it_whole() {
-    for value_len in [100, 108] {
+    for value_len in [100, 109] {
         for how in ["touch", "gat", "mg T"] {
             let mut h = Harness::one();
             let value = vec![b'v'; value_len];
@@ -419,9 +419,9 @@ fn an_exptime_given_to_an_item_stored_without_one_keeps_it_whole() {
                 .map(|item| (item.cas(), item.class_id()))
                 .unwrap();
             let before = partition.stats();
-            // 15 bytes of header, 4 of flags, the key: 128 bytes with a 108-byte value.
-            let flagged = 15 + 4 + 1 + value_len;
-            assert_eq!(before.bytes, (flagged + 15 + 5 + value_len) as u64);
+            // 14 bytes of header, 4 of flags, the key: 128 bytes with a 109-byte value.
+            let flagged = 14 + 4 + 1 + value_len;
+            assert_eq!(before.bytes, (flagged + 14 + 5 + value_len) as u64);
             match how {
                 "touch" => assert!(partition.touch(hash, b"k", 100)),
                 "gat" => assert_eq!(partition.get_and_touch(hash, b"k", 100).unwrap().ttl(), 100),
@@ -445,7 +445,7 @@ fn an_exptime_given_to_an_item_stored_without_one_keeps_it_whole() {
                 "{how} {value_len}"
             );
             assert_eq!((item.cas(), item.flags()), (cas, 7));
-            let moved = value_len == 108;
+            let moved = value_len == 109;
             assert_eq!(
                 item.class_id() != class,
                 moved,
@@ -474,7 +474,7 @@ fn an_exptime_given_to_an_item_stored_without_one_keeps_it_whole() {
             h.clock.advance(11);
             assert!(h.get(b"k").is_none(), "{how} {value_len}: expired");
             let (partition, _) = h.route(b"k");
-            assert_eq!(partition.stats().bytes, (15 + 5 + value_len) as u64);
+            assert_eq!(partition.stats().bytes, (14 + 5 + value_len) as u64);
         }
     }
 }
@@ -492,10 +492,10 @@ fn an_item_at_the_size_limit_can_be_touched_and_no_eviction_items_carry_an_expir
     };
     let mut h = Harness::new(config, 1);
     assert_eq!(
-        h.store(StoreMode::Set, b"k", &[b'v'; 1005], 0, 0),
+        h.store(StoreMode::Set, b"k", &[b'v'; 1006], 0, 0),
         Err(StoreError::TooLarge)
     );
-    h.set(b"k", &[b'v'; 1004]);
+    h.set(b"k", &[b'v'; 1005]);
     let (partition, hash) = h.route(b"k");
     assert_eq!(partition.peek(hash, b"k").unwrap().total_size(), 1020);
     assert!(partition.touch(hash, b"k", 100));
@@ -511,7 +511,7 @@ fn an_item_at_the_size_limit_can_be_touched_and_no_eviction_items_carry_an_expir
     );
     h.set(b"k", b"v");
     let (partition, hash) = h.route(b"k");
-    assert_eq!(partition.peek(hash, b"k").unwrap().total_size(), 15 + 4 + 2);
+    assert_eq!(partition.peek(hash, b"k").unwrap().total_size(), 14 + 4 + 2);
 }
 
 #[test]
@@ -861,7 +861,7 @@ fn cas_disabled_reports_zero() {
 }
 
 #[test]
-fn w4_item_fits_the_152_byte_class() {
+fn w4_item_fits_the_147_byte_class() {
     let mut h = Harness::one();
     let key = b"key:0000000000000000000000:123456";
     assert_eq!(key.len(), 33);
@@ -870,19 +870,19 @@ fn w4_item_fits_the_152_byte_class() {
     let item = partition.peek(hash, key).unwrap();
     assert_eq!(
         item.total_size(),
-        148,
-        "15 bytes of header without an exptime"
+        147,
+        "14 bytes of header without an exptime"
     );
     assert_eq!(item.class_id(), 9);
     let classes = partition.class_stats();
     assert_eq!(classes.len(), 1);
     let (id, class) = &classes[0];
     assert_eq!(*id, 9);
-    assert_eq!(class.chunk_size, 152);
-    assert_eq!(class.chunks_per_page, (1 << 20) / 152);
+    assert_eq!(class.chunk_size, 147);
+    assert_eq!(class.chunks_per_page, (1 << 20) / 147);
     assert_eq!(class.used_chunks, 1);
     assert_eq!(class.items, 1);
-    assert_eq!(class.mem_requested, 148);
+    assert_eq!(class.mem_requested, 147);
     assert_eq!(class.total_pages, 1);
     assert_eq!(class.free_chunks, class.total_chunks - 1);
 }

@@ -104,7 +104,7 @@ impl Partition {
                 item::key_of(slabs.chunk(handle), cas_enabled) == key
             })
             .ok_or(None)?;
-        let header = Header::read(self.slabs.chunk(handle), self.cas_enabled);
+        let header = self.read_header(handle);
         match self.death(&header, self.clock.now()) {
             None => Ok((handle, header)),
             Some(death) => {

@@ -535,8 +535,8 @@ impl Partition {
     /// unique per server) while each keeps its own counter. Call it before the first store. A
     /// partition built without it uses the whole CAS space (`id` 0 of 1).
     ///
-    /// The counter still rises by about one per store across the server, so CAS values stay
-    /// in the header's 6-byte form for 2^48 stores.
+    /// The counter still rises by about one per store across the server; an item's header
+    /// keeps the low 40 bits of its CAS (see `item.rs`).
     ///
     /// # Panics
     /// If `count` is 0 or `id` is not below it.
@@ -878,7 +878,7 @@ impl Partition {
                 // Stale, and the next reader may win the recache again.
                 header.bits |= item::STALE;
                 header.win_sent = false;
-                header.cas = self.fresh_cas(request.new_cas);
+                self.assign_cas(&mut header, request.new_cas);
                 self.rewrite_header(request.hash, handle, header);
             }
             None => {
@@ -960,7 +960,7 @@ impl Partition {
                 .set_expiry(request.hash, handle, &mut header, exptime)
                 .ok_or(StoreError::OutOfMemory)?;
         }
-        header.cas = self.fresh_cas(request.new_cas);
+        self.assign_cas(&mut header, request.new_cas);
         let header = if digits.len() <= old_len {
             // In place, padded with spaces to the old length (memcached keeps the length).
             let start = header.value_start(self.cas_enabled);
@@ -974,7 +974,13 @@ impl Partition {
             self.rewrite_header(request.hash, handle, header)
                 .map_or(header, |(_, stored)| stored)
         } else {
-            let fresh = self.new_header(request.key, header.flags, header.expiry, Some(header.cas));
+            let fresh = self.header_with_cas(
+                request.key,
+                header.flags,
+                header.expiry,
+                header.cas,
+                header.cas_given(),
+            );
             self.write_and_link(request.hash, request.key, fresh, &[digits.as_bytes()])?
                 .1
         };
@@ -1252,12 +1258,12 @@ mod tests {
     /// page given up is then the half-full one, and the full pages have no room, so some of
     /// its items are rescued only by evicting others); returns the class and the key count.
     pub(super) fn two_and_a_half_pages(partition: &mut Partition) -> (usize, usize) {
-        // 127-byte values: with keys of 2 to 6 bytes (`k0` to `k99999`) and the 15-byte
-        // header, every item is 144 to 148 bytes, one class with the default ladder and
-        // memcached's.
+        // 127-byte values: with keys of 2 to 6 bytes (`k0` to `k99999`) and the 14-byte
+        // header, every item is 143 to 147 bytes, one class with the default ladder and
+        // memcached's factor.
         let value = [b'v'; 127];
-        let small = partition.slabs.class_for(15 + 2 + value.len()).unwrap();
-        assert_eq!(partition.slabs.class_for(15 + 6 + value.len()), Some(small));
+        let small = partition.slabs.class_for(14 + 2 + value.len()).unwrap();
+        assert_eq!(partition.slabs.class_for(14 + 6 + value.len()), Some(small));
         let per_page = partition.slabs.classes[small].chunks_per_page;
         let count = per_page * 5 / 2;
         assert!(count < 100_000);
@@ -1568,8 +1574,6 @@ mod tests {
                 }
             }
         }
-        // The values stay small enough for the header's 6-byte CAS.
-        assert!(seen.iter().all(|&cas| cas < 1 << 48));
         // A client-supplied CAS (meta `E`) is kept as given.
         let mut request = StoreRequest::new(0, b"e", b"v", 0, 0, StoreMode::Set);
         request.new_cas = Some(7);
@@ -1577,5 +1581,62 @@ mod tests {
             partitions[0].store(&request),
             Ok(StoreOutcome::Stored { cas: 7 })
         );
+    }
+
+    /// The header keeps the low 40 bits of a CAS the partition handed out: items read back
+    /// whole across the counter's 2^40 boundaries, a client's CAS is kept whole beside them,
+    /// and an item untouched for 2^40 values reads as newer, so a `cas` with what was read
+    /// before fails rather than succeeding.
+    #[test]
+    fn a_cas_kept_in_5_bytes_reads_whole_across_the_counters_rounds() {
+        let (mut partition, _pool, _clock) = partition(8 << 20);
+        let partition = &mut partition;
+        let round = 1u64 << 40;
+        let cas_of = |partition: &mut Partition, key: &[u8]| partition.peek(0, key).unwrap().cas();
+        let stored_cas = |outcome| match outcome {
+            Ok(StoreOutcome::Stored { cas }) => cas,
+            other => panic!("store: {other:?}"),
+        };
+        partition.next_cas = 3 * round - 2;
+        let mut handed_out = Vec::new();
+        for i in 0..4 {
+            let key = format!("k{i}");
+            let outcome = partition.store(&StoreRequest::new(
+                0,
+                key.as_bytes(),
+                b"v",
+                0,
+                0,
+                StoreMode::Set,
+            ));
+            handed_out.push(stored_cas(outcome));
+        }
+        assert_eq!(
+            handed_out,
+            [3 * round - 2, 3 * round - 1, 3 * round, 3 * round + 1]
+        );
+        let mut given = StoreRequest::new(0, b"given", b"v", 0, 0, StoreMode::Set);
+        given.new_cas = Some(5);
+        assert_eq!(stored_cas(partition.store(&given)), 5);
+        for (i, &cas) in handed_out.iter().enumerate() {
+            assert_eq!(cas_of(partition, format!("k{i}").as_bytes()), cas);
+        }
+        // Still exact 2^40 - 1 values after the oldest.
+        partition.next_cas = 4 * round - 2;
+        assert_eq!(cas_of(partition, b"k0"), 3 * round - 2);
+        assert_eq!(cas_of(partition, b"k3"), 3 * round + 1);
+        assert_eq!(cas_of(partition, b"given"), 5);
+        let mut compare = StoreRequest::new(0, b"k3", b"w", 0, 0, StoreMode::Set);
+        compare.compare_cas = Some(3 * round + 1);
+        let fresh = stored_cas(partition.store(&compare));
+        assert_eq!(fresh, 4 * round - 2);
+        assert_eq!(cas_of(partition, b"k3"), fresh);
+        // 2^40 values after k0's: it reads as newer, so its old CAS no longer matches.
+        partition.next_cas = 4 * round;
+        assert_eq!(cas_of(partition, b"k0"), 4 * round - 2);
+        let mut stale = StoreRequest::new(0, b"k0", b"w", 0, 0, StoreMode::Set);
+        stale.compare_cas = Some(3 * round - 2);
+        assert_eq!(partition.store(&stale), Ok(StoreOutcome::Exists));
+        assert_eq!(cas_of(partition, b"given"), 5);
     }
 }

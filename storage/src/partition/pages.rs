@@ -752,29 +752,29 @@ mod tests {
     #[test]
     fn a_class_without_a_page_borrows_a_near_larger_classs_free_chunk() {
         let mut partition = cut_for_one(8 << 20);
-        let item = |value: usize| 15 + 1 + value;
+        let item = |value: usize| 14 + 1 + value;
         let class_of_size =
             |partition: &Partition, size: usize| partition.slabs.class_for(size).expect("a class");
-        // 150 bytes: the 152-byte class takes a page.
-        set(&mut partition, b"a", &[b'a'; 134]);
-        let lender = class_of_size(&partition, item(134));
-        assert_eq!(partition.slabs.classes[lender].chunk_size, 152);
+        // 146 bytes: the 147-byte class takes a page.
+        set(&mut partition, b"a", &[b'a'; 131]);
+        let lender = class_of_size(&partition, item(131));
+        assert_eq!(partition.slabs.classes[lender].chunk_size, 147);
         assert_eq!(partition.class_pages(lender), 1);
-        // 125 bytes: the 128-byte class has no page, and 152 is within a quarter above.
-        set(&mut partition, b"b", &[b'b'; 109]);
-        let borrower = class_of_size(&partition, item(109));
+        // 125 bytes: the 128-byte class has no page, and 147 is within a quarter above.
+        set(&mut partition, b"b", &[b'b'; 110]);
+        let borrower = class_of_size(&partition, item(110));
         assert_eq!(partition.slabs.classes[borrower].chunk_size, 128);
         assert_eq!(class_holding(&mut partition, b"b"), lender);
         assert_eq!(partition.class_pages(borrower), 0);
-        assert_eq!(value_of(&mut partition, b"b"), vec![b'b'; 109]);
-        // 100 bytes: the 104-byte class has no page, and no class up to 130 bytes has room.
-        set(&mut partition, b"c", &[b'c'; 84]);
-        let own = class_of_size(&partition, item(84));
-        assert_eq!(partition.slabs.classes[own].chunk_size, 104);
+        assert_eq!(value_of(&mut partition, b"b"), vec![b'b'; 110]);
+        // 100 bytes: the 112-byte class has no page, and no class up to 125 bytes has room.
+        set(&mut partition, b"c", &[b'c'; 85]);
+        let own = class_of_size(&partition, item(85));
+        assert_eq!(partition.slabs.classes[own].chunk_size, 112);
         assert_eq!(class_holding(&mut partition, b"c"), own);
         assert_eq!(partition.class_pages(own), 1);
         // A class with a page of its own uses it, though a larger class has room.
-        set(&mut partition, b"d", &[b'd'; 83]);
+        set(&mut partition, b"d", &[b'd'; 84]);
         assert_eq!(class_holding(&mut partition, b"d"), own);
         // The borrowed chunk is the lender's in `stats slabs`: its items and bytes.
         let stats = partition.class_stats();
@@ -783,7 +783,7 @@ mod tests {
             .find(|(id, _)| usize::from(*id) == lender + 1)
             .expect("the lender's stats");
         assert_eq!(lent.1.used_chunks, 2);
-        assert_eq!(lent.1.mem_requested, (item(134) + item(109)) as u64);
+        assert_eq!(lent.1.mem_requested, (item(131) + item(110)) as u64);
     }
 
     /// Stores a chain whose last chunk (1,200 bytes) finds no room in a class up to twice its

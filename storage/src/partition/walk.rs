@@ -11,7 +11,7 @@
 //! listed or not, but the walk always ends (page slots are bounded by the memory limit).
 
 use super::{ItemRef, Partition};
-use crate::item::{self, Header};
+use crate::item;
 
 /// Slab classes, as a bit set over memcached's ids 1..=63 (bit `id`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,7 +99,7 @@ impl Partition {
                 if !classes.contains(class_id) {
                     continue;
                 }
-                let header = Header::read(slot, self.cas_enabled);
+                let header = self.read_header(handle);
                 if let Some(death) = self.death(&header, now) {
                     self.counters.crawler_reclaimed += 1;
                     self.class_counters(handle).crawler_reclaimed += 1;

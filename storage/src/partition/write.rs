@@ -95,7 +95,7 @@ impl Partition {
     }
 
     /// Writes a changed header; when its size changed (an expiry where there was none, a CAS
-    /// that needs 8 bytes now), the item is rewritten into a new chunk. Returns the item's
+    /// a client gave, kept whole in 8 bytes), the item is rewritten into a new chunk. Returns the item's
     /// handle and header, or `None` if the rewrite found no memory (the item is dropped then).
     pub(super) fn rewrite_header(
         &mut self,
@@ -143,21 +143,40 @@ impl Partition {
         Ok((handle, stored))
     }
 
-    pub(super) fn fresh_cas(&mut self, requested: Option<u64>) -> u64 {
+    /// A CAS for an item being written: the one a client gave (meta E), or the partition's
+    /// next; and whether it was given (such a CAS is kept whole, see [`Header::set_cas`]).
+    pub(super) fn fresh_cas(&mut self, requested: Option<u64>) -> (u64, bool) {
         if !self.cas_enabled {
-            return 0;
+            return (0, false);
         }
         match requested {
-            Some(cas) => cas,
+            Some(cas) => (cas, true),
             None => {
                 let cas = self.next_cas;
                 // Never 0 (memcached's "no CAS"), and always in this partition's stripe.
                 self.next_cas = cas.checked_add(self.cas_step).unwrap_or(self.first_cas);
-                cas
+                (cas, false)
             }
         }
     }
 
+    /// Gives `header` a fresh CAS ([`Partition::fresh_cas`]).
+    pub(super) fn assign_cas(&mut self, header: &mut Header, requested: Option<u64>) {
+        let (cas, given) = self.fresh_cas(requested);
+        header.set_cas(cas, given);
+    }
+
+    /// The header of an item head with its whole CAS (the header keeps the low bits of a CAS
+    /// this partition handed out; [`item::widen_cas`]).
+    pub(super) fn read_header(&self, handle: u32) -> Header {
+        let mut header = Header::read(self.slabs.chunk(handle), self.cas_enabled);
+        if self.cas_enabled && !header.cas_given() {
+            header.cas = item::widen_cas(header.cas, self.next_cas.saturating_sub(1));
+        }
+        header
+    }
+
+    /// A header for a new item with a fresh CAS.
     pub(super) fn new_header(
         &mut self,
         key: &[u8],
@@ -165,8 +184,21 @@ impl Partition {
         expiry: u32,
         cas: Option<u64>,
     ) -> Header {
-        let cas = self.fresh_cas(cas);
+        let (cas, given) = self.fresh_cas(cas);
+        self.header_with_cas(key, flags, expiry, cas, given)
+    }
+
+    /// A header for a new item with this CAS (`given`: from a client, [`Header::set_cas`]).
+    pub(super) fn header_with_cas(
+        &self,
+        key: &[u8],
+        flags: u32,
+        expiry: u32,
+        cas: u64,
+        given: bool,
+    ) -> Header {
         let mut header = Header::new(key.len() as u8, 0, flags, expiry, self.access_time(), cas);
+        header.set_cas(cas, given);
         if !self.config.evictions {
             // With `-M` a touch must never need a rewrite, which could find no memory.
             header.bits |= item::HAS_EXPIRY;
