@@ -250,6 +250,34 @@ fn new_cas_is_kept_even_when_wide() {
     assert_eq!(item.value().next(), Some(&b"narrow"[..]));
 }
 
+/// An incr that changes how the CAS is kept (a client's CAS kept whole in 8 bytes, one the
+/// partition hands out in 5) moves the value in the header's wake: the digits land in the
+/// value, not over the key or past the item.
+#[test]
+fn incr_in_place_that_changes_the_cas_width_keeps_key_and_value() {
+    let mut h = Harness::one();
+    // Given CAS on the item, handed-out CAS from the incr; then the other way round.
+    for (stored_cas, incr_cas) in [(Some(1u64 << 50), None), (None, Some(77u64))] {
+        let (partition, hash) = h.route(b"counter");
+        let mut request = StoreRequest::new(hash, b"counter", b"100", 0, 0, StoreMode::Set);
+        request.new_cas = stored_cas;
+        partition.store(&request).unwrap();
+        let mut incr = ArithRequest::new(hash, b"counter", ArithMode::Incr, 5);
+        incr.new_cas = incr_cas;
+        let Ok(ArithOutcome::Updated { value, cas, .. }) = partition.arith(&incr) else {
+            panic!("incr");
+        };
+        assert_eq!(value, 105);
+        if let Some(given) = incr_cas {
+            assert_eq!(cas, given);
+        }
+        let item = partition.peek(hash, b"counter").unwrap();
+        assert_eq!(item.key(), b"counter");
+        assert_eq!(item.cas(), cas);
+        assert_eq!(item.value().flatten().copied().collect::<Vec<u8>>(), b"105");
+    }
+}
+
 #[test]
 fn delete_plain_and_with_cas() {
     let mut h = Harness::one();

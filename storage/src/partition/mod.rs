@@ -960,10 +960,12 @@ impl Partition {
                 .set_expiry(request.hash, handle, &mut header, exptime)
                 .ok_or(StoreError::OutOfMemory)?;
         }
+        // Where the value is now: a fresh CAS may be kept in another width, which moves the
+        // value only when the header is written (`rewrite_header`).
+        let start = header.value_start(self.cas_enabled);
         self.assign_cas(&mut header, request.new_cas);
         let header = if digits.len() <= old_len {
             // In place, padded with spaces to the old length (memcached keeps the length).
-            let start = header.value_start(self.cas_enabled);
             let chunk = self.slabs.chunk_mut(handle);
             let value_bytes = &mut chunk[start..start + old_len];
             value_bytes[..digits.len()].copy_from_slice(digits.as_bytes());
