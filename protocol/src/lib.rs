@@ -15,8 +15,6 @@
 //!   only closes when a read leaves more than 2048 bytes without a newline, so it may accept a
 //!   longer line that arrives in one piece.
 //! - `gat`/`gats` key lists may be long like `get`/`gets` ones (memcached closes on them).
-//! - Meta flags `E` (new CAS) and `x` (md: drop the value) are accepted, as in later
-//!   memcached versions; 1.6.18 answers `CLIENT_ERROR invalid flag`.
 //! - An opaque over 32 bytes is refused before the command runs (memcached notices while
 //!   writing the reply, after an `ma` or a touching `mg` has taken effect).
 //! - Commands this codec does not model (`slabs`, `lru`, `lru_crawler`, `extstore`,

@@ -176,7 +176,10 @@ impl StorageConfig {
             if size >= largest || size > divided_from {
                 break;
             }
-            if sizes.last() != Some(&size) {
+            if sizes
+                .last()
+                .is_none_or(|&last| size >= last + CLASS_STEP_MIN)
+            {
                 sizes.push(size);
             }
             power *= factor;
@@ -194,6 +197,11 @@ impl StorageConfig {
         sizes
     }
 }
+
+/// Least difference between two classes of the geometric ladder: with sizes rounded to whole
+/// bytes, a factor just above 1 (`-f 1.01`) would spend the [`MAX_SLAB_CLASSES`] on 1-byte
+/// steps and end the ladder near 400 bytes; 8 is what memcached's 8-byte rounding gives.
+pub const CLASS_STEP_MIN: usize = 8;
 
 /// Above a page divided by this, the ladder's classes are the page divided by a whole number.
 pub const TOP_CLASS_DIVISOR: usize = 16;
@@ -245,11 +253,35 @@ mod tests {
             growth_factor: 1.25,
             ..StorageConfig::default()
         };
-        // memcached's factor (its ladder, rounded to 8, is 48, 64, 80, 96, 120, 152, ...).
+        // memcached's factor (rounded to 8 bytes this ladder was 48, 64, 80, 96, 120, 152, ...).
         assert_eq!(
             &memcached.slab_class_sizes()[..8],
             &[48, 60, 75, 94, 118, 147, 184, 229]
         );
+    }
+
+    #[test]
+    fn a_factor_just_above_one_still_climbs_the_ladder() {
+        for (factor, reaches) in [(1.01, 2_000), (1.015, 4_000)] {
+            let sizes = StorageConfig {
+                growth_factor: factor,
+                ..StorageConfig::default()
+            }
+            .slab_class_sizes();
+            let geometric: Vec<usize> = sizes
+                .iter()
+                .copied()
+                .take_while(|&size| size < (1 << 20) / TOP_CLASS_DIVISOR)
+                .collect();
+            assert!(
+                geometric
+                    .windows(2)
+                    .all(|pair| pair[1] >= pair[0] + CLASS_STEP_MIN),
+                "-f {factor}: {geometric:?}"
+            );
+            let top = geometric.last().copied().unwrap_or_default();
+            assert!(top >= reaches, "-f {factor} ends at {top}");
+        }
     }
 
     #[test]

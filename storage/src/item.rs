@@ -14,7 +14,8 @@
 //!                     next WIN_SENT (a recache win token has been handed out, meta `Z`)
 //! 5..9    time        u32, Clock second of the last access (store, bump, touch)
 //! [9..]   cas         5 bytes: the low 40 bits of a CAS the partition handed out; or 8 with
-//!                     WIDE_CAS, a CAS the client gave (meta E), kept whole; absent when CAS
+//!                     WIDE_CAS, a CAS given with the store (`new_cas`, meta E's, which the
+//!                     daemon refuses as memcached 1.6.18 does), kept whole; absent when CAS
 //!                     is disabled
 //! [..]    expiry      u32, Clock seconds (1 expired), only with HAS_EXPIRY: an item stored
 //!                     with exptime 0 never expires and spends nothing on it
@@ -69,7 +70,8 @@ pub(crate) const HAS_EXPIRY: u8 = 0x08;
 pub(crate) const HAS_FLAGS: u8 = 0x10;
 /// The value continues in other chunks.
 pub(crate) const CHAINED: u8 = 0x20;
-/// The CAS takes 8 bytes instead of 6.
+/// The CAS was given with the store (`new_cas`) and is kept whole in 8 bytes; one the
+/// partition handed out keeps its low 40 bits in 5 ([`widen_cas`]).
 pub(crate) const WIDE_CAS: u8 = 0x40;
 /// The chunk continues a chained item (it is not a head; only meaningful with key_len 0).
 pub(crate) const CONTINUATION: u8 = 0x80;
@@ -218,7 +220,8 @@ pub(crate) struct Header {
 }
 
 impl Header {
-    /// A header for a new item; the layout bits (flags, wide CAS, chained) follow from the
+    /// A header for a new item, its CAS one the partition handed out ([`Header::set_cas`] for
+    /// a given one); the layout bits (flags, expiry) follow from the
     /// values given.
     pub fn new(key_len: u8, value_len: u32, flags: u32, expiry: u32, time: u32, cas: u64) -> Self {
         let mut header = Header {

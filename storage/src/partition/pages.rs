@@ -686,7 +686,7 @@ mod tests {
         // items, on the first page): the items written last are all still there.
         let (mut partition, pool, _) = partition(2 << 20);
         let written = fill_until_full(&mut partition, &pool, &[b'r'; 100]);
-        let class = partition.slabs.class_for(15 + 7 + 100).unwrap();
+        let class = partition.slabs.class_for(14 + 7 + 100).unwrap();
         let per_page = partition.slabs.classes[class].chunks_per_page;
         assert_eq!(written, 2 * per_page);
         for odd in (per_page..written).filter(|n| n % 2 == 1) {
@@ -919,7 +919,7 @@ mod tests {
         for i in 0..30_000 {
             set(&mut partition, format!("s{i}").as_bytes(), &[b's'; 100]);
         }
-        let small = partition.slabs.class_for(15 + 6 + 100).unwrap();
+        let small = partition.slabs.class_for(14 + 6 + 100).unwrap();
         let small_pages = partition.slabs.classes[small].pages.len();
         let big = [b'b'; 3000];
         for i in 0..6_000 {
@@ -1058,7 +1058,7 @@ mod tests {
         // the 8 a window of the mover's weighing: with those alone it kept 841 of the newest
         // 2,796 here.
         let (mut partition, memory) = written_twice_over_in_100_byte_values();
-        let big_class = partition.slabs.class_for(15 + 5 + 1000).unwrap();
+        let big_class = partition.slabs.class_for(14 + 5 + 1000).unwrap();
         let mut big = 0;
         while big * 1000 < memory {
             set(&mut partition, format!("b{big}").as_bytes(), &[b'b'; 1000]);
@@ -1267,7 +1267,7 @@ mod tests {
         for i in 0..60_000 {
             set(&mut partition, format!("small{i}").as_bytes(), &small);
         }
-        let small_class = partition.slabs.class_for(15 + 10 + 100).unwrap();
+        let small_class = partition.slabs.class_for(14 + 10 + 100).unwrap();
         let small_pages = partition.slabs.classes[small_class].pages.len();
         // An hour later only large values are written and read, and time keeps moving.
         clock.advance(3600);
