@@ -1585,6 +1585,109 @@ mod tests {
         );
     }
 
+    /// Random sets (some with a CAS given), `cas` stores right and wrong, incrs (in place and
+    /// growing) and deletes on a few keys while the partition's counter (stripe 2 of 2) crosses
+    /// 2^40: every item reads back with the CAS it was stored with, and a `cas` succeeds
+    /// exactly when its value is the one last read.
+    #[test]
+    fn cas_values_agree_with_a_model_across_the_40_bit_boundary() {
+        let (partition, _pool, _clock) = partition(8 << 20);
+        let mut partition = partition.with_cas_stripe(1, 2);
+        partition.next_cas = (1 << 40) - 2 * 3_000 + 2;
+        let mut model: std::collections::HashMap<usize, (Vec<u8>, u64)> = Default::default();
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |below: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % below
+        };
+        let keys: Vec<String> = (0..8).map(|i| format!("key{i}")).collect();
+        for step in 0..12_000 {
+            let k = next(8) as usize;
+            let key = keys[k].as_bytes();
+            match next(5) {
+                0 | 1 => {
+                    let value = format!("{}", next(1000)).into_bytes();
+                    let mut request = StoreRequest::new(0, key, &value, 0, 0, StoreMode::Set);
+                    if next(8) == 0 {
+                        request.new_cas = Some(next(u64::MAX));
+                    }
+                    match partition.store(&request) {
+                        Ok(StoreOutcome::Stored { cas }) => {
+                            if let Some(given) = request.new_cas {
+                                assert_eq!(cas, given);
+                            }
+                            model.insert(k, (value, cas));
+                        }
+                        other => panic!("step {step}: set {other:?}"),
+                    }
+                }
+                2 => {
+                    let right = next(2) == 0;
+                    let compare = model
+                        .get(&k)
+                        .map_or(1, |(_, cas)| if right { *cas } else { cas ^ 1 });
+                    let mut request = StoreRequest::new(0, key, b"7", 0, 0, StoreMode::Set);
+                    request.compare_cas = Some(compare);
+                    let outcome = partition.store(&request);
+                    match (model.get(&k), right, outcome) {
+                        (Some(_), true, Ok(StoreOutcome::Stored { cas })) => {
+                            model.insert(k, (b"7".to_vec(), cas));
+                        }
+                        (Some(_), false, Ok(StoreOutcome::Exists))
+                        | (None, _, Ok(StoreOutcome::NotFound)) => {}
+                        (old, right, other) => {
+                            panic!("step {step}: cas {other:?} on {old:?}, right {right}")
+                        }
+                    }
+                }
+                3 => {
+                    let delta = if next(2) == 0 { 1 } else { 1 << 40 };
+                    let outcome =
+                        partition.arith(&ArithRequest::new(0, key, ArithMode::Incr, delta));
+                    match (model.get(&k), outcome) {
+                        (
+                            Some((value, _)),
+                            Ok(ArithOutcome::Updated {
+                                value: now, cas, ..
+                            }),
+                        ) => {
+                            let before: u64 = std::str::from_utf8(value)
+                                .unwrap()
+                                .trim_end()
+                                .parse()
+                                .unwrap();
+                            assert_eq!(now, before.wrapping_add(delta));
+                            let stored = partition.peek(0, key).unwrap();
+                            let stored_value: Vec<u8> = stored.value().flatten().copied().collect();
+                            model.insert(k, (stored_value, cas));
+                        }
+                        (None, Ok(ArithOutcome::NotFound)) => {}
+                        (old, other) => panic!("step {step}: incr {other:?} on {old:?}"),
+                    }
+                }
+                _ => {
+                    let outcome = partition.delete(&DeleteRequest::new(0, key));
+                    let expected = if model.remove(&k).is_some() {
+                        DeleteOutcome::Deleted
+                    } else {
+                        DeleteOutcome::NotFound
+                    };
+                    assert_eq!(outcome, expected, "step {step}");
+                }
+            }
+            for (i, key) in keys.iter().enumerate() {
+                let found = partition.peek(0, key.as_bytes()).map(|item| {
+                    let value: Vec<u8> = item.value().flatten().copied().collect();
+                    (value, item.cas())
+                });
+                assert_eq!(found.as_ref(), model.get(&i), "step {step}: {key}");
+            }
+        }
+        assert!(partition.next_cas > (1 << 40) + 2 * 3_000, "crossed 2^40");
+    }
+
     /// The header keeps the low 40 bits of a CAS the partition handed out: items read back
     /// whole across the counter's 2^40 boundaries, a client's CAS is kept whole beside them,
     /// and an item untouched for 2^40 values reads as newer, so a `cas` with what was read
