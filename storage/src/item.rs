@@ -254,7 +254,7 @@ impl Header {
     }
 
     /// Gives the item a CAS: one its partition handed out (`given` false: the header keeps its
-    /// low bits, see [`widen_cas`]), or one a client gave (meta E), kept whole.
+    /// low bits, see [`widen_cas`]), or one given with the store (`new_cas`), kept whole.
     pub fn set_cas(&mut self, cas: u64, given: bool) {
         self.cas = cas;
         if given {

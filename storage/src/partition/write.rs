@@ -95,8 +95,9 @@ impl Partition {
     }
 
     /// Writes a changed header; when its size changed (an expiry where there was none, a CAS
-    /// a client gave, kept whole in 8 bytes), the item is rewritten into a new chunk. Returns the item's
-    /// handle and header, or `None` if the rewrite found no memory (the item is dropped then).
+    /// given with the store, kept whole in 8 bytes), the item is rewritten into a new chunk.
+    /// Returns the item's handle and header, or `None` if the rewrite found no memory (the
+    /// item is dropped then).
     pub(super) fn rewrite_header(
         &mut self,
         hash: u64,
@@ -143,8 +144,8 @@ impl Partition {
         Ok((handle, stored))
     }
 
-    /// A CAS for an item being written: the one a client gave (meta E), or the partition's
-    /// next; and whether it was given (such a CAS is kept whole, see [`Header::set_cas`]).
+    /// A CAS for an item being written: the one given with the store (`new_cas`), or the
+    /// partition's next; and whether it was given (kept whole, see [`Header::set_cas`]).
     pub(super) fn fresh_cas(&mut self, requested: Option<u64>) -> (u64, bool) {
         if !self.cas_enabled {
             return (0, false);
