@@ -43,7 +43,7 @@ pub const CHAIN_CLASSES: usize = 10;
 pub(crate) const DEMAND_SCALE: u64 = 4;
 
 /// The chunk counts of chain band `band` (0-based): the fewest, and the most (`None` for the
-/// last, open-ended band). [`Slabs::chain_class`] is its inverse.
+/// last, open-ended band). `Slabs::chain_class` is its inverse.
 pub fn chain_band_chunks(band: usize) -> (usize, Option<usize>) {
     let fewest = (1usize << band) + 1;
     let most = (band + 1 < CHAIN_CLASSES).then(|| 1usize << (band + 1));

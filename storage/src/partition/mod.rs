@@ -349,7 +349,7 @@ impl<'a> ItemRef<'a> {
     /// continuation chunks, which stay as they are until the [`PinnedValue`] is dropped, even
     /// if the item is deleted, replaced or evicted meanwhile. `None` for a value held in one
     /// chunk (copying it is cheaper than pinning it), and when the partition's pinned values
-    /// are at their budget ([`PIN_BUDGET_SHARE`]): copy the value then.
+    /// are at their budget (`PIN_BUDGET_SHARE`): copy the value then.
     pub fn pin_value(&self) -> Option<(&'a [u8], PinnedValue)> {
         if !self.header.is_chained() {
             return None;
